@@ -1,0 +1,3 @@
+"""granger_prune: neural-network pruning as Granger-causal feature selection."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,50 @@
+"""Array-namespace dispatch between NumPy and CuPy.
+
+The namespace is taken from the input arrays, never from a global flag.  CuPy is
+imported lazily, only when an input array already is a CuPy array, so
+``import granger_prune`` never imports CuPy.
+"""
+
+import sys
+
+import numpy as np
+
+
+def get_namespace(*arrays):
+    """Return the array module (``numpy`` or ``cupy``) of ``arrays``.
+
+    Parameters
+    ----------
+    *arrays : array-like
+        NumPy arrays, CuPy arrays or Python scalars.  ``None`` is ignored.
+
+    Returns
+    -------
+    module
+        ``cupy`` when any array is a CuPy array, else ``numpy``.
+
+    Raises
+    ------
+    TypeError
+        When CuPy and NumPy arrays are mixed.
+    """
+    cupy = sys.modules.get("cupy")
+    kinds = set()
+    for a in arrays:
+        if a is None:
+            continue
+        if cupy is not None and isinstance(a, cupy.ndarray):
+            kinds.add("cupy")
+        elif isinstance(a, np.ndarray):
+            kinds.add("numpy")
+    if kinds == {"cupy", "numpy"}:
+        raise TypeError("arrays mix NumPy and CuPy; move them to one device first")
+    return cupy if kinds == {"cupy"} else np
+
+
+def to_numpy(a):
+    """Return ``a`` as a NumPy array (copying from the GPU when needed)."""
+    cupy = sys.modules.get("cupy")
+    if cupy is not None and isinstance(a, cupy.ndarray):
+        return cupy.asnumpy(a)
+    return np.asarray(a)

@@ -1,0 +1,22 @@
+"""Warnings and errors raised by granger_prune."""
+
+
+class GrangerPruneWarning(UserWarning):
+    """Base class of every warning granger_prune emits."""
+
+
+class ConvergenceWarning(GrangerPruneWarning):
+    """A solver stopped at ``max_iter`` before reaching its tolerance."""
+
+
+class SupportLimitWarning(GrangerPruneWarning):
+    """A lasso with ``n_samples`` rows kept (nearly) ``n_samples`` features.
+
+    A lasso solution has at most ``n_samples`` non-zero coefficients, so with
+    ``d >> T`` the zero rule cannot keep more than ``T`` parameters of a fitted
+    problem, and the rank rule must order the remaining ones by a tie-breaker.
+    """
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite while a trajectory was recorded."""
