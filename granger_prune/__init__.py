@@ -1,3 +1,50 @@
-"""granger_prune: neural-network pruning as Granger-causal feature selection."""
+"""granger_prune: neural-network pruning as Granger-causal feature selection.
+
+Record an SGD trajectory, regress each step's loss change on the squared
+parameter changes, keep the parameters whose changes explain the loss (lasso or
+significance tests), prune the rest, rewind and retrain.
+
+The statistical core (:mod:`~granger_prune.design`, :mod:`~granger_prune.lasso`,
+:mod:`~granger_prune.selection`, :mod:`~granger_prune.masks`) works on NumPy
+arrays and never imports torch; the names that need torch are imported lazily on
+first use, and CuPy is never imported here.
+"""
+
+import importlib
+
+from .design import GrangerDesign, vanilla_design
+from .exceptions import ConvergenceWarning, GrangerPruneWarning, SupportLimitWarning
+from .lasso import CausalLasso, alpha_max
+from .masks import sparsity, sparsity_table
+from .selection import PruningMethod, density_schedule, keep_highest, select_causal
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "TrajectoryRecorder": "trajectory",
+    "InMemoryTrajectory": "trajectory",
+    "Trajectory": "trajectory",
+    "MaskEnforcer": "pruning",
+    "prunable_parameters": "pruning",
+    "Schedule": "training",
+    "SGDConfig": "training",
+    "pretrain": "training",
+    "prune_and_retrain": "training",
+    "StudyConfig": "config",
+    "run_study": "study",
+    "MLP": "models",
+    "SmallCNN": "models",
+    "load_dataset": "data",
+}
+
+__all__ = [
+    "CausalLasso", "ConvergenceWarning", "GrangerDesign", "GrangerPruneWarning", "PruningMethod",
+    "SupportLimitWarning", "alpha_max", "density_schedule", "keep_highest", "select_causal",
+    "sparsity", "sparsity_table", "vanilla_design", *_LAZY,
+]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,161 @@
+"""Study configuration: a TOML file, validated into dataclasses.
+
+Unknown keys are errors, not silently ignored: a misspelt ``n_psot`` must not
+run a study with the default post-training.
+"""
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .selection import PruningMethod, check_sparsity
+from .training import Schedule, SGDConfig
+
+MODELS = ("mlp", "cnn")
+
+
+def _check_keys(section, mapping, allowed):
+    if not isinstance(mapping, dict):
+        raise ValueError(f"{section} must be a table, got {mapping!r}")
+    unknown = sorted(set(mapping) - set(allowed))
+    if unknown:
+        where = f" in [{section}]" if section else ""
+        raise ValueError(f"unknown config key(s) {unknown}{where}; known: {sorted(allowed)}")
+
+
+def _field_names(cls):
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Everything a phase-shift study needs.
+
+    Attributes
+    ----------
+    name : str
+    dataset : str
+        A name from :data:`granger_prune.data.DATASETS`.
+    model : {"mlp", "cnn"}
+    model_options : dict
+        Keyword arguments of the model class (e.g. ``hidden`` for the MLP).
+    methods : tuple of PruningMethod
+    sparsities : tuple of float in [0, 1)
+    seeds : tuple of int
+    schedule : Schedule
+    sgd : SGDConfig
+    dense_reference : bool
+        Also train the unpruned model under the same schedule, as a reference.
+    """
+
+    name: str = "study"
+    dataset: str = "digits"
+    model: str = "mlp"
+    model_options: dict = field(default_factory=dict)
+    methods: tuple = (PruningMethod("causal"), PruningMethod("magnitude"), PruningMethod("random"))
+    sparsities: tuple = (0.5, 0.75, 0.9, 0.95, 0.98)
+    seeds: tuple = (0, 1)
+    schedule: Schedule = Schedule()
+    sgd: SGDConfig = SGDConfig()
+    dense_reference: bool = True
+
+    def __post_init__(self):
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if not self.methods:
+            raise ValueError("methods is empty: a study needs at least one method")
+        if not self.sparsities:
+            raise ValueError("sparsities is empty")
+        for s in self.sparsities:
+            check_sparsity(s, name="sparsities")
+        if not self.seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in self.seeds):
+            raise ValueError(f"seeds must be a non-empty list of integers, got {list(self.seeds)!r}")
+
+    @classmethod
+    def from_dict(cls, raw):
+        """Validate a plain dict (as read from TOML) into a config."""
+        _check_keys("", raw, _field_names(cls))
+        kwargs = dict(raw)
+        if "schedule" in raw:
+            _check_keys("schedule", raw["schedule"], _field_names(Schedule))
+            kwargs["schedule"] = Schedule(**raw["schedule"])
+        if "sgd" in raw:
+            _check_keys("sgd", raw["sgd"], _field_names(SGDConfig))
+            kwargs["sgd"] = SGDConfig(**raw["sgd"])
+        if "methods" in raw:
+            methods = []
+            for spec in raw["methods"]:
+                _check_keys("methods", spec, _field_names(PruningMethod))
+                methods.append(PruningMethod(**spec))
+            kwargs["methods"] = tuple(methods)
+        for key in ("sparsities", "seeds"):
+            if key in raw:
+                kwargs[key] = tuple(raw[key])
+        return cls(**kwargs)
+
+    @classmethod
+    def from_toml(cls, path):
+        """Read and validate a TOML file."""
+        with open(path, "rb") as f:
+            return cls.from_dict(tomllib.load(f))
+
+    def to_dict(self):
+        """The resolved configuration as plain JSON-serialisable data."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def with_overrides(self, overrides):
+        """A copy with dotted ``key=value`` overrides applied.
+
+        Parameters
+        ----------
+        overrides : iterable of str
+            E.g. ``"seeds=[0]"`` or ``"schedule.n_post=5"``; values are parsed as
+            JSON when they parse, else kept as strings.
+        """
+        raw = self.to_dict()
+        for item in overrides:
+            key, sep, text = item.partition("=")
+            if not sep:
+                raise ValueError(f"override must look like key=value, got {item!r}")
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                value = text
+            *parents, leaf = key.strip().split(".")
+            node = raw
+            for part in parents:
+                if not isinstance(node.get(part), dict):
+                    raise ValueError(f"unknown config key {key!r}")
+                node = node[part]
+            if leaf not in node and not (parents and parents[-1].endswith("options")):
+                raise ValueError(f"unknown config key {key!r}")
+            node[leaf] = value
+        return type(self).from_dict(raw)
+
+
+def resolve_study(study, search_root=None):
+    """Find a study's ``config.toml``.
+
+    Parameters
+    ----------
+    study : str or path
+        A ``config.toml`` file, a folder holding one, or the name of a folder
+        under ``<search_root>/studies/``.
+    search_root : path, optional
+        Where ``studies/`` lives; the current directory by default.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    root = Path(search_root or Path.cwd())
+    candidates = [Path(study), Path(study) / "config.toml", root / "studies" / study / "config.toml"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise ValueError(
+        f"study {str(study)!r} not found: give a config.toml, a folder holding one, or the name "
+        f"of a folder under {root / 'studies'} (run from the repository root)"
+    )

@@ -1,0 +1,360 @@
+"""Selection rules: from scores or a Granger fit to the parameters that survive.
+
+Every rule returns a new mask set (see :mod:`granger_prune.masks`) that is a
+subset of the ``alive`` mask set it was given: pruned parameters never revive.
+
+Rules
+-----
+* :func:`keep_highest`: keep the parameters with the highest scores, per layer
+  (each tensor keeps ``round(size * density)``) or globally (all tensors together
+  keep ``round(total * density)``).  Ties are broken by position, so a rule is
+  deterministic.  Magnitude and random pruning are this rule on ``|θ|`` and on
+  uniform draws.
+* :func:`select_causal` with ``rule="zero"`` (seed 000): fit the lasso at a given
+  α and keep the parameters with ``γ_k ≠ 0``.  A lasso with T rows keeps at most
+  T parameters of each fitted problem; a :class:`SupportLimitWarning` says so
+  when that bound binds.
+* :func:`select_causal` with ``rule="rank"`` (seed 001): prune the fraction of
+  parameters with the smallest ``|γ_k|``.  A lasso leaves all but at most T
+  coefficients at exactly zero, so the order among those is set by a named
+  tie-breaker (``"marginal"``: ``|x̃_kᵀ ỹ| / T``, the covariance of the
+  feature with the loss change, which ranks like the authors' early-stopped SGD
+  fit; or ``"magnitude"``: ``|θ_k|``).  The diagnostics report how many of the
+  kept parameters the tie-breaker chose.
+
+This module works on plain NumPy arrays and never imports torch.
+"""
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .design import vanilla_design
+from .exceptions import SupportLimitWarning
+from .lasso import CausalLasso, alpha_max
+
+SCOPES = ("layer", "global")
+CAUSAL_RULES = ("rank", "zero")
+TIE_BREAKERS = ("marginal", "magnitude")
+METHODS = ("causal", "magnitude", "random")
+CAUSAL_OPTIONS = ("alpha_ratio", "alpha", "tie_breaker", "restricted", "scale", "loss_change",
+                  "tol", "max_iter")
+
+
+def check_sparsity(sparsity, name="sparsity"):
+    """Return ``sparsity`` as a float after checking it lies in [0, 1)."""
+    try:
+        value = float(sparsity)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number in [0, 1), got {sparsity!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must lie in [0, 1), got {sparsity!r}")
+    return value
+
+
+def density_schedule(sparsity, n_iter):
+    """Fraction of parameters kept after each of ``n_iter`` pruning rounds.
+
+    Each round removes the same fraction ``p = 1 - (1 - sparsity)**(1 / n_iter)``
+    of the parameters still alive, so the last round reaches ``sparsity``.
+
+    Returns
+    -------
+    ndarray of shape (n_iter,)
+    """
+    sparsity = check_sparsity(sparsity)
+    if int(n_iter) != n_iter or n_iter < 1:
+        raise ValueError(f"n_iter must be a positive integer, got {n_iter!r}")
+    rounds = np.arange(1, int(n_iter) + 1)
+    return (1.0 - sparsity) ** (rounds / n_iter)
+
+
+def _check_scope(scope):
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+
+
+def _groups(names, scope):
+    _check_scope(scope)
+    return [[n] for n in names] if scope == "layer" else [list(names)]
+
+
+def keep_highest(scores, alive, density, scope="layer"):
+    """Keep the alive parameters with the highest scores.
+
+    Parameters
+    ----------
+    scores : mapping of str to ndarray
+        A score per parameter, shaped like its tensor; higher means keep.
+    alive : mapping of str to bool ndarray
+        The parameters still unpruned.
+    density : float in (0, 1]
+        Fraction of each group's parameters (counting pruned ones) to keep.
+    scope : {"layer", "global"}
+        Groups are single tensors, or all tensors together.
+
+    Returns
+    -------
+    dict of str to bool ndarray
+        The new mask set; ``keep & ~alive`` is empty.
+    """
+    if not 0.0 < density <= 1.0:
+        raise ValueError(f"density must lie in (0, 1], got {density!r}")
+    masks = {}
+    for group in _groups(list(alive), scope):
+        flat_alive = np.concatenate([np.asarray(alive[n], dtype=bool).reshape(-1) for n in group])
+        flat_scores = np.concatenate([np.asarray(scores[n], dtype=np.float64).reshape(-1) for n in group])
+        n_keep = min(int(round(flat_alive.size * density)), int(flat_alive.sum()))
+        candidates = np.flatnonzero(flat_alive)
+        order = np.argsort(-flat_scores[candidates], kind="stable")
+        keep = np.zeros(flat_alive.size, dtype=bool)
+        keep[candidates[order[:n_keep]]] = True
+        start = 0
+        for n in group:
+            size = np.asarray(alive[n]).size
+            masks[n] = keep[start:start + size].reshape(np.shape(alive[n]))
+            start += size
+    return masks
+
+
+def magnitude_scores(weights):
+    """``|θ|`` per parameter (magnitude pruning)."""
+    return {n: np.abs(np.asarray(w, dtype=np.float64)) for n, w in weights.items()}
+
+
+def random_scores(weights, rng):
+    """Uniform random scores (random pruning), drawn from ``rng``."""
+    rng = np.random.default_rng(rng)
+    return {n: rng.random(np.shape(w)) for n, w in weights.items()}
+
+
+@dataclass
+class CausalSelection:
+    """Outcome of :func:`select_causal`.
+
+    Attributes
+    ----------
+    masks : dict of str to bool ndarray
+        The surviving parameters.
+    coef : dict of str to ndarray
+        Lasso coefficients ``γ`` on the design's scale, shaped like the tensors
+        (0 for parameters pruned before this round).
+    diagnostics : pandas.DataFrame
+        One row per fitted problem: ``tensors``, ``n_steps``, ``n_features``,
+        ``alpha``, ``alpha_max``, ``lasso_support``, ``kept``,
+        ``kept_by_tiebreak``, ``dual_gap``, ``n_iter``.
+    """
+
+    masks: dict
+    coef: dict
+    diagnostics: pd.DataFrame
+
+
+def select_causal(trajectory, alive, *, rule="rank", density=None, scope="layer",
+                  alpha_ratio=0.05, alpha=None, tie_breaker="marginal", weights=None,
+                  restricted="intercept", scale="raw", loss_change="same_batch",
+                  tol=1e-4, max_iter=1000):
+    """Causal pruning: fit the Granger lasso and keep the causal parameters.
+
+    For each problem (one per tensor with ``scope="layer"``, one for all tensors
+    with ``scope="global"``) the lasso
+
+        (1 / (2 * T)) * ||ΔL - c - X γ||_2^2 + alpha * ||γ||_1,   X = (Δθ)²
+
+    is fitted on the alive parameters (see :func:`granger_prune.design.vanilla_design`).
+
+    Parameters
+    ----------
+    trajectory : Trajectory
+        The recorded trajectory.
+    alive : mapping of str to bool ndarray
+        Parameters still unpruned, one mask per recorded tensor to select on.
+    rule : {"rank", "zero"}
+        ``"rank"`` keeps the ``density`` fraction with the largest ``|γ|``
+        (ties at zero broken by ``tie_breaker``); ``"zero"`` keeps ``γ ≠ 0``.
+    density : float in (0, 1], optional
+        Fraction of parameters to keep (counting already-pruned ones); required
+        by the rank rule, ignored by the zero rule.
+    scope : {"layer", "global"}
+    alpha_ratio : float
+        ``alpha = alpha_ratio * alpha_max`` of each problem; ignored when
+        ``alpha`` is given.
+    alpha : float, optional
+        Absolute penalty on the design's scale (the papers' ``L1_coeff`` when
+        ``scale="raw"``).
+    tie_breaker : {"marginal", "magnitude"}
+        Order among equal ``|γ|`` (rank rule).  ``"magnitude"`` needs ``weights``.
+    weights : mapping of str to ndarray, optional
+        Current parameter values, for ``tie_breaker="magnitude"``.
+    restricted, scale, loss_change
+        Passed to :func:`granger_prune.design.vanilla_design`.
+    tol, max_iter
+        Passed to :class:`granger_prune.CausalLasso`.
+
+    Returns
+    -------
+    CausalSelection
+    """
+    if rule not in CAUSAL_RULES:
+        raise ValueError(f"rule must be one of {CAUSAL_RULES}, got {rule!r}")
+    if tie_breaker not in TIE_BREAKERS:
+        raise ValueError(f"tie_breaker must be one of {TIE_BREAKERS}, got {tie_breaker!r}")
+    if tie_breaker == "magnitude" and rule == "rank" and weights is None:
+        raise ValueError("tie_breaker='magnitude' needs weights")
+    if rule == "rank" and density is None:
+        raise ValueError("the rank rule needs density, the fraction of parameters to keep")
+    if alpha is None and not alpha_ratio > 0:
+        raise ValueError(f"alpha_ratio must be positive, got {alpha_ratio!r}")
+    if alpha is not None and alpha < 0:
+        raise ValueError(f"alpha must be non-negative, got {alpha!r}")
+
+    masks, coef, rows = {}, {}, []
+    for group in _groups(list(alive), scope):
+        design = vanilla_design(trajectory, group, alive=alive, restricted=restricted,
+                                scale=scale, loss_change=loss_change)
+        a_max = alpha_max(design.X, design.y, fit_intercept=design.fit_intercept)
+        a = alpha if alpha is not None else alpha_ratio * a_max
+        if a_max == 0:
+            gamma, gap, n_iter = np.zeros(design.n_features), 0.0, 0
+        else:
+            lasso = CausalLasso(alpha=a, fit_intercept=design.fit_intercept, tol=tol, max_iter=max_iter)
+            lasso.fit(design.X, design.y)
+            gamma, gap, n_iter = lasso.coef_, lasso.dual_gap_, lasso.n_iter_
+        support = gamma != 0
+        group_coef = design.to_tensors(gamma)
+        coef.update(group_coef)
+        group_alive = {n: alive[n] for n in group}
+        if rule == "zero":
+            _warn_if_support_bound(int(support.sum()), design, group)
+            group_masks = {n: design.to_tensors(support, fill=False)[n] for n in group}
+            kept_by_tiebreak = 0
+        else:
+            rank = _lexicographic_rank(np.abs(gamma), _tiebreak_score(tie_breaker, design, weights))
+            scores = design.to_tensors(rank.astype(np.float64), fill=-np.inf)
+            group_masks = keep_highest(scores, group_alive, density, scope="global")
+            n_kept = sum(int(np.count_nonzero(m)) for m in group_masks.values())
+            kept_by_tiebreak = max(0, n_kept - int(support.sum()))
+        masks.update(group_masks)
+        rows.append(dict(
+            tensors=",".join(group), n_steps=design.n_steps, n_features=design.n_features,
+            alpha=a, alpha_max=a_max, lasso_support=int(support.sum()),
+            kept=sum(int(np.count_nonzero(m)) for m in group_masks.values()),
+            kept_by_tiebreak=kept_by_tiebreak, dual_gap=gap, n_iter=n_iter,
+        ))
+    return CausalSelection(masks=masks, coef=coef, diagnostics=pd.DataFrame(rows))
+
+
+def _tiebreak_score(tie_breaker, design, weights):
+    """Per-column score that orders features with equal ``|γ|``; shape (d,)."""
+    if tie_breaker == "magnitude":
+        score = np.empty(design.n_features)
+        for t, name in enumerate(design.tensor_names):
+            cols = design.feature_tensor == t
+            flat = np.asarray(weights[name], dtype=np.float64).reshape(-1)
+            score[cols] = np.abs(flat[design.feature_index[cols]])
+        return score
+    y = design.y - design.y.mean() if design.fit_intercept else design.y
+    return np.abs(design.X.T @ y) / design.n_steps
+
+
+def _lexicographic_rank(primary, secondary):
+    """Rank of each entry (0 = smallest) ordering by ``primary`` then ``secondary``."""
+    order = np.lexsort((secondary, primary))
+    rank = np.empty(order.size, dtype=np.intp)
+    rank[order] = np.arange(order.size)
+    return rank
+
+
+def _warn_if_support_bound(n_support, design, group):
+    bound = design.n_steps - int(design.fit_intercept)
+    if n_support >= bound and design.n_features > bound:
+        warnings.warn(
+            f"the lasso for {group} kept {n_support} of {design.n_features} parameters: a lasso "
+            f"with T={design.n_steps} steps keeps at most {bound}, so the zero rule cannot keep "
+            "more; record more steps, use groups, or use the rank rule",
+            SupportLimitWarning, stacklevel=3,
+        )
+
+
+@dataclass(frozen=True)
+class PruningMethod:
+    """A pruning criterion as Algorithm 1 uses it: which parameters survive a round.
+
+    Parameters
+    ----------
+    name : {"causal", "magnitude", "random"}
+    scope : {"layer", "global"}
+        Rank per tensor (the papers' causal rule) or across all tensors.
+    rule : {"rank", "zero"}
+        ``"zero"`` is only for the causal method (keep ``γ ≠ 0``).
+    options : dict
+        Keyword options of :func:`select_causal` (causal method only), e.g.
+        ``alpha_ratio``, ``tie_breaker``, ``scale``, ``loss_change``.
+    """
+
+    name: str
+    scope: str = "layer"
+    rule: str = "rank"
+    options: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.name not in METHODS:
+            raise ValueError(f"method name must be one of {METHODS}, got {self.name!r}")
+        _check_scope(self.scope)
+        if self.rule not in CAUSAL_RULES:
+            raise ValueError(f"rule must be one of {CAUSAL_RULES}, got {self.rule!r}")
+        if self.name != "causal" and self.rule != "rank":
+            raise ValueError(f"rule={self.rule!r} is only defined for the causal method, not {self.name!r}")
+        allowed = CAUSAL_OPTIONS if self.name == "causal" else ()
+        unknown = sorted(set(self.options) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown option(s) {unknown} for method {self.name!r}; allowed: {list(allowed)}")
+
+    @property
+    def label(self):
+        """Short name for tables and legends, e.g. ``"causal-rank/layer"``."""
+        base = f"causal-{self.rule}" if self.name == "causal" else self.name
+        return f"{base}/{self.scope}"
+
+    @property
+    def needs_trajectory(self):
+        """Whether the rounds must record the trajectory."""
+        return self.name == "causal"
+
+    @property
+    def loss_change(self):
+        """How the recorder and the design form ``ΔL``."""
+        return self.options.get("loss_change", "same_batch")
+
+    def select(self, weights, alive, density, *, trajectory=None, rng=None):
+        """Survivors of one round.
+
+        Parameters
+        ----------
+        weights : mapping of str to ndarray
+            Current parameter values.
+        alive : mapping of str to bool ndarray
+            Parameters still unpruned.
+        density : float in (0, 1]
+            Fraction of parameters to keep after this round (rank rules).
+        trajectory : Trajectory, optional
+            The round's recorded trajectory (causal method).
+        rng : numpy Generator or seed, optional
+            Randomness of the random method.
+
+        Returns
+        -------
+        masks : dict of str to bool ndarray
+        diagnostics : pandas.DataFrame or None
+        """
+        if self.name == "magnitude":
+            return keep_highest(magnitude_scores(weights), alive, density, self.scope), None
+        if self.name == "random":
+            return keep_highest(random_scores(weights, rng), alive, density, self.scope), None
+        if trajectory is None:
+            raise ValueError("the causal method needs a recorded trajectory")
+        result = select_causal(trajectory, alive, rule=self.rule, density=density,
+                               scope=self.scope, weights=weights, **self.options)
+        return result.masks, result.diagnostics

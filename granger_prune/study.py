@@ -1,0 +1,152 @@
+"""Running a phase-shift study and writing its run folder.
+
+A run folder holds ``config.json`` (the resolved configuration), ``meta.json``
+(package version, git SHA, library versions, wall time), ``results.csv`` (one row
+per method, sparsity and seed), ``summary.csv`` (mean accuracy over seeds),
+``diagnostics.csv`` (the causal method's per-round lasso fits) and
+``phase_shift.png``.  The folder is written under a ``.partial`` name and renamed
+only when everything is in it, so a failed run leaves no half-written result.
+"""
+
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from . import __version__
+from .data import load_dataset
+from .models import build_model
+from .report import phase_shift_table, plot_phase_shift
+from .masks import full_masks
+from .pruning import prunable_parameters
+from .training import minibatches, post_train, pretrain, prune_and_retrain
+
+RESULT_COLUMNS = ["method", "rule", "scope", "label", "sparsity_target", "sparsity_actual",
+                  "seed", "accuracy", "loss", "lasso_support", "kept_by_tiebreak", "seconds"]
+
+
+def git_sha(path=None):
+    """The git commit of the source tree holding ``path`` (``"unknown"`` outside git)."""
+    where = Path(path or Path(__file__).parent)
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True,
+                             text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return sha + ("-dirty" if dirty else "")
+
+
+def _stderr(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_study(config, out_dir, *, progress=_stderr):
+    """Run every (seed, method, sparsity) of ``config`` and write the run folder.
+
+    Parameters
+    ----------
+    config : granger_prune.config.StudyConfig
+    out_dir : path
+        The run folder to create; it must not exist yet.
+    progress : callable(str) or None
+        Receives one line per finished run; stderr by default.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows of ``results.csv``.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        raise ValueError(f"out_dir {str(out_dir)!r} already exists; choose a new folder")
+    progress = progress or (lambda message: None)
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    started = time.time()
+    try:
+        (partial / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+        rows, diagnostics = _run_grid(config, progress, started)
+        results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+        results.to_csv(partial / "results.csv", index=False)
+        phase_shift_table(results).to_csv(partial / "summary.csv")
+        if diagnostics:
+            pd.concat(diagnostics, ignore_index=True).to_csv(partial / "diagnostics.csv", index=False)
+        plot_phase_shift(results, partial / "phase_shift.png", title=config.name)
+        (partial / "meta.json").write_text(json.dumps(_meta(started), indent=2))
+        partial.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return results
+
+
+def _run_grid(config, progress, started):
+    data = load_dataset(config.dataset, image=config.model == "cnn")
+    n_runs = len(config.seeds) * (len(config.methods) * len(config.sparsities) + config.dense_reference)
+    rows, diagnostics = [], []
+
+    def report(row):
+        rows.append(row)
+        progress(f"[{len(rows)}/{n_runs} {time.time() - started:6.1f}s] seed {row['seed']} "
+                 f"{row['label']:<22} sparsity {row['sparsity_actual']:.3f}: "
+                 f"accuracy {row['accuracy']:.4f}, loss {row['loss']:.4f}")
+
+    for seed in config.seeds:
+        torch.manual_seed(seed)
+        model = build_model(config.model, data.input_shape, data.n_classes, **config.model_options)
+        state = pretrain(model, data, config.schedule, config.sgd, seed)
+        if config.dense_reference:
+            tic = time.perf_counter()
+            model.load_state_dict(state)
+            accuracy, loss = post_train(model, data, _all_kept(model), schedule=config.schedule,
+                                        sgd=config.sgd, batches=minibatches(data, config.sgd, seed))
+            report(dict(method="dense", rule="none", scope="none", label="dense", sparsity_target=0.0,
+                        sparsity_actual=0.0, seed=seed, accuracy=accuracy, loss=loss,
+                        seconds=time.perf_counter() - tic))
+        for method in config.methods:
+            for sparsity in config.sparsities:
+                result = prune_and_retrain(model, data, method, sparsity, schedule=config.schedule,
+                                           sgd=config.sgd, seed=seed, pretrained_state=state)
+                row = dict(method=method.name, rule=method.rule, scope=method.scope, label=method.label,
+                           sparsity_target=sparsity, sparsity_actual=result.sparsity, seed=seed,
+                           accuracy=result.accuracy, loss=result.loss, seconds=result.seconds)
+                diag = result.diagnostics
+                if len(diag):
+                    last = diag[diag["round"] == diag["round"].max()]
+                    row.update(lasso_support=int(last["lasso_support"].sum()),
+                               kept_by_tiebreak=int(last["kept_by_tiebreak"].sum()))
+                    diagnostics.append(diag.assign(seed=seed, label=method.label, sparsity_target=sparsity))
+                report(row)
+    return rows, diagnostics
+
+
+def _all_kept(model):
+    return full_masks({n: tuple(p.shape) for n, p in prunable_parameters(model).items()})
+
+
+def _meta(started):
+    import matplotlib
+    import numpy
+    import sklearn
+    return {
+        "granger_prune": __version__,
+        "git_sha": git_sha(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "scikit_learn": sklearn.__version__,
+        "matplotlib": matplotlib.__version__,
+        "platform": platform.platform(),
+        "torch_threads": torch.get_num_threads(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+        "wall_seconds": round(time.time() - started, 2),
+    }

@@ -1,0 +1,226 @@
+"""Training loops and Algorithm 1 (causal pruning with rewinding).
+
+Algorithm 1 of both seeds::
+
+    train N_pre epochs; remember θ_pre
+    repeat N_iter times:
+        train N_prune epochs (recording the trajectory when the method needs it)
+        select the surviving parameters (prune a fraction of those alive)
+        rewind: every weight back to θ_pre, pruned weights to zero
+    train N_post epochs with the masks enforced; evaluate
+
+Every method (causal and the baselines) runs under this identical schedule.
+The optimizer is rebuilt after each rewind, so no momentum carries across rounds.
+"""
+
+import copy
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .data import Minibatches
+from .masks import full_masks, sparsity as mask_sparsity
+from .pruning import MaskEnforcer, prunable_parameters, weights_numpy
+from .selection import density_schedule
+from .trajectory import TrajectoryRecorder, optimizer_step
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Epoch counts of Algorithm 1.
+
+    Attributes
+    ----------
+    n_pre : int >= 0
+        Epochs of pre-training before pruning starts.
+    n_iter : int >= 1
+        Pruning rounds.
+    n_prune : int >= 1
+        Epochs trained (and recorded) in each round before selecting.
+    n_post : int >= 0
+        Epochs of post-training with the final masks.
+    """
+
+    n_pre: int = 10
+    n_iter: int = 3
+    n_prune: int = 2
+    n_post: int = 20
+
+    def __post_init__(self):
+        for name, low in (("n_pre", 0), ("n_iter", 1), ("n_prune", 1), ("n_post", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class SGDConfig:
+    """Hyper-parameters of ``torch.optim.SGD``."""
+
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 32
+
+    def __post_init__(self):
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum!r}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be non-negative, got {self.weight_decay!r}")
+        if int(self.batch_size) != self.batch_size or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+
+    def make(self, model):
+        """A fresh optimizer over all of ``model``'s parameters."""
+        return torch.optim.SGD(model.parameters(), lr=self.lr, momentum=self.momentum,
+                               weight_decay=self.weight_decay)
+
+
+def train_epochs(model, batches, optimizer, n_epochs, *, loss_fn=None, recorder=None):
+    """Train ``n_epochs`` over ``batches``; return the mean training loss of each epoch.
+
+    With a :class:`~granger_prune.trajectory.TrajectoryRecorder` every step is
+    recorded; without one the steps are plain ``optimizer_step`` calls.
+    """
+    loss_fn = loss_fn or nn.functional.cross_entropy
+    model.train()
+    means = []
+    for _ in range(n_epochs):
+        total, count = 0.0, 0
+        for x, y in batches:
+            if recorder is not None:
+                loss = recorder.step(optimizer, loss_fn, x, y)
+            else:
+                loss = float(optimizer_step(model, optimizer, loss_fn, x, y))
+            total += loss * len(x)
+            count += len(x)
+        means.append(total / count)
+    return means
+
+
+@torch.no_grad()
+def evaluate(model, x, y, loss_fn=None):
+    """Return ``(accuracy, mean loss)`` of ``model`` on ``(x, y)`` in eval mode."""
+    loss_fn = loss_fn or nn.functional.cross_entropy
+    was_training = model.training
+    model.eval()
+    logits = model(x)
+    accuracy = float((logits.argmax(dim=1) == y).float().mean())
+    loss = float(loss_fn(logits, y))
+    model.train(was_training)
+    return accuracy, loss
+
+
+def snapshot(model):
+    """A detached copy of ``model.state_dict()``, to rewind to later."""
+    return copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
+
+
+@dataclass
+class PruningResult:
+    """Outcome of :func:`prune_and_retrain`.
+
+    Attributes
+    ----------
+    masks : dict of str to bool ndarray
+        The final surviving parameters.
+    accuracy, loss : float
+        Test accuracy and loss after post-training.
+    sparsity : float
+        Achieved fraction of pruned prunable parameters.
+    diagnostics : pandas.DataFrame
+        The method's per-round diagnostics (for the causal method, one row per
+        fitted lasso problem and round), with a ``round`` column.
+    seconds : float
+        Wall time of the pruning rounds and post-training.
+    """
+
+    masks: dict
+    accuracy: float
+    loss: float
+    sparsity: float
+    diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)
+    seconds: float = 0.0
+
+
+def pretrain(model, data, schedule, sgd, seed):
+    """Train ``schedule.n_pre`` epochs from the model's current weights; return θ_pre."""
+    torch.manual_seed(seed)
+    optimizer = sgd.make(model)
+    train_epochs(model, minibatches(data, sgd, seed), optimizer, schedule.n_pre)
+    return snapshot(model)
+
+
+def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pretrained_state):
+    """Run Algorithm 1's pruning rounds and post-training from ``pretrained_state``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Its weights are overwritten by ``pretrained_state`` first.
+    data : granger_prune.data.TensorData
+    method : granger_prune.selection.PruningMethod
+    sparsity : float in [0, 1)
+        Target sparsity of the rank rules (the zero rule ignores it).
+    schedule : Schedule
+    sgd : SGDConfig
+    seed : int
+        Seeds the minibatch order and the method's randomness.
+    pretrained_state : dict
+        θ_pre from :func:`pretrain`; the surviving weights are rewound to it.
+
+    Returns
+    -------
+    PruningResult
+    """
+    start = time.perf_counter()
+    model.load_state_dict(pretrained_state)
+    params = prunable_parameters(model)
+    if not params:
+        raise ValueError("the model has no prunable parameters (no Linear or Conv weights)")
+    alive = full_masks({n: tuple(p.shape) for n, p in params.items()})
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    batches = minibatches(data, sgd, seed)
+    diagnostics = []
+    for round_index, density in enumerate(density_schedule(sparsity, schedule.n_iter)):
+        optimizer = sgd.make(model)
+        enforcer = MaskEnforcer(params, alive).attach(optimizer)
+        recorder = (TrajectoryRecorder(model, params, loss_change=method.loss_change)
+                    if method.needs_trajectory else None)
+        train_epochs(model, batches, optimizer, schedule.n_prune, recorder=recorder)
+        enforcer.detach()
+        alive, diag = method.select(
+            weights_numpy(params), alive, density,
+            trajectory=recorder.trajectory if recorder else None, rng=rng)
+        if diag is not None and len(diag):
+            diagnostics.append(diag.assign(round=round_index))
+        model.load_state_dict(pretrained_state)
+
+    accuracy, loss = post_train(model, data, alive, schedule=schedule, sgd=sgd, batches=batches)
+    return PruningResult(
+        masks=alive, accuracy=accuracy, loss=loss, sparsity=mask_sparsity(alive),
+        diagnostics=pd.concat(diagnostics, ignore_index=True) if diagnostics else pd.DataFrame(),
+        seconds=time.perf_counter() - start,
+    )
+
+
+def post_train(model, data, masks, *, schedule, sgd, batches):
+    """Zero the pruned weights, train ``n_post`` epochs keeping them zero; return test (accuracy, loss)."""
+    optimizer = sgd.make(model)
+    enforcer = MaskEnforcer(prunable_parameters(model), masks).attach(optimizer)
+    train_epochs(model, batches, optimizer, schedule.n_post)
+    enforcer.detach()
+    return evaluate(model, data.x_test, data.y_test)
+
+
+def minibatches(data, sgd, seed):
+    """The training set in ``sgd.batch_size`` minibatches, shuffled by ``seed`` each epoch."""
+    generator = torch.Generator().manual_seed(int(seed))
+    return Minibatches(data.x_train, data.y_train, sgd.batch_size, generator)

@@ -1,0 +1,233 @@
+"""Recording the SGD trajectory: the loss around each optimizer step and the
+change of every prunable tensor.
+
+For optimizer step ``t`` on minibatch ``B_t`` the recorder stores
+
+* ``loss_before[t] = L(θ^{t-1}; B_t)``: the training loss of the step,
+* ``loss_after[t] = L(θ^t; B_t)``: the loss on the *same* minibatch after the
+  step (seed 001 §3, "we collect the loss before and after the gradient step"),
+* ``Δθ^t = θ^t − θ^{t-1}`` for each recorded tensor, the optimizer's real step
+  (plain SGD, momentum, weight decay, masks: whatever the optimizer did).
+
+The after-step forward pass never disturbs training: it runs without autograd,
+with the random state the before-step pass saw (dropout draws the same mask) and
+with every buffer (BatchNorm running statistics) restored afterwards, so a
+recorded and an unrecorded run with the same seed end with bit-identical weights
+on the CPU.  With ``loss_change="consecutive"`` the after-step pass is skipped and
+``ΔL`` is later taken between consecutive minibatches (seed 000 eq. 8): free but
+noisier.
+
+Stores hold plain NumPy arrays; :class:`Trajectory` is the interface that a
+disk-backed store will also implement.
+"""
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+import torch
+
+from .design import LOSS_CHANGES
+from .exceptions import NonFiniteLossError
+
+
+class Trajectory(ABC):
+    """A recorded trajectory of ``n_steps`` optimizer steps.
+
+    Parameters
+    ----------
+    shapes : mapping of str to tuple of int
+        The recorded tensors' names and shapes, in recording order.
+    """
+
+    def __init__(self, shapes):
+        if not shapes:
+            raise ValueError("shapes is empty: a trajectory needs at least one tensor to record")
+        self.shapes = {name: tuple(shape) for name, shape in shapes.items()}
+
+    @property
+    def names(self):
+        """Names of the recorded tensors, in recording order."""
+        return tuple(self.shapes)
+
+    @property
+    @abstractmethod
+    def n_steps(self):
+        """Number of recorded steps ``T``."""
+
+    @abstractmethod
+    def append(self, loss_before, loss_after, deltas):
+        """Add one step.
+
+        Parameters
+        ----------
+        loss_before, loss_after : float
+            Minibatch loss before and after the step (``nan`` when not measured).
+        deltas : mapping of str to ndarray
+            ``Δθ`` of every recorded tensor, any shape with the tensor's size.
+        """
+
+    @abstractmethod
+    def losses(self):
+        """Return ``(loss_before, loss_after)``, two float64 arrays of shape (T,)."""
+
+    @abstractmethod
+    def deltas(self, name):
+        """Return ``Δθ`` of tensor ``name`` as a float32 array of shape (T, size)."""
+
+    def __len__(self):
+        return self.n_steps
+
+    def __repr__(self):
+        return f"{type(self).__name__}(n_steps={self.n_steps}, tensors={list(self.names)})"
+
+
+class InMemoryTrajectory(Trajectory):
+    """A :class:`Trajectory` kept in host memory, one float32 row per step and tensor."""
+
+    def __init__(self, shapes):
+        super().__init__(shapes)
+        self._loss_before = []
+        self._loss_after = []
+        self._deltas = {name: [] for name in self.shapes}
+
+    @property
+    def n_steps(self):
+        return len(self._loss_before)
+
+    def append(self, loss_before, loss_after, deltas):
+        missing = set(self.shapes) - set(deltas)
+        if missing:
+            raise ValueError(f"deltas lacks recorded tensors {sorted(missing)}")
+        rows = {}
+        for name, shape in self.shapes.items():
+            row = np.asarray(deltas[name], dtype=np.float32).reshape(-1)
+            if row.size != int(np.prod(shape)):
+                raise ValueError(
+                    f"deltas[{name!r}] has {row.size} entries, expected {int(np.prod(shape))}"
+                )
+            rows[name] = row
+        for name, row in rows.items():
+            self._deltas[name].append(row)
+        self._loss_before.append(float(loss_before))
+        self._loss_after.append(float(loss_after))
+
+    def losses(self):
+        return (np.asarray(self._loss_before, dtype=np.float64),
+                np.asarray(self._loss_after, dtype=np.float64))
+
+    def deltas(self, name):
+        if name not in self.shapes:
+            raise KeyError(f"no recorded tensor named {name!r}; recorded: {list(self.shapes)}")
+        size = int(np.prod(self.shapes[name]))
+        if not self._deltas[name]:
+            return np.empty((0, size), dtype=np.float32)
+        return np.stack(self._deltas[name])
+
+
+def optimizer_step(model, optimizer, loss_fn, inputs, targets):
+    """One ordinary training step; returns the detached minibatch loss.
+
+    Recorded and unrecorded training both go through this function, so the
+    recorder cannot drift from plain training.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    loss = loss_fn(model(inputs), targets)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+def _rng_states(device):
+    cpu = torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return cpu, cuda
+
+
+def _set_rng_states(states, device):
+    cpu, cuda = states
+    torch.set_rng_state(cpu)
+    if cuda is not None:
+        torch.cuda.set_rng_state(cuda, device)
+
+
+class TrajectoryRecorder:
+    """Record the trajectory of the real optimizer while it trains ``model``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    params : mapping of str to torch.nn.Parameter
+        The tensors whose changes are recorded (usually the prunable weights).
+    trajectory : Trajectory, optional
+        Where the steps go; a new :class:`InMemoryTrajectory` by default.
+    loss_change : {"same_batch", "consecutive"}
+        ``"same_batch"`` (default) measures the loss after each step on the
+        step's own minibatch, costing one forward pass; ``"consecutive"`` skips it.
+
+    Examples
+    --------
+    >>> recorder = TrajectoryRecorder(model, prunable_parameters(model))  # doctest: +SKIP
+    >>> for x, y in loader:                                             # doctest: +SKIP
+    ...     recorder.step(optimizer, loss_fn, x, y)
+    >>> recorder.trajectory.n_steps                                     # doctest: +SKIP
+    """
+
+    def __init__(self, model, params, trajectory=None, loss_change="same_batch"):
+        if loss_change not in LOSS_CHANGES:
+            raise ValueError(f"loss_change must be one of {LOSS_CHANGES}, got {loss_change!r}")
+        params = dict(params)
+        if not params:
+            raise ValueError("params is empty: there are no prunable parameters to record")
+        self.model = model
+        self.params = params
+        self.loss_change = loss_change
+        if trajectory is None:
+            trajectory = InMemoryTrajectory({n: tuple(p.shape) for n, p in params.items()})
+        self.trajectory = trajectory
+
+    def step(self, optimizer, loss_fn, inputs, targets):
+        """Take one optimizer step on ``(inputs, targets)`` and record it.
+
+        Returns
+        -------
+        float
+            The minibatch loss before the step (the usual training loss).
+
+        Raises
+        ------
+        NonFiniteLossError
+            When the loss before or after the step is NaN or infinite.
+        """
+        step_index = self.trajectory.n_steps
+        device = next(iter(self.params.values())).device
+        rng_before = _rng_states(device)
+        theta_before = {n: p.detach().clone() for n, p in self.params.items()}
+
+        loss_before = float(optimizer_step(self.model, optimizer, loss_fn, inputs, targets))
+        if not np.isfinite(loss_before):
+            raise NonFiniteLossError(f"loss before recorded step {step_index} is {loss_before}")
+
+        loss_after = float("nan")
+        if self.loss_change == "same_batch":
+            loss_after = self._loss_after_step(loss_fn, inputs, targets, rng_before, device)
+            if not np.isfinite(loss_after):
+                raise NonFiniteLossError(f"loss after recorded step {step_index} is {loss_after}")
+
+        deltas = {n: (p.detach() - theta_before[n]).cpu().numpy() for n, p in self.params.items()}
+        self.trajectory.append(loss_before, loss_after, deltas)
+        return loss_before
+
+    def _loss_after_step(self, loss_fn, inputs, targets, rng_before, device):
+        rng_after = _rng_states(device)
+        buffers = [b.detach().clone() for b in self.model.buffers()]
+        try:
+            _set_rng_states(rng_before, device)
+            with torch.no_grad():
+                loss = float(loss_fn(self.model(inputs), targets))
+        finally:
+            with torch.no_grad():
+                for b, saved in zip(self.model.buffers(), buffers):
+                    b.copy_(saved)
+            _set_rng_states(rng_after, device)
+        return loss
+

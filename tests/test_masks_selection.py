@@ -1,0 +1,147 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from granger_prune.exceptions import SupportLimitWarning
+from granger_prune.masks import full_masks, intersect, mask_overlap, sparsity, sparsity_table
+from granger_prune.selection import (PruningMethod, density_schedule, keep_highest, magnitude_scores,
+                                     select_causal)
+from granger_prune.trajectory import InMemoryTrajectory
+
+
+def test_density_schedule_reaches_the_target_geometrically():
+    d = density_schedule(0.875, 3)
+    np.testing.assert_allclose(d, [0.5, 0.25, 0.125], rtol=1e-12)
+    for bad in (1.0, -0.1, "half", None):
+        with pytest.raises(ValueError, match="sparsity"):
+            density_schedule(bad, 2)
+    with pytest.raises(ValueError, match="n_iter"):
+        density_schedule(0.5, 0)
+
+
+def test_keep_highest_per_layer_and_global():
+    scores = {"a": np.array([[5.0, 1.0], [3.0, 2.0]]), "b": np.array([10.0, 9.0, 4.0, 0.1])}
+    alive = full_masks({"a": (2, 2), "b": (4,)})
+    per_layer = keep_highest(scores, alive, 0.5, "layer")
+    np.testing.assert_array_equal(per_layer["a"], [[True, False], [True, False]])
+    np.testing.assert_array_equal(per_layer["b"], [True, True, False, False])
+    glob = keep_highest(scores, alive, 0.5, "global")
+    np.testing.assert_array_equal(glob["a"], [[True, False], [False, False]])
+    np.testing.assert_array_equal(glob["b"], [True, True, True, False])
+    assert sparsity(glob) == pytest.approx(0.5)
+
+
+def test_keep_highest_never_revives_pruned_parameters():
+    alive = {"a": np.array([False, True, True, True])}
+    masks = keep_highest({"a": np.array([100.0, 1.0, 2.0, 3.0])}, alive, 0.5, "layer")
+    np.testing.assert_array_equal(masks["a"], [False, False, True, True])
+    assert not np.any(masks["a"] & ~alive["a"])
+
+
+def test_mask_reports():
+    m = {"a": np.array([True, False, True, True]), "b": np.array([[False, False], [True, False]])}
+    table = sparsity_table(m)
+    assert isinstance(table, pd.DataFrame)
+    assert table.set_index("tensor").loc["total", "kept"] == 4
+    assert table.set_index("tensor").loc["b", "compression"] == pytest.approx(4.0)
+    other = {"a": np.ones(4, bool), "b": np.zeros((2, 2), bool)}
+    assert mask_overlap(m, other) == pytest.approx(3 / 5)
+    assert sparsity(intersect(m, other)) == pytest.approx(5 / 8)
+
+
+def planted_trajectory(n_steps=200, d=40, causal=(3, 7, 11), seed=0):
+    """ΔL = -Σ_{k causal} (Δθ_k)² / η + noise: only the planted parameters matter."""
+    rng = np.random.default_rng(seed)
+    traj = InMemoryTrajectory({"w": (d,)})
+    for _ in range(n_steps):
+        delta = rng.normal(size=d) * 0.1
+        change = -10.0 * np.sum(delta[list(causal)] ** 2) + 1e-4 * rng.normal()
+        traj.append(1.0, 1.0 + change, {"w": delta})
+    return traj
+
+
+def test_rank_rule_keeps_the_planted_causal_parameters():
+    traj = planted_trajectory()
+    result = select_causal(traj, {"w": np.ones(40, bool)}, rule="rank", density=3 / 40,
+                           alpha_ratio=0.01)
+    assert set(np.flatnonzero(result.masks["w"])) == {3, 7, 11}
+    diag = result.diagnostics.iloc[0]
+    assert diag["kept"] == 3 and diag["kept_by_tiebreak"] == 0
+    assert diag["lasso_support"] >= 3
+    assert np.all(result.coef["w"][[3, 7, 11]] < 0)
+
+
+def test_rank_rule_reports_what_the_tie_breaker_chose():
+    traj = planted_trajectory()
+    result = select_causal(traj, {"w": np.ones(40, bool)}, rule="rank", density=0.5,
+                           alpha_ratio=0.5)
+    diag = result.diagnostics.iloc[0]
+    assert diag["kept"] == 20
+    assert diag["kept_by_tiebreak"] == 20 - diag["lasso_support"]
+    support = np.flatnonzero(result.coef["w"])
+    assert np.all(result.masks["w"][support])  # the lasso's support is kept first
+
+
+def test_zero_rule_keeps_the_support_and_warns_when_t_binds():
+    traj = planted_trajectory(n_steps=200)
+    result = select_causal(traj, {"w": np.ones(40, bool)}, rule="zero", alpha_ratio=0.2)
+    np.testing.assert_array_equal(result.masks["w"], result.coef["w"] != 0)
+    rng = np.random.default_rng(1)
+    short = InMemoryTrajectory({"w": (60,)})
+    for _ in range(8):
+        delta = rng.normal(size=60)
+        short.append(1.0, 1.0 + rng.normal(), {"w": delta})
+    with pytest.warns(SupportLimitWarning, match="T=8"):
+        select_causal(short, {"w": np.ones(60, bool)}, rule="zero", alpha_ratio=1e-4, max_iter=20000)
+
+
+def test_global_scope_fits_one_problem():
+    traj = InMemoryTrajectory({"a": (5,), "b": (5,)})
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        da, db = rng.normal(size=5), rng.normal(size=5)
+        traj.append(1.0, 1.0 - da[0] ** 2 - db[4] ** 2, {"a": da, "b": db})
+    alive = full_masks({"a": (5,), "b": (5,)})
+    result = select_causal(traj, alive, rule="rank", density=0.2, scope="global", alpha_ratio=0.01)
+    assert len(result.diagnostics) == 1
+    assert result.masks["a"][0] and result.masks["b"][4]
+    assert sum(m.sum() for m in result.masks.values()) == 2
+
+
+def test_magnitude_tie_breaker_needs_weights():
+    traj = planted_trajectory()
+    with pytest.raises(ValueError, match="weights"):
+        select_causal(traj, {"w": np.ones(40, bool)}, density=0.5, tie_breaker="magnitude")
+    weights = {"w": np.linspace(-1, 1, 40)}
+    result = select_causal(traj, {"w": np.ones(40, bool)}, density=0.9, tie_breaker="magnitude",
+                           weights=weights, alpha_ratio=0.5)
+    pruned = np.flatnonzero(~result.masks["w"])
+    # the pruned ones are zero-coefficient parameters of the smallest magnitude
+    assert np.all(result.coef["w"][pruned] == 0)
+    assert np.abs(weights["w"][pruned]).max() <= np.sort(np.abs(weights["w"]))[10]
+
+
+def test_pruning_method_validation():
+    assert PruningMethod("causal").label == "causal-rank/layer"
+    assert PruningMethod("magnitude", scope="global").label == "magnitude/global"
+    with pytest.raises(ValueError, match="'snip'"):
+        PruningMethod("snip")
+    with pytest.raises(ValueError, match="rule='zero'"):
+        PruningMethod("magnitude", rule="zero")
+    with pytest.raises(ValueError, match="alpha_rato"):
+        PruningMethod("causal", options={"alpha_rato": 0.1})
+    with pytest.raises(ValueError, match="scope"):
+        PruningMethod("random", scope="network")
+
+
+def test_magnitude_and_random_methods():
+    weights = {"w": np.array([0.1, -3.0, 0.5, 2.0])}
+    alive = full_masks({"w": (4,)})
+    masks, diag = PruningMethod("magnitude").select(weights, alive, 0.5)
+    np.testing.assert_array_equal(masks["w"], [False, True, False, True])
+    assert diag is None
+    np.testing.assert_array_equal(magnitude_scores(weights)["w"], [0.1, 3.0, 0.5, 2.0])
+    m1, _ = PruningMethod("random").select(weights, alive, 0.5, rng=0)
+    m2, _ = PruningMethod("random").select(weights, alive, 0.5, rng=0)
+    np.testing.assert_array_equal(m1["w"], m2["w"])
+    assert m1["w"].sum() == 2

@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+import torch
+
+from granger_prune.data import Minibatches, digits, load_dataset
+from granger_prune.models import MLP, build_model
+from granger_prune.pruning import prunable_parameters
+from granger_prune.selection import PruningMethod
+from granger_prune.training import Schedule, SGDConfig, evaluate, pretrain, prune_and_retrain
+
+SGD = SGDConfig(lr=0.05, momentum=0.9, weight_decay=1e-4, batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return digits()
+
+
+def test_digits_split(data):
+    assert data.input_shape == (64,)
+    assert len(data.x_train) + len(data.x_test) == 1797
+    assert float(data.x_train.max()) <= 1.0
+    assert digits(image=True).input_shape == (1, 8, 8)
+    with pytest.raises(ValueError, match="'mnist'"):
+        load_dataset("mnist")
+
+
+def test_minibatches_cover_the_data_once_per_epoch(data):
+    batches = Minibatches(data.x_train, data.y_train, 100, torch.Generator().manual_seed(0))
+    seen = torch.cat([y for _, y in batches])
+    assert len(batches) == len(seen) // 100 + 1
+    assert torch.equal(seen.sort().values, data.y_train.sort().values)
+
+
+def test_schedule_validation():
+    with pytest.raises(ValueError, match="n_iter"):
+        Schedule(n_iter=0)
+    with pytest.raises(ValueError, match="n_post"):
+        Schedule(n_post=-1)
+    with pytest.raises(ValueError, match="lr"):
+        SGDConfig(lr=0)
+
+
+@pytest.mark.parametrize("method", [PruningMethod("causal", options={"alpha_ratio": 0.1}),
+                                    PruningMethod("magnitude", scope="global"),
+                                    PruningMethod("random")])
+def test_surviving_weights_are_rewound_to_pretrained_values(data, method):
+    torch.manual_seed(0)
+    model = MLP(64, (32,), 10)
+    schedule = Schedule(n_pre=1, n_iter=2, n_prune=1, n_post=0)
+    state = pretrain(model, data, schedule, SGD, seed=0)
+    result = prune_and_retrain(model, data, method, 0.75, schedule=schedule, sgd=SGD, seed=0,
+                               pretrained_state=state)
+    for name, p in prunable_parameters(model).items():
+        mask = torch.from_numpy(result.masks[name])
+        assert torch.equal(p.detach()[mask], state[name][mask]), name
+        assert torch.all(p.detach()[~mask] == 0), name
+    for name in ("1.bias", "3.bias"):
+        assert torch.equal(model.state_dict()[name], state[name])
+    assert result.sparsity == pytest.approx(0.75, abs=2e-3)
+
+
+def test_causal_pruning_end_to_end_learns(data):
+    torch.manual_seed(0)
+    model = build_model("mlp", data.input_shape, data.n_classes, hidden=(32,))
+    schedule = Schedule(n_pre=3, n_iter=2, n_prune=1, n_post=3)
+    state = pretrain(model, data, schedule, SGD, seed=0)
+    result = prune_and_retrain(model, data, PruningMethod("causal"), 0.5, schedule=schedule,
+                               sgd=SGD, seed=0, pretrained_state=state)
+    assert result.accuracy > 0.8  # 10 classes: chance is 0.1
+    assert set(result.diagnostics["round"]) == {0, 1}
+    assert (result.diagnostics["n_steps"] == len(data.x_train) // 64 + 1).all()
+    accuracy, loss = evaluate(model, data.x_test, data.y_test)
+    assert accuracy == pytest.approx(result.accuracy) and np.isfinite(loss)

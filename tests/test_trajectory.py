@@ -1,0 +1,156 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from granger_prune.exceptions import NonFiniteLossError
+from granger_prune.pruning import prunable_parameters
+from granger_prune.trajectory import InMemoryTrajectory, TrajectoryRecorder, optimizer_step
+
+
+def mse(pred, target):
+    return ((pred - target) ** 2).mean()
+
+
+def tiny_linear(w):
+    model = nn.Linear(2, 1, bias=False, dtype=torch.float64)
+    with torch.no_grad():
+        model.weight.copy_(torch.from_numpy(w).reshape(1, 2))
+    return model
+
+
+X = torch.tensor([[1.0, 2.0], [3.0, -1.0], [0.5, 0.5]], dtype=torch.float64)
+Y = torch.tensor([[1.0], [0.0], [2.0]], dtype=torch.float64)
+
+
+def loss_and_grad(w):
+    """Hand-computed mean squared error of x @ w and its gradient."""
+    r = X.numpy() @ w - Y.numpy()[:, 0]
+    return float(np.mean(r ** 2)), 2 * X.numpy().T @ r / len(r)
+
+
+def test_plain_sgd_records_hand_computed_losses_and_deltas():
+    w0 = np.array([0.3, -0.2])
+    model = tiny_linear(w0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    recorder = TrajectoryRecorder(model, {"weight": model.weight})
+    loss = recorder.step(optimizer, mse, X, Y)
+
+    loss0, g0 = loss_and_grad(w0)
+    w1 = w0 - 0.1 * g0
+    loss1, _ = loss_and_grad(w1)
+    before, after = recorder.trajectory.losses()
+    assert loss == pytest.approx(loss0, rel=1e-12)
+    np.testing.assert_allclose(before, [loss0], rtol=1e-12)
+    np.testing.assert_allclose(after, [loss1], rtol=1e-12)
+    np.testing.assert_allclose(recorder.trajectory.deltas("weight")[0], w1 - w0, rtol=1e-6)
+
+
+def test_momentum_records_the_optimizers_real_steps():
+    w0 = np.array([0.3, -0.2])
+    model = tiny_linear(w0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    recorder = TrajectoryRecorder(model, {"weight": model.weight})
+    recorder.step(optimizer, mse, X, Y)
+    recorder.step(optimizer, mse, X, Y)
+
+    _, g0 = loss_and_grad(w0)
+    w1 = w0 - 0.1 * g0
+    _, g1 = loss_and_grad(w1)
+    w2 = w1 - 0.1 * (0.9 * g0 + g1)
+    deltas = recorder.trajectory.deltas("weight")
+    np.testing.assert_allclose(deltas[0], w1 - w0, rtol=1e-6)
+    np.testing.assert_allclose(deltas[1], w2 - w1, rtol=1e-6)
+    assert recorder.trajectory.n_steps == 2
+
+
+class NoisyNet(nn.Module):
+    """Dropout and BatchNorm: the after-step pass must not disturb either."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(6, 12), nn.BatchNorm1d(12), nn.ReLU(), nn.Dropout(0.3),
+                                  nn.Linear(12, 3))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def train_noisy(record):
+    torch.manual_seed(0)
+    model = NoisyNet()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3)
+    data = torch.randn(40, 6, generator=torch.Generator().manual_seed(1))
+    target = torch.randint(0, 3, (40,), generator=torch.Generator().manual_seed(2))
+    recorder = TrajectoryRecorder(model, prunable_parameters(model)) if record else None
+    for start in range(0, 40, 8):
+        x, y = data[start:start + 8], target[start:start + 8]
+        if record:
+            recorder.step(optimizer, nn.functional.cross_entropy, x, y)
+        else:
+            optimizer_step(model, optimizer, nn.functional.cross_entropy, x, y)
+    return model, recorder, torch.get_rng_state()
+
+
+def test_recording_leaves_training_bit_identical():
+    plain, _, plain_rng = train_noisy(record=False)
+    recorded, recorder, recorded_rng = train_noisy(record=True)
+    assert recorder.trajectory.n_steps == 5
+    assert list(plain.state_dict()) == list(recorded.state_dict())
+    for (name, a), (_, b) in zip(plain.state_dict().items(), recorded.state_dict().items()):
+        assert torch.equal(a, b), name  # weights, BatchNorm running statistics and counters
+    assert torch.equal(plain_rng, recorded_rng)
+
+
+def test_after_step_pass_sees_the_same_dropout_mask():
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Dropout(0.5), nn.Linear(4, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-12)  # a step that barely moves
+    recorder = TrajectoryRecorder(model, {"1.weight": model[1].weight})
+    x, y = torch.randn(16, 4), torch.randn(16, 1)
+    recorder.step(optimizer, mse, x, y)
+    before, after = recorder.trajectory.losses()
+    # with another dropout mask the two losses would differ at order 1, not 1e-6
+    np.testing.assert_allclose(after, before, rtol=1e-5)
+
+
+def test_non_finite_loss_names_the_step():
+    model = tiny_linear(np.array([0.3, -0.2]))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    recorder = TrajectoryRecorder(model, {"weight": model.weight})
+    recorder.step(optimizer, mse, X, Y)
+    bad = Y.clone()
+    bad[0] = float("nan")
+    with pytest.raises(NonFiniteLossError, match="step 1"):
+        recorder.step(optimizer, mse, X, bad)
+    assert recorder.trajectory.n_steps == 1
+
+
+def test_consecutive_mode_skips_the_after_step_pass():
+    model = tiny_linear(np.array([0.3, -0.2]))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    recorder = TrajectoryRecorder(model, {"weight": model.weight}, loss_change="consecutive")
+    recorder.step(optimizer, mse, X, Y)
+    _, after = recorder.trajectory.losses()
+    assert np.isnan(after).all()
+
+
+def test_bad_recorder_arguments():
+    model = tiny_linear(np.array([0.3, -0.2]))
+    with pytest.raises(ValueError, match="params is empty"):
+        TrajectoryRecorder(model, {})
+    with pytest.raises(ValueError, match="loss_change"):
+        TrajectoryRecorder(model, {"weight": model.weight}, loss_change="later")
+
+
+def test_in_memory_trajectory_checks_rows():
+    traj = InMemoryTrajectory({"a": (2, 3)})
+    with pytest.raises(ValueError, match="lacks"):
+        traj.append(1.0, 0.5, {})
+    with pytest.raises(ValueError, match="expected 6"):
+        traj.append(1.0, 0.5, {"a": np.zeros(5)})
+    traj.append(1.0, 0.5, {"a": np.arange(6.0).reshape(2, 3)})
+    assert traj.deltas("a").shape == (1, 6)
+    assert traj.deltas("a").dtype == np.float32
+    with pytest.raises(ValueError, match="shapes is empty"):
+        InMemoryTrajectory({})
