@@ -1,0 +1,88 @@
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from granger_prune.cli import main
+from granger_prune.config import StudyConfig, resolve_study
+from granger_prune.study import RESULT_COLUMNS, run_study
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = [
+    "seeds=[0]", "sparsities=[0.5,0.9]", "model_options.hidden=[16]",
+    "schedule.n_pre=1", "schedule.n_iter=2", "schedule.n_prune=1", "schedule.n_post=1",
+    "sgd.batch_size=64",
+]
+
+
+def tiny_config():
+    return StudyConfig.from_toml(REPO / "studies" / "digits_phase_shift" / "config.toml").with_overrides(TINY)
+
+
+def test_default_study_config_is_valid():
+    config = StudyConfig.from_toml(resolve_study("digits_phase_shift", REPO))
+    assert [m.label for m in config.methods] == ["causal-rank/layer", "magnitude/layer", "random/layer"]
+    assert len(config.sparsities) >= 5 and len(config.seeds) >= 2
+
+
+def test_unknown_config_keys_are_errors():
+    with pytest.raises(ValueError, match="n_psot"):
+        StudyConfig.from_dict({"schedule": {"n_psot": 3}})
+    with pytest.raises(ValueError, match="learning_rate"):
+        StudyConfig.from_dict({"learning_rate": 0.1})
+    with pytest.raises(ValueError, match="alpha_rato"):
+        StudyConfig.from_dict({"methods": [{"name": "causal", "options": {"alpha_rato": 1}}]})
+    with pytest.raises(ValueError, match="schedule.n_psot"):
+        StudyConfig().with_overrides(["schedule.n_psot=1"])
+    with pytest.raises(ValueError, match="sparsities"):
+        StudyConfig.from_dict({"sparsities": [0.5, 1.0]})
+    with pytest.raises(ValueError, match="not found"):
+        resolve_study("no_such_study", REPO)
+
+
+def test_end_to_end_tiny_study_writes_a_complete_run_folder(tmp_path):
+    out = tmp_path / "run"
+    lines = []
+    results = run_study(tiny_config(), out, progress=lines.append)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json", "diagnostics.csv", "meta.json", "phase_shift.png", "results.csv", "summary.csv"]
+    table = pd.read_csv(out / "results.csv")
+    assert list(table.columns) == RESULT_COLUMNS
+    # one dense reference + 3 methods x 2 sparsities, one seed
+    assert len(table) == 7 == len(results) == len(lines)
+    pruned = table[table["method"] != "dense"]
+    assert sorted(pruned["label"].unique()) == ["causal-rank/layer", "magnitude/layer", "random/layer"]
+    assert (abs(pruned["sparsity_actual"] - pruned["sparsity_target"]) < 2e-3).all()
+    assert table["accuracy"].between(0, 1).all()
+    causal = pruned[pruned["method"] == "causal"]
+    assert (causal["lasso_support"] >= 0).all() and causal["kept_by_tiebreak"].notna().all()
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["granger_prune"] == "0.1.0" and meta["git_sha"]
+    assert json.loads((out / "config.json").read_text())["schedule"]["n_post"] == 1
+    with pytest.raises(ValueError, match="already exists"):
+        run_study(tiny_config(), out)
+
+
+def test_a_failed_study_leaves_nothing_behind(tmp_path, monkeypatch):
+    import granger_prune.study as study
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(study, "prune_and_retrain", explode)
+    with pytest.raises(RuntimeError, match="boom"):
+        run_study(tiny_config(), tmp_path / "run", progress=None)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_runs_a_study_and_reports_config_errors(tmp_path, capsys):
+    config = REPO / "studies" / "digits_phase_shift"
+    args = ["run", str(config), "--out", str(tmp_path / "cli"), "--quiet"]
+    for item in TINY + ["methods=[{\"name\": \"magnitude\"}]"]:
+        args += ["--set", item]
+    assert main(args) == 0
+    assert len(pd.read_csv(tmp_path / "cli" / "results.csv")) == 3
+    assert "magnitude/layer" in capsys.readouterr().out
+    assert main(["run", str(config), "--set", "schedule.n_psot=1"]) == 2
+    assert "n_psot" in capsys.readouterr().err
