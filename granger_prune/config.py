@@ -66,6 +66,9 @@ class StudyConfig:
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
         if not self.methods:
             raise ValueError("methods is empty: a study needs at least one method")
+        labels = [m.label for m in self.methods]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"methods must have distinct labels, got {labels}")
         if not self.sparsities:
             raise ValueError("sparsities is empty")
         for s in self.sparsities:

@@ -314,9 +314,12 @@ class PruningMethod:
 
     @property
     def label(self):
-        """Short name for tables and legends, e.g. ``"causal-rank/layer"``."""
-        base = f"causal-{self.rule}" if self.name == "causal" else self.name
-        return f"{base}/{self.scope}"
+        """Short name for tables and legends, e.g. ``"causal-rank-marginal/layer"``."""
+        if self.name != "causal":
+            return f"{self.name}/{self.scope}"
+        if self.rule == "zero":
+            return f"causal-zero/{self.scope}"
+        return f"causal-rank-{self.options.get('tie_breaker', 'marginal')}/{self.scope}"
 
     @property
     def needs_trajectory(self):

@@ -122,7 +122,8 @@ def test_magnitude_tie_breaker_needs_weights():
 
 
 def test_pruning_method_validation():
-    assert PruningMethod("causal").label == "causal-rank/layer"
+    assert PruningMethod("causal").label == "causal-rank-marginal/layer"
+    assert PruningMethod("causal", rule="zero", scope="global").label == "causal-zero/global"
     assert PruningMethod("magnitude", scope="global").label == "magnitude/global"
     with pytest.raises(ValueError, match="'snip'"):
         PruningMethod("snip")
