@@ -32,7 +32,7 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     from .config import StudyConfig, resolve_study
     from .report import phase_shift_table
-    from .study import run_study
+    from .study import print_progress, run_study
 
     try:
         path = resolve_study(args.study)
@@ -43,16 +43,12 @@ def main(argv=None):
     out = args.out or Path("runs") / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     print(f"granger-prune: running {path} into {out}", file=sys.stderr)
     tic = time.perf_counter()
-    results = run_study(config, out, progress=None if args.quiet else _progress)
+    results = run_study(config, out, progress=None if args.quiet else print_progress)
     table = phase_shift_table(results)["accuracy_mean"].unstack("sparsity_target")
     print(table.to_string(float_format=lambda v: f"{v:.4f}"))
     print(f"granger-prune: finished in {time.perf_counter() - tic:.1f} s; results in {out}",
           file=sys.stderr)
     return 0
-
-
-def _progress(message):
-    print(message, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ._checks import check_choice
 from .selection import PruningMethod, check_sparsity
 from .training import Schedule, SGDConfig
 
@@ -62,8 +63,7 @@ class StudyConfig:
     dense_reference: bool = True
 
     def __post_init__(self):
-        if self.model not in MODELS:
-            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        check_choice("model", self.model, MODELS)
         if not self.methods:
             raise ValueError("methods is empty: a study needs at least one method")
         labels = [m.label for m in self.methods]

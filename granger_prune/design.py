@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._checks import check_choice
+
 LOSS_CHANGES = ("same_batch", "consecutive")
 RESTRICTED_MODELS = ("intercept", "none")
 SCALES = ("raw", "layer", "column")
@@ -171,10 +173,8 @@ def vanilla_design(trajectory, tensors=None, *, alive=None, restricted="intercep
     -------
     GrangerDesign
     """
-    if restricted not in RESTRICTED_MODELS:
-        raise ValueError(f"restricted must be one of {RESTRICTED_MODELS}, got {restricted!r}")
-    if scale not in SCALES:
-        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    check_choice("restricted", restricted, RESTRICTED_MODELS)
+    check_choice("scale", scale, SCALES)
     names = tuple(trajectory.shapes) if tensors is None else tuple(tensors)
     if not names:
         raise ValueError("tensors is empty: a design needs at least one tensor")

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ._checks import check_choice
 from .design import vanilla_design
 from .exceptions import SupportLimitWarning
 from .lasso import CausalLasso, alpha_max
@@ -72,8 +73,7 @@ def density_schedule(sparsity, n_iter):
 
 
 def _check_scope(scope):
-    if scope not in SCOPES:
-        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+    check_choice("scope", scope, SCOPES)
 
 
 def _groups(names, scope):
@@ -197,10 +197,8 @@ def select_causal(trajectory, alive, *, rule="rank", density=None, scope="layer"
     -------
     CausalSelection
     """
-    if rule not in CAUSAL_RULES:
-        raise ValueError(f"rule must be one of {CAUSAL_RULES}, got {rule!r}")
-    if tie_breaker not in TIE_BREAKERS:
-        raise ValueError(f"tie_breaker must be one of {TIE_BREAKERS}, got {tie_breaker!r}")
+    check_choice("rule", rule, CAUSAL_RULES)
+    check_choice("tie_breaker", tie_breaker, TIE_BREAKERS)
     if tie_breaker == "magnitude" and rule == "rank" and weights is None:
         raise ValueError("tie_breaker='magnitude' needs weights")
     if rule == "rank" and density is None:
@@ -300,11 +298,9 @@ class PruningMethod:
     options: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.name not in METHODS:
-            raise ValueError(f"method name must be one of {METHODS}, got {self.name!r}")
+        check_choice("method name", self.name, METHODS)
         _check_scope(self.scope)
-        if self.rule not in CAUSAL_RULES:
-            raise ValueError(f"rule must be one of {CAUSAL_RULES}, got {self.rule!r}")
+        check_choice("rule", self.rule, CAUSAL_RULES)
         if self.name != "causal" and self.rule != "rank":
             raise ValueError(f"rule={self.rule!r} is only defined for the causal method, not {self.name!r}")
         allowed = CAUSAL_OPTIONS if self.name == "causal" else ()

@@ -44,11 +44,12 @@ def git_sha(path=None):
     return sha + ("-dirty" if dirty else "")
 
 
-def _stderr(message):
+def print_progress(message):
+    """Write one progress line to stderr (the default ``progress`` of :func:`run_study`)."""
     print(message, file=sys.stderr, flush=True)
 
 
-def run_study(config, out_dir, *, progress=_stderr):
+def run_study(config, out_dir, *, progress=print_progress):
     """Run every (seed, method, sparsity) of ``config`` and write the run folder.
 
     Parameters
@@ -97,7 +98,7 @@ def _run_grid(config, progress, started):
     def report(row):
         rows.append(row)
         progress(f"[{len(rows)}/{n_runs} {time.time() - started:6.1f}s] seed {row['seed']} "
-                 f"{row['label']:<22} sparsity {row['sparsity_actual']:.3f}: "
+                 f"{row['label']:<28} sparsity {row['sparsity_actual']:.3f}: "
                  f"accuracy {row['accuracy']:.4f}, loss {row['loss']:.4f}")
 
     for seed in config.seeds:

@@ -26,6 +26,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 import torch
 
+from ._checks import check_choice
 from .design import LOSS_CHANGES
 from .exceptions import NonFiniteLossError
 
@@ -173,8 +174,7 @@ class TrajectoryRecorder:
     """
 
     def __init__(self, model, params, trajectory=None, loss_change="same_batch"):
-        if loss_change not in LOSS_CHANGES:
-            raise ValueError(f"loss_change must be one of {LOSS_CHANGES}, got {loss_change!r}")
+        check_choice("loss_change", loss_change, LOSS_CHANGES)
         params = dict(params)
         if not params:
             raise ValueError("params is empty: there are no prunable parameters to record")

@@ -23,7 +23,8 @@ def tiny_config():
 def test_default_study_config_is_valid():
     config = StudyConfig.from_toml(resolve_study("digits_phase_shift", REPO))
     assert sorted(m.label for m in config.methods) == [
-        "causal-rank-magnitude/layer", "causal-rank-marginal/layer", "magnitude/layer", "random/layer"]
+        "causal-rank-magnitude/layer", "causal-rank-marginal/layer", "magnitude/global",
+        "magnitude/layer", "random/layer"]
     assert len(config.sparsities) >= 5 and len(config.seeds) >= 2
 
 
@@ -52,11 +53,12 @@ def test_end_to_end_tiny_study_writes_a_complete_run_folder(tmp_path):
         "config.json", "diagnostics.csv", "meta.json", "phase_shift.png", "results.csv", "summary.csv"]
     table = pd.read_csv(out / "results.csv")
     assert list(table.columns) == RESULT_COLUMNS
-    # one dense reference + 4 methods x 2 sparsities, one seed
-    assert len(table) == 9 == len(results) == len(lines)
+    # one dense reference + 5 methods x 2 sparsities, one seed
+    assert len(table) == 11 == len(results) == len(lines)
     pruned = table[table["method"] != "dense"]
     assert sorted(pruned["label"].unique()) == [
-        "causal-rank-magnitude/layer", "causal-rank-marginal/layer", "magnitude/layer", "random/layer"]
+        "causal-rank-magnitude/layer", "causal-rank-marginal/layer", "magnitude/global",
+        "magnitude/layer", "random/layer"]
     assert (abs(pruned["sparsity_actual"] - pruned["sparsity_target"]) < 2e-3).all()
     assert table["accuracy"].between(0, 1).all()
     causal = pruned[pruned["method"] == "causal"]
