@@ -43,7 +43,11 @@ def main(argv=None):
     out = args.out or Path("runs") / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     print(f"granger-prune: running {path} into {out}", file=sys.stderr)
     tic = time.perf_counter()
-    results = run_study(config, out, progress=None if args.quiet else print_progress)
+    try:
+        results = run_study(config, out, progress=None if args.quiet else print_progress)
+    except ValueError as err:
+        print(f"granger-prune: error: {err}", file=sys.stderr)
+        return 2
     table = phase_shift_table(results)["accuracy_mean"].unstack("sparsity_target")
     print(table.to_string(float_format=lambda v: f"{v:.4f}"))
     print(f"granger-prune: finished in {time.perf_counter() - tic:.1f} s; results in {out}",

@@ -5,16 +5,18 @@ run a study with the default post-training.
 """
 
 import dataclasses
+import inspect
 import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._checks import check_choice
+from .data import DATASETS
+from .models import MODELS
 from .selection import PruningMethod, check_sparsity
 from .training import Schedule, SGDConfig
 
-MODELS = ("mlp", "cnn")
 
 
 def _check_keys(section, mapping, allowed):
@@ -63,7 +65,14 @@ class StudyConfig:
     dense_reference: bool = True
 
     def __post_init__(self):
-        check_choice("model", self.model, MODELS)
+        check_choice("dataset", self.dataset, tuple(DATASETS))
+        check_choice("model", self.model, tuple(MODELS))
+        accepted = set(inspect.signature(MODELS[self.model]).parameters) - {"in_features", "in_channels",
+                                                                           "n_classes", "image_size"}
+        unknown = sorted(set(self.model_options) - accepted)
+        if unknown:
+            raise ValueError(f"unknown model_options {unknown} for model {self.model!r}; "
+                             f"known: {sorted(accepted)}")
         if not self.methods:
             raise ValueError("methods is empty: a study needs at least one method")
         labels = [m.label for m in self.methods]
@@ -81,6 +90,9 @@ class StudyConfig:
         """Validate a plain dict (as read from TOML) into a config."""
         _check_keys("", raw, _field_names(cls))
         kwargs = dict(raw)
+        for key in ("sparsities", "seeds", "methods"):
+            if key in raw and not isinstance(raw[key], (list, tuple)):
+                raise ValueError(f"{key} must be a list, got {raw[key]!r}")
         if "schedule" in raw:
             _check_keys("schedule", raw["schedule"], _field_names(Schedule))
             kwargs["schedule"] = Schedule(**raw["schedule"])

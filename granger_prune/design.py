@@ -19,6 +19,10 @@ step size is discarded) and is offered to study that choice.  With α expressed
 relative to ``α_max = ||Xᵀy||∞ / T`` the raw and layer scales select the same
 support.
 
+The vanilla model comes from the first-order Taylor step of *plain* gradient
+descent; under SGD with momentum it is an approximation (the momentum design of
+seed 000 appendix A adds lagged features and losses).
+
 This module works on plain NumPy arrays and never imports torch.
 """
 
@@ -128,15 +132,12 @@ def loss_changes(loss_before, loss_after, loss_change="same_batch"):
     Returns
     -------
     y : ndarray of shape (n_rows,)
-    rows : slice
-        The steps of the trajectory that pair with ``y``.
+        ``y[t]`` pairs with step ``t`` of the trajectory.
     """
     if loss_change == "same_batch":
         y = np.asarray(loss_after, dtype=np.float64) - np.asarray(loss_before, dtype=np.float64)
-        rows = slice(0, len(y))
     elif loss_change == "consecutive":
         y = np.diff(np.asarray(loss_before, dtype=np.float64))
-        rows = slice(0, len(y))
     else:
         raise ValueError(f"loss_change must be one of {LOSS_CHANGES}, got {loss_change!r}")
     if not np.all(np.isfinite(y)):
@@ -144,7 +145,7 @@ def loss_changes(loss_before, loss_after, loss_change="same_batch"):
             f"loss changes are not finite under loss_change={loss_change!r}; "
             "a trajectory recorded with loss_change='consecutive' has no after-step losses"
         )
-    return y, rows
+    return y
 
 
 def vanilla_design(trajectory, tensors=None, *, alive=None, restricted="intercept",
@@ -182,7 +183,7 @@ def vanilla_design(trajectory, tensors=None, *, alive=None, restricted="intercep
     if unknown:
         raise ValueError(f"tensors {unknown} were not recorded; recorded: {list(trajectory.shapes)}")
 
-    y, rows = loss_changes(*trajectory.losses(), loss_change=loss_change)
+    y = loss_changes(*trajectory.losses(), loss_change=loss_change)
     if len(y) < MIN_ROWS:
         raise ValueError(
             f"the trajectory has n_steps={trajectory.n_steps}, giving {len(y)} rows; "
@@ -194,7 +195,7 @@ def vanilla_design(trajectory, tensors=None, *, alive=None, restricted="intercep
         size = int(np.prod(trajectory.shapes[name]))
         keep = np.ones(size, dtype=bool) if alive is None else _alive_flat(alive, name, trajectory.shapes[name])
         idx = np.flatnonzero(keep)
-        delta = trajectory.deltas(name)[rows][:, idx].astype(np.float64)
+        delta = trajectory.deltas(name)[:len(y)][:, idx].astype(np.float64)
         blocks.append(delta * delta)
         feature_tensor.append(np.full(idx.size, i, dtype=np.intp))
         feature_index.append(idx)

@@ -44,8 +44,11 @@ class SmallCNN(nn.Sequential):
         )
 
 
+MODELS = {"mlp": MLP, "cnn": SmallCNN}
+
+
 def build_model(name, input_shape, n_classes, **kwargs):
-    """Build a model by name (``"mlp"`` or ``"cnn"``) for inputs of ``input_shape``."""
+    """Build a model by name (a key of ``MODELS``) for inputs of ``input_shape``."""
     if name == "mlp":
         return MLP(in_features=math.prod(input_shape), n_classes=n_classes, **kwargs)
     if name == "cnn":
@@ -53,4 +56,4 @@ def build_model(name, input_shape, n_classes, **kwargs):
             raise ValueError(f"the cnn needs image inputs (C, H, W), got input_shape={input_shape}")
         return SmallCNN(in_channels=input_shape[0], n_classes=n_classes,
                         image_size=input_shape[1], **kwargs)
-    raise ValueError(f"model must be 'mlp' or 'cnn', got {name!r}")
+    raise ValueError(f"model must be one of {tuple(MODELS)}, got {name!r}")

@@ -14,7 +14,8 @@ def phase_shift_table(results):
     ----------
     results : pandas.DataFrame
         Rows of ``results.csv`` (columns ``label``, ``sparsity_target``,
-        ``sparsity_actual``, ``seed``, ``accuracy``, ``loss``).
+        ``sparsity_actual``, ``seed``, ``accuracy``, ``loss``); the zero rule's
+        rows have no target (NaN) and form one group per method.
 
     Returns
     -------
@@ -22,7 +23,7 @@ def phase_shift_table(results):
         Index ``(label, sparsity_target)``; columns ``accuracy_mean``,
         ``accuracy_std``, ``loss_mean``, ``sparsity_actual``, ``n_seeds``.
     """
-    grouped = results.groupby(["label", "sparsity_target"])
+    grouped = results.groupby(["label", "sparsity_target"], dropna=False)
     return pd.DataFrame({
         "accuracy_mean": grouped["accuracy"].mean(),
         "accuracy_std": grouped["accuracy"].std(ddof=1),
@@ -47,7 +48,7 @@ def plot_phase_shift(results, path=None, title=None):
         if label == "dense":
             ax.axhline(rows["accuracy_mean"].iloc[0], color="0.4", ls="--", lw=1, label="dense")
             continue
-        rows = rows.sort_values("sparsity_target")
+        rows = rows.sort_values("sparsity_actual")
         ax.errorbar(100 * rows["sparsity_actual"], rows["accuracy_mean"],
                     yerr=rows["accuracy_std"].fillna(0), marker="o", ms=4, capsize=3, label=label)
     ax.set_xlabel("parameters pruned (%)")

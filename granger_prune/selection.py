@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ._checks import check_choice
-from .design import vanilla_design
+from .design import LOSS_CHANGES, RESTRICTED_MODELS, SCALES, vanilla_design
 from .exceptions import SupportLimitWarning
 from .lasso import CausalLasso, alpha_max
 
@@ -70,6 +70,26 @@ def density_schedule(sparsity, n_iter):
         raise ValueError(f"n_iter must be a positive integer, got {n_iter!r}")
     rounds = np.arange(1, int(n_iter) + 1)
     return (1.0 - sparsity) ** (rounds / n_iter)
+
+
+def check_causal_options(*, rule="rank", alpha_ratio=0.05, alpha=None, tie_breaker="marginal",
+                         restricted="intercept", scale="raw", loss_change="same_batch", tol=1e-4,
+                         max_iter=1000):
+    """Validate the options of :func:`select_causal`; ``ValueError`` names the bad one."""
+    check_choice("rule", rule, CAUSAL_RULES)
+    check_choice("tie_breaker", tie_breaker, TIE_BREAKERS)
+    check_choice("restricted", restricted, RESTRICTED_MODELS)
+    check_choice("scale", scale, SCALES)
+    check_choice("loss_change", loss_change, LOSS_CHANGES)
+    if alpha is None:
+        if not isinstance(alpha_ratio, (int, float)) or not 0 < alpha_ratio <= 1:
+            raise ValueError(f"alpha_ratio must lie in (0, 1], got {alpha_ratio!r}")
+    elif not isinstance(alpha, (int, float)) or not alpha >= 0:
+        raise ValueError(f"alpha must be a non-negative number, got {alpha!r}")
+    if not isinstance(tol, (int, float)) or not tol > 0:
+        raise ValueError(f"tol must be a positive number, got {tol!r}")
+    if not isinstance(max_iter, int) or isinstance(max_iter, bool) or max_iter < 1:
+        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
 
 
 def _check_scope(scope):
@@ -197,19 +217,20 @@ def select_causal(trajectory, alive, *, rule="rank", density=None, scope="layer"
     -------
     CausalSelection
     """
-    check_choice("rule", rule, CAUSAL_RULES)
-    check_choice("tie_breaker", tie_breaker, TIE_BREAKERS)
+    check_causal_options(rule=rule, alpha_ratio=alpha_ratio, alpha=alpha, tie_breaker=tie_breaker,
+                         restricted=restricted, scale=scale, loss_change=loss_change, tol=tol,
+                         max_iter=max_iter)
     if tie_breaker == "magnitude" and rule == "rank" and weights is None:
         raise ValueError("tie_breaker='magnitude' needs weights")
     if rule == "rank" and density is None:
         raise ValueError("the rank rule needs density, the fraction of parameters to keep")
-    if alpha is None and not alpha_ratio > 0:
-        raise ValueError(f"alpha_ratio must be positive, got {alpha_ratio!r}")
-    if alpha is not None and alpha < 0:
-        raise ValueError(f"alpha must be non-negative, got {alpha!r}")
 
     masks, coef, rows = {}, {}, []
     for group in _groups(list(alive), scope):
+        if not any(np.any(alive[n]) for n in group):  # the zero rule may empty a layer
+            masks.update({n: np.zeros_like(alive[n], dtype=bool) for n in group})
+            coef.update({n: np.zeros(np.shape(alive[n])) for n in group})
+            continue
         design = vanilla_design(trajectory, group, alive=alive, restricted=restricted,
                                 scale=scale, loss_change=loss_change)
         a_max = alpha_max(design.X, design.y, fit_intercept=design.fit_intercept)
@@ -226,7 +247,7 @@ def select_causal(trajectory, alive, *, rule="rank", density=None, scope="layer"
         group_alive = {n: alive[n] for n in group}
         if rule == "zero":
             _warn_if_support_bound(int(support.sum()), design, group)
-            group_masks = {n: design.to_tensors(support, fill=False)[n] for n in group}
+            group_masks = design.to_tensors(support, fill=False)
             kept_by_tiebreak = 0
         else:
             rank = _lexicographic_rank(np.abs(gamma), _tiebreak_score(tie_breaker, design, weights))
@@ -271,7 +292,7 @@ def _warn_if_support_bound(n_support, design, group):
         warnings.warn(
             f"the lasso for {group} kept {n_support} of {design.n_features} parameters: a lasso "
             f"with T={design.n_steps} steps keeps at most {bound}, so the zero rule cannot keep "
-            "more; record more steps, use groups, or use the rank rule",
+            "more; record more steps (a larger n_prune) or use the rank rule",
             SupportLimitWarning, stacklevel=3,
         )
 
@@ -307,6 +328,8 @@ class PruningMethod:
         unknown = sorted(set(self.options) - set(allowed))
         if unknown:
             raise ValueError(f"unknown option(s) {unknown} for method {self.name!r}; allowed: {list(allowed)}")
+        if self.name == "causal":
+            check_causal_options(rule=self.rule, **self.options)
 
     @property
     def label(self):

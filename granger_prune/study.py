@@ -92,7 +92,8 @@ def run_study(config, out_dir, *, progress=print_progress):
 
 def _run_grid(config, progress, started):
     data = load_dataset(config.dataset, image=config.model == "cnn")
-    n_runs = len(config.seeds) * (len(config.methods) * len(config.sparsities) + config.dense_reference)
+    runs_per_seed = sum(1 if m.rule == "zero" else len(config.sparsities) for m in config.methods)
+    n_runs = len(config.seeds) * (runs_per_seed + config.dense_reference)
     rows, diagnostics = [], []
 
     def report(row):
@@ -114,18 +115,21 @@ def _run_grid(config, progress, started):
                         sparsity_actual=0.0, seed=seed, accuracy=accuracy, loss=loss,
                         seconds=time.perf_counter() - tic))
         for method in config.methods:
-            for sparsity in config.sparsities:
+            # the zero rule's sparsity is whatever the lasso keeps: one run, no target
+            for sparsity in ([None] if method.rule == "zero" else config.sparsities):
                 result = prune_and_retrain(model, data, method, sparsity, schedule=config.schedule,
                                            sgd=config.sgd, seed=seed, pretrained_state=state)
                 row = dict(method=method.name, rule=method.rule, scope=method.scope, label=method.label,
-                           sparsity_target=sparsity, sparsity_actual=result.sparsity, seed=seed,
+                           sparsity_target=float("nan") if sparsity is None else sparsity,
+                           sparsity_actual=result.sparsity, seed=seed,
                            accuracy=result.accuracy, loss=result.loss, seconds=result.seconds)
                 diag = result.diagnostics
                 if len(diag):
                     last = diag[diag["round"] == diag["round"].max()]
                     row.update(lasso_support=int(last["lasso_support"].sum()),
                                kept_by_tiebreak=int(last["kept_by_tiebreak"].sum()))
-                    diagnostics.append(diag.assign(seed=seed, label=method.label, sparsity_target=sparsity))
+                    diagnostics.append(diag.assign(seed=seed, label=method.label,
+                                                   sparsity_target=row["sparsity_target"]))
                 report(row)
     return rows, diagnostics
 

@@ -13,7 +13,6 @@ Every method (causal and the baselines) runs under this identical schedule.
 The optimizer is rebuilt after each rewind, so no momentum carries across rounds.
 """
 
-import copy
 import time
 from dataclasses import dataclass, field
 
@@ -23,6 +22,7 @@ import torch
 from torch import nn
 
 from .data import Minibatches
+from .design import MIN_ROWS
 from .masks import full_masks, sparsity as mask_sparsity
 from .pruning import MaskEnforcer, prunable_parameters, weights_numpy
 from .selection import density_schedule
@@ -91,13 +91,13 @@ def train_epochs(model, batches, optimizer, n_epochs, *, loss_fn=None, recorder=
     loss_fn = loss_fn or nn.functional.cross_entropy
     model.train()
     means = []
-    for _ in range(n_epochs):
+    for epoch in range(n_epochs):
         total, count = 0.0, 0
-        for x, y in batches:
+        for i, (x, y) in enumerate(batches):
             if recorder is not None:
                 loss = recorder.step(optimizer, loss_fn, x, y)
             else:
-                loss = float(optimizer_step(model, optimizer, loss_fn, x, y))
+                loss = optimizer_step(model, optimizer, loss_fn, x, y, step=f"{i} of epoch {epoch}")
             total += loss * len(x)
             count += len(x)
         means.append(total / count)
@@ -119,7 +119,7 @@ def evaluate(model, x, y, loss_fn=None):
 
 def snapshot(model):
     """A detached copy of ``model.state_dict()``, to rewind to later."""
-    return copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 @dataclass
@@ -166,8 +166,9 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
         Its weights are overwritten by ``pretrained_state`` first.
     data : granger_prune.data.TensorData
     method : granger_prune.selection.PruningMethod
-    sparsity : float in [0, 1)
-        Target sparsity of the rank rules (the zero rule ignores it).
+    sparsity : float in [0, 1) or None
+        Target sparsity of the rank rules; the zero rule takes ``None`` and
+        keeps, each round, the parameters with non-zero lasso coefficients.
     schedule : Schedule
     sgd : SGDConfig
     seed : int
@@ -180,16 +181,24 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
     PruningResult
     """
     start = time.perf_counter()
-    model.load_state_dict(pretrained_state)
     params = prunable_parameters(model)
     if not params:
         raise ValueError("the model has no prunable parameters (no Linear or Conv weights)")
+    batches = minibatches(data, sgd, seed)
+    if method.needs_trajectory:
+        _check_recorded_rows(schedule.n_prune * len(batches), method.loss_change)
+    if method.rule == "zero":
+        densities = [None] * schedule.n_iter
+    elif sparsity is None:
+        raise ValueError(f"sparsity is required by the rank rule of {method.label}")
+    else:
+        densities = density_schedule(sparsity, schedule.n_iter)
+    model.load_state_dict(pretrained_state)
     alive = full_masks({n: tuple(p.shape) for n, p in params.items()})
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    batches = minibatches(data, sgd, seed)
     diagnostics = []
-    for round_index, density in enumerate(density_schedule(sparsity, schedule.n_iter)):
+    for round_index, density in enumerate(densities):
         optimizer = sgd.make(model)
         enforcer = MaskEnforcer(params, alive).attach(optimizer)
         recorder = (TrajectoryRecorder(model, params, loss_change=method.loss_change)
@@ -218,6 +227,15 @@ def post_train(model, data, masks, *, schedule, sgd, batches):
     train_epochs(model, batches, optimizer, schedule.n_post)
     enforcer.detach()
     return evaluate(model, data.x_test, data.y_test)
+
+
+def _check_recorded_rows(n_steps, loss_change):
+    n_rows = n_steps - (loss_change == "consecutive")
+    if n_rows < MIN_ROWS:
+        raise ValueError(
+            f"each round records n_steps={n_steps} steps ({n_rows} rows with loss_change="
+            f"{loss_change!r}); the Granger design needs at least {MIN_ROWS}: raise n_prune "
+            "or lower batch_size")
 
 
 def minibatches(data, sgd, seed):

@@ -125,17 +125,27 @@ class InMemoryTrajectory(Trajectory):
         return np.stack(self._deltas[name])
 
 
-def optimizer_step(model, optimizer, loss_fn, inputs, targets):
-    """One ordinary training step; returns the detached minibatch loss.
+def optimizer_step(model, optimizer, loss_fn, inputs, targets, step=None):
+    """One ordinary training step; returns the minibatch loss as a float.
 
     Recorded and unrecorded training both go through this function, so the
     recorder cannot drift from plain training.
+
+    Raises
+    ------
+    NonFiniteLossError
+        When the loss is NaN or infinite; raised before ``backward()``, so the
+        parameters are left as they were.
     """
     optimizer.zero_grad(set_to_none=True)
     loss = loss_fn(model(inputs), targets)
+    value = loss.item()
+    if not np.isfinite(value):
+        where = "" if step is None else f" at step {step}"
+        raise NonFiniteLossError(f"the training loss is {value}{where}; the parameters were not updated")
     loss.backward()
     optimizer.step()
-    return loss.detach()
+    return value
 
 
 def _rng_states(device):
@@ -203,15 +213,15 @@ class TrajectoryRecorder:
         rng_before = _rng_states(device)
         theta_before = {n: p.detach().clone() for n, p in self.params.items()}
 
-        loss_before = float(optimizer_step(self.model, optimizer, loss_fn, inputs, targets))
-        if not np.isfinite(loss_before):
-            raise NonFiniteLossError(f"loss before recorded step {step_index} is {loss_before}")
+        loss_before = optimizer_step(self.model, optimizer, loss_fn, inputs, targets,
+                                     step=f"{step_index} of the recording")
 
         loss_after = float("nan")
         if self.loss_change == "same_batch":
             loss_after = self._loss_after_step(loss_fn, inputs, targets, rng_before, device)
             if not np.isfinite(loss_after):
-                raise NonFiniteLossError(f"loss after recorded step {step_index} is {loss_after}")
+                raise NonFiniteLossError(
+                    f"the loss after step {step_index} of the recording is {loss_after}")
 
         deltas = {n: (p.detach() - theta_before[n]).cpu().numpy() for n, p in self.params.items()}
         self.trajectory.append(loss_before, loss_after, deltas)

@@ -72,3 +72,18 @@ def test_causal_pruning_end_to_end_learns(data):
     assert (result.diagnostics["n_steps"] == len(data.x_train) // 64 + 1).all()
     accuracy, loss = evaluate(model, data.x_test, data.y_test)
     assert accuracy == pytest.approx(result.accuracy) and np.isfinite(loss)
+
+
+def test_small_cnn_runs_causal_pruning_on_digit_images():
+    data = digits(image=True)
+    torch.manual_seed(0)
+    model = build_model("cnn", data.input_shape, data.n_classes, channels=(4, 8), hidden=16)
+    schedule = Schedule(n_pre=1, n_iter=1, n_prune=1, n_post=1)
+    state = pretrain(model, data, schedule, SGD, seed=0)
+    result = prune_and_retrain(model, data, PruningMethod("causal", scope="global"), 0.6,
+                               schedule=schedule, sgd=SGD, seed=0, pretrained_state=state)
+    assert set(result.masks) == {"0.weight", "2.weight", "6.weight", "8.weight"}
+    assert result.masks["0.weight"].shape == (4, 1, 3, 3)
+    assert result.sparsity == pytest.approx(0.6, abs=1e-3)
+    assert len(result.diagnostics) == 1  # one global lasso problem
+    assert result.accuracy > 0.1
