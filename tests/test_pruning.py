@@ -56,15 +56,26 @@ def test_masked_model_state_dict_round_trips():
     torch.manual_seed(1)
     model = MLP(64, (16,), 10)
     params = prunable_parameters(model)
-    MaskEnforcer(params, random_masks(params)).apply()
+    masks = random_masks(params)
+    MaskEnforcer(params, masks).apply()
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     buffer.seek(0)
     fresh = MLP(64, (16,), 10)
     fresh.load_state_dict(torch.load(buffer))
     assert list(fresh.state_dict()) == list(model.state_dict())
-    x = torch.randn(5, 64)
-    assert torch.equal(fresh(x), model(x))
+    fresh_params = prunable_parameters(fresh)
+    for name, p in fresh_params.items():
+        assert torch.all(p.detach()[torch.from_numpy(~masks[name])] == 0), name
+    # masks re-attached after loading keep working
+    optimizer = torch.optim.SGD(fresh.parameters(), lr=0.1, momentum=0.9, weight_decay=0.01)
+    MaskEnforcer(fresh_params, masks).attach(optimizer)
+    for _ in range(3):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(fresh(torch.randn(8, 64)), torch.randint(0, 10, (8,))).backward()
+        optimizer.step()
+    for name, p in fresh_params.items():
+        assert torch.all(p.detach()[torch.from_numpy(~masks[name])] == 0), name
 
 
 def test_detach_stops_enforcing():

@@ -39,6 +39,14 @@ def test_unknown_config_keys_are_errors():
         StudyConfig().with_overrides(["schedule.n_psot=1"])
     with pytest.raises(ValueError, match="sparsities"):
         StudyConfig.from_dict({"sparsities": [0.5, 1.0]})
+    with pytest.raises(ValueError, match="'mnist'"):
+        StudyConfig.from_dict({"dataset": "mnist"})
+    with pytest.raises(ValueError, match="hiden"):
+        StudyConfig.from_dict({"model_options": {"hiden": [3]}})
+    with pytest.raises(ValueError, match="seeds"):
+        StudyConfig.from_dict({"seeds": 3})
+    with pytest.raises(ValueError, match="tie_breaker"):
+        StudyConfig.from_dict({"methods": [{"name": "causal", "options": {"tie_breaker": "x"}}]})
     with pytest.raises(ValueError, match="distinct labels"):
         StudyConfig.from_dict({"methods": [{"name": "random"}, {"name": "random"}]})
     with pytest.raises(ValueError, match="not found"):
@@ -62,7 +70,14 @@ def test_end_to_end_tiny_study_writes_a_complete_run_folder(tmp_path):
     assert (abs(pruned["sparsity_actual"] - pruned["sparsity_target"]) < 2e-3).all()
     assert table["accuracy"].between(0, 1).all()
     causal = pruned[pruned["method"] == "causal"]
-    assert (causal["lasso_support"] >= 0).all() and causal["kept_by_tiebreak"].notna().all()
+    diagnostics = pd.read_csv(out / "diagnostics.csv")
+    last_round = diagnostics[diagnostics["round"] == diagnostics["round"].max()]
+    totals = last_round.groupby(["label", "sparsity_target"])[["lasso_support", "kept_by_tiebreak"]].sum()
+    for _, row in causal.iterrows():
+        expected = totals.loc[(row["label"], row["sparsity_target"])]
+        assert row["lasso_support"] == expected["lasso_support"]
+        assert row["kept_by_tiebreak"] == expected["kept_by_tiebreak"]
+    assert (last_round["lasso_support"] <= last_round["n_steps"]).all()
     meta = json.loads((out / "meta.json").read_text())
     assert meta["granger_prune"] == "0.1.0" and meta["git_sha"]
     assert json.loads((out / "config.json").read_text())["schedule"]["n_post"] == 1
@@ -92,3 +107,18 @@ def test_cli_runs_a_study_and_reports_config_errors(tmp_path, capsys):
     assert "magnitude/layer" in capsys.readouterr().out
     assert main(["run", str(config), "--set", "schedule.n_psot=1"]) == 2
     assert "n_psot" in capsys.readouterr().err
+    assert main(args) == 2  # the run folder exists already
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_zero_rule_study_has_one_run_per_seed_without_target(tmp_path):
+    config = tiny_config().with_overrides(
+        ['methods=[{"name": "causal", "rule": "zero", "options": {"alpha_ratio": 0.1}}]',
+         "dense_reference=false"])
+    results = run_study(config, tmp_path / "zero", progress=None)
+    assert len(results) == 1
+    assert results["sparsity_target"].isna().all()
+    n_weights = 64 * 16 + 16 * 10
+    # what the zero rule keeps is the lasso's support of the last round
+    assert results.loc[0, "lasso_support"] == round((1 - results.loc[0, "sparsity_actual"]) * n_weights)
+    assert results.loc[0, "kept_by_tiebreak"] == 0

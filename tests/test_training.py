@@ -87,3 +87,41 @@ def test_small_cnn_runs_causal_pruning_on_digit_images():
     assert result.sparsity == pytest.approx(0.6, abs=1e-3)
     assert len(result.diagnostics) == 1  # one global lasso problem
     assert result.accuracy > 0.1
+
+
+def test_consecutive_loss_change_and_zero_rule_in_algorithm_1(data):
+    torch.manual_seed(0)
+    model = MLP(64, (32,), 10)
+    schedule = Schedule(n_pre=1, n_iter=2, n_prune=1, n_post=1)
+    state = pretrain(model, data, schedule, SGD, seed=0)
+    method = PruningMethod("causal", rule="zero", options={"loss_change": "consecutive",
+                                                           "alpha_ratio": 0.05})
+    result = prune_and_retrain(model, data, method, None, schedule=schedule, sgd=SGD, seed=0,
+                               pretrained_state=state)
+    n_batches = len(data.x_train) // 64 + 1
+    assert (result.diagnostics["n_steps"] == n_batches - 1).all()  # consecutive: T - 1 rows
+    kept = result.diagnostics.groupby("round")["kept"].sum()
+    assert kept[1] <= kept[0]
+    # the zero rule keeps exactly the lasso's support of the last round
+    last = result.diagnostics[result.diagnostics["round"] == 1]
+    assert (last["kept"] == last["lasso_support"]).all()
+    assert 0 < result.sparsity < 1
+
+
+def test_too_few_recorded_steps_fail_before_training(data):
+    model = MLP(64, (8,), 10)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    big_batches = SGDConfig(batch_size=len(data.x_train))  # one step per epoch
+    with pytest.raises(ValueError, match="n_steps=1"):
+        prune_and_retrain(model, data, PruningMethod("causal"), 0.5, schedule=Schedule(n_prune=1),
+                          sgd=big_batches, seed=0, pretrained_state=state)
+    with pytest.raises(ValueError, match="sparsity"):
+        prune_and_retrain(model, data, PruningMethod("magnitude"), None, schedule=Schedule(),
+                          sgd=SGD, seed=0, pretrained_state=state)
+
+
+def test_no_prunable_parameters(data):
+    model = torch.nn.Sequential(torch.nn.Flatten())
+    with pytest.raises(ValueError, match="no prunable parameters"):
+        prune_and_retrain(model, data, PruningMethod("random"), 0.5, schedule=Schedule(),
+                          sgd=SGD, seed=0, pretrained_state={})

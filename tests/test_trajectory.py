@@ -121,9 +121,26 @@ def test_non_finite_loss_names_the_step():
     recorder.step(optimizer, mse, X, Y)
     bad = Y.clone()
     bad[0] = float("nan")
+    weight = model.weight.detach().clone()
     with pytest.raises(NonFiniteLossError, match="step 1"):
         recorder.step(optimizer, mse, X, bad)
     assert recorder.trajectory.n_steps == 1
+    assert torch.equal(model.weight.detach(), weight)  # the bad step changed nothing
+
+
+def test_non_finite_loss_after_the_step_names_the_step():
+    model = tiny_linear(np.array([0.3, -0.2]))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    recorder = TrajectoryRecorder(model, {"weight": model.weight})
+    calls = []
+
+    def blows_up_on_second_call(pred, target):
+        calls.append(1)
+        return mse(pred, target) * (1.0 if len(calls) == 1 else float("inf"))
+
+    with pytest.raises(NonFiniteLossError, match="after step 0"):
+        recorder.step(optimizer, blows_up_on_second_call, X, Y)
+    assert recorder.trajectory.n_steps == 0
 
 
 def test_consecutive_mode_skips_the_after_step_pass():
