@@ -376,3 +376,18 @@ def test_no_warning_when_converged(problem):
         warnings.simplefilter("error")
         est = CausalLasso(alpha=0.01 * alpha_max(X, y)).fit(X, y)
     assert est.dual_gap_ <= 1e-4 * np.sum((y - y.mean()) ** 2) / X.shape[0]
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_solver_follows_the_input_namespace(problem, xp, fit_intercept):
+    """The same solution from NumPy and (on a GPU machine) CuPy inputs."""
+    from granger_prune.backend import to_numpy
+
+    X, y = problem
+    alpha = 0.1 * alpha_max(X, y, fit_intercept=fit_intercept)
+    reference = lasso_coordinate_descent(X, y, alpha, fit_intercept=fit_intercept, tol=1e-10)
+    result = lasso_coordinate_descent(xp.asarray(X), xp.asarray(y), alpha,
+                                      fit_intercept=fit_intercept, tol=1e-10)
+    assert_allclose(to_numpy(result.w), reference.w, rtol=1e-6, atol=1e-9)
+    assert primal_objective(X, y, to_numpy(result.w), alpha, float(result.intercept)) == pytest.approx(
+        primal_objective(X, y, reference.w, alpha, float(reference.intercept)), rel=1e-9)
