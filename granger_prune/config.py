@@ -18,7 +18,6 @@ from .selection import PruningMethod, check_sparsity
 from .training import Schedule, SGDConfig
 
 
-
 def _check_keys(section, mapping, allowed):
     if not isinstance(mapping, dict):
         raise ValueError(f"{section} must be a table, got {mapping!r}")

@@ -14,13 +14,16 @@ def full_masks(shapes):
 
     Parameters
     ----------
-    shapes : mapping of str to tuple of int
+    shapes : mapping of str to tuple of int, or to arrays
+        Tensor shapes, or arrays (anything with a ``shape``, e.g. parameters)
+        whose shapes the masks take.
 
     Returns
     -------
     dict of str to bool ndarray
     """
-    return {name: np.ones(shape, dtype=bool) for name, shape in shapes.items()}
+    return {name: np.ones(tuple(getattr(shape, "shape", shape)), dtype=bool)
+            for name, shape in shapes.items()}
 
 
 def intersect(masks, other):

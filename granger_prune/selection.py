@@ -17,7 +17,8 @@ Rules
 * :func:`select_causal` with ``rule="rank"`` (seed 001): prune the fraction of
   parameters with the smallest ``|γ_k|``.  A lasso leaves all but at most T
   coefficients at exactly zero, so the order among those is set by a named
-  tie-breaker (``"marginal"``: ``|x̃_kᵀ ỹ| / T``, the covariance of the
+  tie-breaker (``"marginal"``: ``|x_kᵀ ỹ| / T`` with ``ỹ`` the loss change,
+  centred when the restricted model has an intercept, i.e. the covariance of the
   feature with the loss change, which ranks like the authors' early-stopped SGD
   fit; or ``"magnitude"``: ``|θ_k|``).  The diagnostics report how many of the
   kept parameters the tie-breaker chose.
@@ -25,6 +26,7 @@ Rules
 This module works on plain NumPy arrays and never imports torch.
 """
 
+import inspect
 import warnings
 from dataclasses import dataclass, field
 
@@ -40,8 +42,6 @@ SCOPES = ("layer", "global")
 CAUSAL_RULES = ("rank", "zero")
 TIE_BREAKERS = ("marginal", "magnitude")
 METHODS = ("causal", "magnitude", "random")
-CAUSAL_OPTIONS = ("alpha_ratio", "alpha", "tie_breaker", "restricted", "scale", "loss_change",
-                  "tol", "max_iter")
 
 
 def check_sparsity(sparsity, name="sparsity"):
@@ -72,15 +72,24 @@ def density_schedule(sparsity, n_iter):
     return (1.0 - sparsity) ** (rounds / n_iter)
 
 
-def check_causal_options(*, rule="rank", alpha_ratio=0.05, alpha=None, tie_breaker="marginal",
-                         restricted="intercept", scale="raw", loss_change="same_batch", tol=1e-4,
-                         max_iter=1000):
-    """Validate the options of :func:`select_causal`; ``ValueError`` names the bad one."""
-    check_choice("rule", rule, CAUSAL_RULES)
-    check_choice("tie_breaker", tie_breaker, TIE_BREAKERS)
-    check_choice("restricted", restricted, RESTRICTED_MODELS)
-    check_choice("scale", scale, SCALES)
-    check_choice("loss_change", loss_change, LOSS_CHANGES)
+def check_causal_options(options):
+    """Validate keyword options of :func:`select_causal`; ``ValueError`` names the bad one.
+
+    Parameters
+    ----------
+    options : mapping of str to object
+        Any subset of :data:`CAUSAL_DEFAULTS`; the missing ones take their defaults.
+    """
+    unknown = sorted(set(options) - set(CAUSAL_DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown causal option(s) {unknown}; allowed: {list(CAUSAL_DEFAULTS)}")
+    o = {**CAUSAL_DEFAULTS, **options}
+    check_choice("rule", o["rule"], CAUSAL_RULES)
+    check_choice("tie_breaker", o["tie_breaker"], TIE_BREAKERS)
+    check_choice("restricted", o["restricted"], RESTRICTED_MODELS)
+    check_choice("scale", o["scale"], SCALES)
+    check_choice("loss_change", o["loss_change"], LOSS_CHANGES)
+    alpha, alpha_ratio, tol, max_iter = o["alpha"], o["alpha_ratio"], o["tol"], o["max_iter"]
     if alpha is None:
         if not isinstance(alpha_ratio, (int, float)) or not 0 < alpha_ratio <= 1:
             raise ValueError(f"alpha_ratio must lie in (0, 1], got {alpha_ratio!r}")
@@ -92,12 +101,8 @@ def check_causal_options(*, rule="rank", alpha_ratio=0.05, alpha=None, tie_break
         raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
 
 
-def _check_scope(scope):
-    check_choice("scope", scope, SCOPES)
-
-
 def _groups(names, scope):
-    _check_scope(scope)
+    check_choice("scope", scope, SCOPES)
     return [[n] for n in names] if scope == "layer" else [list(names)]
 
 
@@ -217,9 +222,9 @@ def select_causal(trajectory, alive, *, rule="rank", density=None, scope="layer"
     -------
     CausalSelection
     """
-    check_causal_options(rule=rule, alpha_ratio=alpha_ratio, alpha=alpha, tie_breaker=tie_breaker,
-                         restricted=restricted, scale=scale, loss_change=loss_change, tol=tol,
-                         max_iter=max_iter)
+    check_causal_options(dict(rule=rule, alpha_ratio=alpha_ratio, alpha=alpha, tie_breaker=tie_breaker,
+                              restricted=restricted, scale=scale, loss_change=loss_change, tol=tol,
+                              max_iter=max_iter))
     if tie_breaker == "magnitude" and rule == "rank" and weights is None:
         raise ValueError("tie_breaker='magnitude' needs weights")
     if rule == "rank" and density is None:
@@ -242,27 +247,32 @@ def select_causal(trajectory, alive, *, rule="rank", density=None, scope="layer"
             lasso.fit(design.X, design.y)
             gamma, gap, n_iter = lasso.coef_, lasso.dual_gap_, lasso.n_iter_
         support = gamma != 0
-        group_coef = design.to_tensors(gamma)
-        coef.update(group_coef)
-        group_alive = {n: alive[n] for n in group}
+        n_support = int(support.sum())
+        coef.update(design.to_tensors(gamma))
         if rule == "zero":
-            _warn_if_support_bound(int(support.sum()), design, group)
+            _warn_if_support_bound(n_support, design, group)
             group_masks = design.to_tensors(support, fill=False)
-            kept_by_tiebreak = 0
         else:
             rank = _lexicographic_rank(np.abs(gamma), _tiebreak_score(tie_breaker, design, weights))
             scores = design.to_tensors(rank.astype(np.float64), fill=-np.inf)
-            group_masks = keep_highest(scores, group_alive, density, scope="global")
-            n_kept = sum(int(np.count_nonzero(m)) for m in group_masks.values())
-            kept_by_tiebreak = max(0, n_kept - int(support.sum()))
+            group_masks = keep_highest(scores, {n: alive[n] for n in group}, density, scope="global")
         masks.update(group_masks)
+        n_kept = sum(int(np.count_nonzero(m)) for m in group_masks.values())
         rows.append(dict(
             tensors=",".join(group), n_steps=design.n_steps, n_features=design.n_features,
-            alpha=a, alpha_max=a_max, lasso_support=int(support.sum()),
-            kept=sum(int(np.count_nonzero(m)) for m in group_masks.values()),
-            kept_by_tiebreak=kept_by_tiebreak, dual_gap=gap, n_iter=n_iter,
+            alpha=a, alpha_max=a_max, lasso_support=n_support, kept=n_kept,
+            # the zero rule keeps exactly the support, so this is 0 for it
+            kept_by_tiebreak=max(0, n_kept - n_support), dual_gap=gap, n_iter=n_iter,
         ))
     return CausalSelection(masks=masks, coef=coef, diagnostics=pd.DataFrame(rows))
+
+
+#: The keyword options of :func:`select_causal` that a :class:`PruningMethod` may set,
+#: with their defaults (read from the signature, so there is one source of defaults).
+CAUSAL_DEFAULTS = {
+    name: p.default for name, p in inspect.signature(select_causal).parameters.items()
+    if p.kind is p.KEYWORD_ONLY and name not in ("density", "scope", "weights")
+}
 
 
 def _tiebreak_score(tie_breaker, design, weights):
@@ -320,16 +330,17 @@ class PruningMethod:
 
     def __post_init__(self):
         check_choice("method name", self.name, METHODS)
-        _check_scope(self.scope)
+        check_choice("scope", self.scope, SCOPES)
         check_choice("rule", self.rule, CAUSAL_RULES)
         if self.name != "causal" and self.rule != "rank":
             raise ValueError(f"rule={self.rule!r} is only defined for the causal method, not {self.name!r}")
-        allowed = CAUSAL_OPTIONS if self.name == "causal" else ()
-        unknown = sorted(set(self.options) - set(allowed))
-        if unknown:
-            raise ValueError(f"unknown option(s) {unknown} for method {self.name!r}; allowed: {list(allowed)}")
+        if "rule" in self.options:
+            raise ValueError("give the rule as PruningMethod(rule=...), not in options")
         if self.name == "causal":
-            check_causal_options(rule=self.rule, **self.options)
+            check_causal_options(self.options)
+        elif self.options:
+            raise ValueError(f"unknown option(s) {sorted(self.options)} for method {self.name!r}; "
+                             "only the causal method takes options")
 
     @property
     def label(self):
@@ -338,7 +349,7 @@ class PruningMethod:
             return f"{self.name}/{self.scope}"
         if self.rule == "zero":
             return f"causal-zero/{self.scope}"
-        return f"causal-rank-{self.options.get('tie_breaker', 'marginal')}/{self.scope}"
+        return f"causal-rank-{self._option('tie_breaker')}/{self.scope}"
 
     @property
     def needs_trajectory(self):
@@ -348,7 +359,10 @@ class PruningMethod:
     @property
     def loss_change(self):
         """How the recorder and the design form ``ΔL``."""
-        return self.options.get("loss_change", "same_batch")
+        return self._option("loss_change")
+
+    def _option(self, name):
+        return self.options.get(name, CAUSAL_DEFAULTS[name])
 
     def select(self, weights, alive, density, *, trajectory=None, rng=None):
         """Survivors of one round.

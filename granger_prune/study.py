@@ -92,7 +92,7 @@ def run_study(config, out_dir, *, progress=print_progress):
 
 def _run_grid(config, progress, started):
     data = load_dataset(config.dataset, image=config.model == "cnn")
-    runs_per_seed = sum(1 if m.rule == "zero" else len(config.sparsities) for m in config.methods)
+    runs_per_seed = sum(len(_sparsities(method, config)) for method in config.methods)
     n_runs = len(config.seeds) * (runs_per_seed + config.dense_reference)
     rows, diagnostics = [], []
 
@@ -109,14 +109,14 @@ def _run_grid(config, progress, started):
         if config.dense_reference:
             tic = time.perf_counter()
             model.load_state_dict(state)
-            accuracy, loss = post_train(model, data, _all_kept(model), schedule=config.schedule,
+            accuracy, loss = post_train(model, data, full_masks(prunable_parameters(model)),
+                                        schedule=config.schedule,
                                         sgd=config.sgd, batches=minibatches(data, config.sgd, seed))
             report(dict(method="dense", rule="none", scope="none", label="dense", sparsity_target=0.0,
                         sparsity_actual=0.0, seed=seed, accuracy=accuracy, loss=loss,
                         seconds=time.perf_counter() - tic))
         for method in config.methods:
-            # the zero rule's sparsity is whatever the lasso keeps: one run, no target
-            for sparsity in ([None] if method.rule == "zero" else config.sparsities):
+            for sparsity in _sparsities(method, config):
                 result = prune_and_retrain(model, data, method, sparsity, schedule=config.schedule,
                                            sgd=config.sgd, seed=seed, pretrained_state=state)
                 row = dict(method=method.name, rule=method.rule, scope=method.scope, label=method.label,
@@ -134,8 +134,9 @@ def _run_grid(config, progress, started):
     return rows, diagnostics
 
 
-def _all_kept(model):
-    return full_masks({n: tuple(p.shape) for n, p in prunable_parameters(model).items()})
+def _sparsities(method, config):
+    """Target sparsities a method runs at; the zero rule's is whatever the lasso keeps (None)."""
+    return [None] if method.rule == "zero" else list(config.sparsities)
 
 
 def _meta(started):

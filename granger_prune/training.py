@@ -194,7 +194,7 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
     else:
         densities = density_schedule(sparsity, schedule.n_iter)
     model.load_state_dict(pretrained_state)
-    alive = full_masks({n: tuple(p.shape) for n, p in params.items()})
+    alive = full_masks(params)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     diagnostics = []
