@@ -48,3 +48,43 @@ def to_numpy(a):
     if cupy is not None and isinstance(a, cupy.ndarray):
         return cupy.asnumpy(a)
     return np.asarray(a)
+
+
+def from_torch(tensor):
+    """A NumPy (CPU tensor) or CuPy (CUDA tensor) view of a torch tensor, without a copy.
+
+    Goes through DLPack, so the result shares memory with ``tensor``; writing to
+    one writes to the other.  torch is not imported here: ``tensor`` is
+    recognised by its ``device`` attribute.
+
+    Parameters
+    ----------
+    tensor : torch.Tensor
+        Dense, on the CPU or a CUDA device; detached first when it requires grad.
+
+    Returns
+    -------
+    numpy.ndarray or cupy.ndarray
+        Same shape, dtype and memory as ``tensor``.
+
+    Raises
+    ------
+    TypeError
+        When ``tensor`` is on another kind of device.
+    """
+    if getattr(tensor, "requires_grad", False):
+        tensor = tensor.detach()
+    kind = tensor.device.type
+    if kind == "cpu":
+        return np.from_dlpack(tensor)
+    if kind == "cuda":
+        import cupy  # only a CUDA tensor brings CuPy in
+
+        return cupy.from_dlpack(tensor)
+    raise TypeError(f"tensors on device type {kind!r} are not supported; move it to the CPU")
+
+
+def is_torch_tensor(obj):
+    """Whether ``obj`` is a torch tensor (without importing torch)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.Tensor)

@@ -99,7 +99,7 @@ def test_function_and_estimator_agree(problem, fit_intercept):
     result = lasso_coordinate_descent(X, y, alpha, fit_intercept=fit_intercept, tol=1e-8)
     est = CausalLasso(alpha=alpha, fit_intercept=fit_intercept, tol=1e-8).fit(X, y)
     assert isinstance(result, LassoResult)
-    w, intercept, gap, n_iter = result
+    w, intercept, gap, n_iter, n_passes, n_screened = result
     assert_allclose(w, est.coef_, rtol=0, atol=0)
     assert intercept == est.intercept_
     assert gap == est.dual_gap_ and n_iter == est.n_iter_ >= 1

@@ -1,0 +1,36 @@
+"""Lasso and elastic net for Granger designs: working-set coordinate descent on NumPy or CuPy.
+
+Every solver here minimises scikit-learn's ElasticNet objective (the Lasso at
+``l1_ratio=1``); see :mod:`granger_prune.lasso.objective` for the objective,
+its dual and the duality gap, and :mod:`granger_prune.lasso.solver` for the
+algorithm.  Modules:
+
+* ``objective``: objective, dual, duality gap, ``alpha_max``, soft threshold.
+* ``solver``: the working-set solver (one design, NumPy and CuPy backends).
+* ``path``: regularisation paths and the ``alpha`` giving a support of ``k``.
+* ``batch``: independent problems that share the target (one per layer).
+* ``estimator``: :class:`CausalLasso`, the scikit-learn estimator.
+"""
+
+from .batch import fit_shared_target
+from .estimator import CausalLasso
+from .objective import alpha_max, duality_gap, primal_objective, soft_threshold
+from .path import LassoPath, SupportSearch, alpha_for_support, lasso_path
+from .solver import LassoResult, Problem, enet_coordinate_descent, lasso_coordinate_descent
+
+__all__ = [
+    "CausalLasso",
+    "LassoPath",
+    "LassoResult",
+    "Problem",
+    "SupportSearch",
+    "alpha_for_support",
+    "alpha_max",
+    "duality_gap",
+    "enet_coordinate_descent",
+    "fit_shared_target",
+    "lasso_coordinate_descent",
+    "lasso_path",
+    "primal_objective",
+    "soft_threshold",
+]

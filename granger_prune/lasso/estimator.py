@@ -1,0 +1,192 @@
+"""scikit-learn estimator for the Granger lasso / elastic net."""
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
+
+try:  # scikit-learn >= 1.6
+    from sklearn.utils.validation import validate_data as _sk_validate_data
+except ImportError:  # pragma: no cover - older scikit-learn
+    _sk_validate_data = None
+
+from ..backend import from_torch, get_namespace, is_torch_tensor, to_numpy
+from ._operator import raw_column_sq_sums
+from ._validation import (as_design, check_alpha, check_bool, check_int, check_l1_ratio,
+                          check_tol)
+from .solver import _warn_not_converged, solve_enet
+
+_FLOATS = (np.float64, np.float32)  # float32 designs are fitted without a float64 copy
+
+
+def _validate(estimator, X, y=None, reset=True):
+    kwargs = dict(dtype=_FLOATS)  # finiteness is checked by default
+    x_only = y is None and not reset  # predict; fit with y=None must fail on y
+    if _sk_validate_data is None:  # pragma: no cover - older scikit-learn
+        if x_only:
+            return estimator._validate_data(X, reset=reset, **kwargs)
+        return estimator._validate_data(X, y, reset=reset, y_numeric=True, **kwargs)
+    if x_only:
+        return _sk_validate_data(estimator, X, reset=reset, **kwargs)
+    return _sk_validate_data(estimator, X, y, reset=reset, y_numeric=True, **kwargs)
+
+
+def unit_rms_scale(X, xp):
+    """Column RMS ``sqrt(mean_t X[t, j]^2)`` (1 for all-zero columns), shape (n_features,)."""
+    scale = xp.sqrt(raw_column_sq_sums(X, xp) / X.shape[0])
+    scale[scale == 0] = 1.0
+    return scale
+
+
+class CausalLasso(RegressorMixin, BaseEstimator):
+    """Lasso / elastic net for the unrestricted Granger model ``ΔL^t = c + Σ_k γ_k (Δθ_k^t)²``.
+
+    Minimises scikit-learn's :class:`~sklearn.linear_model.ElasticNet` objective
+    (:class:`~sklearn.linear_model.Lasso` at ``l1_ratio=1``)::
+
+        (1 / (2 n)) ||y - X w - b||_2^2 + alpha l1_ratio ||w||_1
+            + (alpha (1 - l1_ratio) / 2) ||w||_2^2
+
+    by working-set coordinate descent with gap-safe screening
+    (:func:`~granger_prune.lasso.enet_coordinate_descent`).  A parameter is
+    Granger-causal for the loss when its coefficient is non-zero; a lasso keeps
+    at most ``n_samples`` of them.
+
+    ``X`` may be a NumPy array, a CuPy array (fitted on the GPU) or a torch
+    tensor (CUDA tensors reach CuPy through DLPack without a copy); float32
+    designs are fitted without a float64 copy.
+
+    Parameters
+    ----------
+    alpha : float, default=1.0
+        Regularisation strength ``>= 0``; express it relative to
+        :func:`~granger_prune.lasso.alpha_max`.
+    l1_ratio : float in (0, 1], default=1.0
+        Elastic-net mixing; 1 is the lasso.
+    fit_intercept : bool, default=True
+        Fit the intercept ``b`` (implicit centring; no centred copy of ``X``).
+    standardize : bool, default=False
+        Penalise the coefficients of the unit-RMS columns ``X[:, j] / rms_j``
+        (``rms_j = sqrt(mean_t X[t, j]^2)``, no scaled copy of ``X``);
+        ``coef_`` is reported on the original scale.  This changes the method
+        for trajectory designs (each parameter's step size is discarded).
+    positive : bool, default=False
+        Constrain the coefficients to be non-negative.
+    warm_start : bool, default=False
+        Start from the previous ``coef_`` when refitting on the same features.
+    tol : float, default=1e-4
+        Stop when the duality gap is at most ``tol * ||y - mean(y)||^2 / n``
+        (``y`` uncentred without an intercept), as scikit-learn does.
+    max_iter : int, default=1000
+        Maximum outer iterations (each one pass over ``X``).
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_features,)
+        Coefficients ``w`` (NumPy, on the scale of ``X``).
+    intercept_ : float
+        Intercept ``b`` (0.0 when ``fit_intercept=False``).
+    support_ : ndarray of shape (n_features,), dtype=bool
+        Mask of the non-zero coefficients.
+    dual_gap_ : float
+        Duality gap at the end of the fit (scale of the objective; of the
+        standardized problem when ``standardize``).
+    n_iter_ : int
+        Outer iterations run.
+    n_passes_ : int
+        Full passes over ``X``.
+    n_screened_ : int
+        Features removed by gap-safe screening.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Feature names, when ``X`` has string column names.
+
+    Notes
+    -----
+    Trajectory residuals are serially correlated and the lasso selects on the
+    data it is fitted to: do not read p-values off this fit.
+    """
+
+    def __init__(self, alpha=1.0, *, l1_ratio=1.0, fit_intercept=True, standardize=False,
+                 positive=False, warm_start=False, tol=1e-4, max_iter=1000):
+        self.alpha = alpha
+        self.l1_ratio = l1_ratio
+        self.fit_intercept = fit_intercept
+        self.standardize = standardize
+        self.positive = positive
+        self.warm_start = warm_start
+        self.tol = tol
+        self.max_iter = max_iter
+
+    def _check_params(self):
+        check_alpha(self.alpha)
+        check_l1_ratio(self.l1_ratio)
+        check_tol(self.tol)
+        check_int(self.max_iter, "max_iter", 1)
+        for name in ("fit_intercept", "standardize", "positive", "warm_start"):
+            check_bool(getattr(self, name), name)
+
+    def fit(self, X, y):
+        """Fit the model.
+
+        Parameters
+        ----------
+        X : array-like, CuPy array or torch tensor of shape (n_samples, n_features)
+            Design (dense, finite).
+        y : array-like of shape (n_samples,)
+            Target (finite), in the namespace of ``X``.
+
+        Returns
+        -------
+        self : CausalLasso
+        """
+        self._check_params()
+        if is_torch_tensor(X):
+            X = from_torch(X)
+        if is_torch_tensor(y):
+            y = from_torch(y)
+        xp = get_namespace(X, y)
+        if xp is np:
+            X, y = _validate(self, X, y, reset=True)
+        else:  # CuPy: scikit-learn's validation would copy to the host
+            X, y = as_design(X, y, xp)
+            self.n_features_in_ = X.shape[1]
+        scale = unit_rms_scale(X, xp) if self.standardize else None
+        w_init = None
+        if self.warm_start and getattr(self, "coef_", None) is not None \
+                and self.coef_.shape == (X.shape[1],):
+            w_init = xp.asarray(self.coef_)
+        result, converged, _ = solve_enet(
+            X, y, self.alpha, l1_ratio=self.l1_ratio, fit_intercept=self.fit_intercept,
+            positive=self.positive, w_init=w_init, tol=self.tol, max_iter=self.max_iter,
+            column_scale=scale)
+        if not converged:
+            _warn_not_converged(result, self.max_iter, "CausalLasso", stacklevel=2)
+        self.coef_ = to_numpy(result.w)
+        self.intercept_ = float(result.intercept)
+        self.support_ = self.coef_ != 0.0
+        self.dual_gap_ = float(result.dual_gap)
+        self.n_iter_ = int(result.n_iter)
+        self.n_passes_ = int(result.n_passes)
+        self.n_screened_ = int(result.n_screened)
+        return self
+
+    def predict(self, X):
+        """Predict ``X @ coef_ + intercept_``.
+
+        Parameters
+        ----------
+        X : array-like, CuPy array or torch tensor of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            In the namespace of ``X`` (NumPy for a CPU tensor, CuPy for a CUDA one).
+        """
+        check_is_fitted(self)
+        if is_torch_tensor(X):
+            X = from_torch(X)
+        xp = get_namespace(X)
+        if xp is np:
+            X = _validate(self, X, reset=False)
+        return X @ xp.asarray(self.coef_) + self.intercept_
