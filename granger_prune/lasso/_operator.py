@@ -35,6 +35,7 @@ class ImplicitDesign:
 
     def __init__(self, X, mean, scale, xp):
         self.X, self.mean, self.scale, self.xp = X, mean, scale, xp
+        self.n_passes = 0  # full passes over X made through this operator
 
     @property
     def shape(self):
@@ -43,6 +44,7 @@ class ImplicitDesign:
     def raw_rmatvec(self, v):
         """``X^T v`` in float64; ``v`` of shape (n_samples,), result (n_features,)."""
         xp, X = self.xp, self.X
+        self.n_passes += 1
         if X.dtype == xp.float64:
             return X.T @ xp.asarray(v, dtype=xp.float64)
         v32 = xp.asarray(v, dtype=xp.float32)
@@ -113,6 +115,7 @@ class ImplicitDesign:
     def raw_column_sq_sums(self):
         """``sum_t X[t, j]^2`` in float64, shape (n_features,), in one pass."""
         xp, X = self.xp, self.X
+        self.n_passes += 1
         if X.dtype == xp.float64:
             return xp.einsum("ij,ij->j", X, X)
         out = xp.zeros(X.shape[1], dtype=xp.float64)

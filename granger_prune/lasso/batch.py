@@ -10,6 +10,8 @@ parallel threads when ``n_jobs > 1``: the passes over ``X`` release the GIL
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 
+import numpy as np
+
 from ..backend import get_namespace
 from ._inner import single_threaded_blas
 from ._validation import check_int, check_real
@@ -58,7 +60,8 @@ def fit_shared_target(designs, y, *, alpha=None, alpha_ratio=None, l1_ratio=1.0,
         raise ValueError("give exactly one of alpha and alpha_ratio")
     n_jobs = check_int(n_jobs, "n_jobs", 1)
     if alpha is not None:
-        alphas = list(alpha) if hasattr(alpha, "__len__") else [alpha] * len(designs)
+        alphas = ([float(alpha)] * len(designs) if np.ndim(alpha) == 0
+                  else [float(a) for a in np.asarray(alpha, dtype=np.float64).ravel()])
         if len(alphas) != len(designs):
             raise ValueError(f"alpha has {len(alphas)} values for {len(designs)} designs")
     else:

@@ -20,8 +20,8 @@ and the gap is::
 
     G(w) = ((1 + s^2) ||r||^2 / 2 - s r^T yc) / n + l1 ||w||_1 + l2 (1 + s^2) ||w||^2 / 2
 
-which is ``n``-scaled exactly as ``sklearn.linear_model.ElasticNet.dual_gap_``
-divided by ``n`` (scikit-learn reports the gap of ``n * P``).
+which is on the scale of ``P``, as ``sklearn.linear_model.ElasticNet.dual_gap_``
+(scikit-learn >= 1.0) is.
 """
 
 import numpy as np
@@ -157,8 +157,8 @@ def primal_objective(X, y, w, alpha, intercept=0.0, *, l1_ratio=1.0):
 def duality_gap(X, y, w, alpha, fit_intercept=True, *, l1_ratio=1.0, positive=False):
     """The duality gap ``G(w)`` of the module docstring, on the scale of ``P``.
 
-    Non-negative, and zero exactly at a solution; ``n_samples`` times it is
-    scikit-learn's ``dual_gap_``.  One pass over ``X``.
+    Non-negative, and zero exactly at a solution; the quantity scikit-learn's
+    ``dual_gap_`` reports.  One pass over ``X``.
 
     Parameters
     ----------

@@ -240,6 +240,11 @@ def alpha_for_support(X, y, k, *, l1_ratio=1.0, fit_intercept=True, positive=Fal
         return result, int(problem.xp.count_nonzero(result.w))
 
     a_max = problem.alpha_max(l1_ratio, positive)
+    if a_max == 0:  # no feature correlates with y in the allowed direction
+        result, size = fit(0.0, None)
+        warnings.warn(f"alpha_max is 0: every alpha gives an empty support, not k={k}; "
+                      f"T={n_samples}", SupportLimitWarning, stacklevel=2)
+        return SupportSearch(0.0, size, result, n_fits)
     high, high_fit = a_max, None  # support < k at high
     alpha, low, low_fit = a_max, None, None
     while alpha > min_ratio * a_max:

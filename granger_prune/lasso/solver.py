@@ -25,7 +25,9 @@ the survivors so the later passes read less.
 Centring (``fit_intercept``) and column scaling (``column_scale``) are implicit
 (:class:`~granger_prune.lasso._operator.ImplicitDesign`): no centred or scaled
 copy of ``X`` is made.  ``X`` may be float32 (passes accumulate in float64 every
-``ROW_BLOCK`` rows) or float64; everything else is float64.
+``ROW_BLOCK`` rows) or float64; everything else is float64.  With a float32
+``X`` the residual enters each pass rounded to float32, so the computed gap is
+accurate to about ``1e-8 * ||yc||^2 / n``: ask for ``tol >= 1e-7`` there.
 """
 
 import warnings
@@ -62,7 +64,9 @@ class LassoResult(NamedTuple):
     n_iter : int
         Outer (working-set) iterations run.
     n_passes : int
-        Full passes over ``X`` made by the iterations.
+        Full passes over ``X`` made by the call: the iterations' ``X^T r``
+        and, when the call prepared them, the column sums, the column norms
+        for screening and ``X^T yc``.
     n_screened : int
         Features removed by gap-safe screening.
     """
@@ -127,6 +131,7 @@ class Problem:
         self.yc_norm2 = float(self.yc @ self.yc)
         self.scale = None if column_scale is None else _check_scale(column_scale, self.n_features, xp)
         self.design = ImplicitDesign(X, mean, self.scale, xp)
+        self.design.n_passes = 1  # the column sums (also the finiteness check of X)
         self._sq_norms = None
         self._correlation_at_zero = None
 
@@ -160,15 +165,19 @@ def solve_enet(X, y, alpha, *, l1_ratio=1.0, fit_intercept=True, positive=False,
                screening=True, column_scale=None, initial_working_set=None, problem=None):
     """The solver; returns ``(LassoResult, converged, g)``.
 
-    ``g`` (shape ``(n_features,)``, in the input's namespace, zero on screened
-    features) is ``Xt^T r / n - l2 w`` from the last pass, used by the path for
+    ``g`` (shape ``(n_features,)``, in the input's namespace; zero on dead
+    columns and on screened columns dropped by compaction) is
+    ``Xt^T r / n - l2 w`` from the last pass, used by the path for
     the strong rule.  ``initial_working_set`` (host indices) joins the first
     working set.  ``problem`` (a :class:`Problem`) replaces ``X``, ``y``,
     ``fit_intercept`` and ``column_scale`` when given.  See
     :func:`enet_coordinate_descent` for the rest.
     """
+    passes_before = 0
     if problem is None:
         problem = Problem(X, y, fit_intercept, column_scale)
+    else:
+        passes_before = problem.design.n_passes
     xp = problem.xp
     alpha, l1_ratio, tol = check_alpha(alpha), check_l1_ratio(l1_ratio), check_tol(tol)
     positive = check_bool(positive, "positive")
@@ -195,7 +204,8 @@ def solve_enet(X, y, alpha, *, l1_ratio=1.0, fit_intercept=True, positive=False,
     if alpha >= problem.alpha_max(l1_ratio, positive):
         # w = 0 satisfies the KKT conditions exactly (whatever the warm start)
         w = xp.zeros(n_features, dtype=xp.float64)
-        result = LassoResult(w, problem.intercept(w), 0.0, 0, 0, 0)
+        result = LassoResult(w, problem.intercept(w), 0.0, 0,
+                             problem.design.n_passes - passes_before, 0)
         return result, True, xp.array(problem.correlation_at_zero, copy=True)
 
     columns = None  # original index of each column of a compacted design
@@ -205,18 +215,18 @@ def solve_enet(X, y, alpha, *, l1_ratio=1.0, fit_intercept=True, positive=False,
     sq_norms = problem.sq_norms if screening else None
     if screening:
         dead |= sq_norms == 0
+        w[dead] = 0.0  # an all-zero column never enters a working set to be cleared
 
-    ws_size, n_iter, n_passes, prev_gap, converged = 0, 0, 0, np.inf, False
+    ws_size, n_iter, prev_gap, converged = 0, 0, np.inf, False
+    compacted_passes = 0  # passes over compacted copies of X
     extra = None if initial_working_set is None else np.asarray(initial_working_set, dtype=np.int64)
     while True:
         if columns is None and not bool(xp.any(w)):
-            n_passes += problem._correlation_at_zero is None
             r = yc  # w = 0: the correlations are the problem's cached ones
             g = xp.array(problem.correlation_at_zero, copy=True)
         else:
             r = yc - design.matvec(w)
             g = design.rmatvec(r) / n_samples
-            n_passes += 1
         if l2 > 0:
             g -= l2 * w
         g[dead] = 0.0
@@ -238,6 +248,8 @@ def solve_enet(X, y, alpha, *, l1_ratio=1.0, fit_intercept=True, positive=False,
             survivors = xp.nonzero(~(screened | dead))[0]
             if survivors.shape[0] <= design.shape[1] // COMPACTION and design.shape[1] > 4 * p0:
                 n_compacted += int(xp.count_nonzero(screened))
+                if design is not problem.design:
+                    compacted_passes += design.n_passes
                 design = design.take(survivors)
                 columns = survivors if columns is None else columns[survivors]
                 w, g, violation, sq_norms = w[survivors], g[survivors], violation[survivors], sq_norms[survivors]
@@ -288,6 +300,9 @@ def solve_enet(X, y, alpha, *, l1_ratio=1.0, fit_intercept=True, positive=False,
         w = w / scale
     intercept = problem.intercept(w)
     n_screened = n_compacted + int(xp.count_nonzero(screened))
+    if design is not problem.design:
+        compacted_passes += design.n_passes
+    n_passes = problem.design.n_passes - passes_before + compacted_passes
     result = LassoResult(w, float(intercept), float(gap), n_iter, n_passes, n_screened)
     return result, converged, g
 
