@@ -127,6 +127,13 @@ def alpha_max(X, y, fit_intercept=True, *, l1_ratio=1.0, positive=False):
     return dual_norm(design.rmatvec(yc), positive, xp) / (X.shape[0] * l1_ratio)
 
 
+def _checked_point(X, y, w, alpha, l1_ratio):
+    """Validated ``(xp, X, y, w, alpha, l1_ratio)`` for evaluating at a point ``w``."""
+    xp = get_namespace(X, y, w)
+    X, y = as_design(X, y, xp)
+    return (xp, X, y, as_coef(w, X.shape[1], xp), check_alpha(alpha), check_l1_ratio(l1_ratio))
+
+
 def primal_objective(X, y, w, alpha, intercept=0.0, *, l1_ratio=1.0):
     """The objective ``P(w, b)`` of the module docstring.
 
@@ -145,10 +152,7 @@ def primal_objective(X, y, w, alpha, intercept=0.0, *, l1_ratio=1.0):
     -------
     float
     """
-    xp = get_namespace(X, y, w)
-    X, y = as_design(X, y, xp)
-    w = as_coef(w, X.shape[1], xp)
-    alpha, l1_ratio = check_alpha(alpha), check_l1_ratio(l1_ratio)
+    xp, X, y, w, alpha, l1_ratio = _checked_point(X, y, w, alpha, l1_ratio)
     r = y - ImplicitDesign(X, None, None, xp).matvec(w) - float(intercept)
     return (0.5 * float(r @ r) / X.shape[0] + alpha * l1_ratio * float(xp.sum(xp.abs(w)))
             + 0.5 * alpha * (1.0 - l1_ratio) * float(w @ w))
@@ -175,10 +179,7 @@ def duality_gap(X, y, w, alpha, fit_intercept=True, *, l1_ratio=1.0, positive=Fa
     -------
     float
     """
-    xp = get_namespace(X, y, w)
-    X, y = as_design(X, y, xp)
-    w = as_coef(w, X.shape[1], xp)
-    alpha, l1_ratio = check_alpha(alpha), check_l1_ratio(l1_ratio)
+    xp, X, y, w, alpha, l1_ratio = _checked_point(X, y, w, alpha, l1_ratio)
     fit_intercept = check_bool(fit_intercept, "fit_intercept")
     positive = check_bool(positive, "positive")
     if positive and bool(xp.any(w < 0)):
