@@ -1,0 +1,168 @@
+"""Tests of granger_prune.stats: statsmodels as the reference for F-tests and corrections."""
+
+import warnings
+
+import numpy as np
+import pytest
+import statsmodels.api as sm
+from numpy.testing import assert_allclose, assert_array_equal
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.stattools import durbin_watson
+from statsmodels.tsa.stattools import grangercausalitytests
+
+from granger_prune.exceptions import GrangerPruneWarning
+from granger_prune.stats import METHODS, adjust_pvalues, nested_f_tests
+
+
+@pytest.fixture
+def problem():
+    rng = np.random.default_rng(0)
+    T = 90
+    X = rng.random((T, 24)) ** 2
+    Z = np.column_stack([np.ones(T), rng.standard_normal(T)])
+    y = X[:, :3] @ np.array([1.0, 2.0, 3.0]) + Z @ np.array([0.5, 1.0]) + rng.standard_normal(T)
+    return y, X, Z
+
+
+def _statsmodels_f(y, Z, X_g):
+    restricted = sm.OLS(y, Z).fit()
+    full = sm.OLS(y, np.column_stack([Z, X_g])).fit()
+    f, p, df = full.compare_f_test(restricted)
+    return f, p, full.ssr, restricted
+
+
+def test_single_feature_tests_match_compare_f_test(problem):
+    y, X, Z = problem
+    result = nested_f_tests(y, X, Z)
+    for j in range(X.shape[1]):
+        f, p, ssr, restricted = _statsmodels_f(y, Z, X[:, j])
+        assert_allclose(result.fvalue[j], f, rtol=1e-8)
+        assert_allclose(result.pvalue[j], p, rtol=1e-8)
+        assert_allclose(result.ssr_full[j], ssr, rtol=1e-8)
+    assert_allclose(result.ssr_restricted, restricted.ssr, rtol=1e-10)
+    assert_allclose(result.durbin_watson, durbin_watson(restricted.resid), rtol=1e-10)
+    assert np.all(result.df_num == 1) and np.all(result.df_denom == X.shape[0] - 3)
+    assert set(result.to_frame().columns) == {"fvalue", "pvalue", "df_num", "df_denom", "ssr_full"}
+    assert "Durbin-Watson" in result.summary()
+
+
+def test_group_tests_match_compare_f_test(problem):
+    y, X, Z = problem
+    groups = np.repeat(np.arange(8), 3)[np.random.default_rng(1).permutation(24)]
+    result = nested_f_tests(y, X, Z, groups=groups)
+    assert result.n_tests == 8
+    for g in range(8):
+        f, p, ssr, _ = _statsmodels_f(y, Z, X[:, groups == g])
+        assert_allclose(result.fvalue[g], f, rtol=1e-8)
+        assert_allclose(result.pvalue[g], p, rtol=1e-8)
+    assert np.all(result.df_num == 3)
+
+
+def test_unequal_groups_and_no_restricted_regressors(problem):
+    y, X, _ = problem
+    groups = np.array([0] * 5 + [1] * 2 + list(range(2, 19)))
+    result = nested_f_tests(y, X, None, groups=groups)
+    for g in (0, 1, 5):
+        full = sm.OLS(y, X[:, groups == g]).fit()
+        m = int((groups == g).sum())
+        f = ((y @ y - full.ssr) / m) / (full.ssr / (len(y) - m))
+        assert_allclose(result.fvalue[g], f, rtol=1e-8)
+        assert result.df_num[g] == m and result.df_denom[g] == len(y) - m
+
+
+def test_matches_grangercausalitytests_ssr_ftest():
+    rng = np.random.default_rng(3)
+    T = 200
+    x = rng.standard_normal(T)
+    y = np.zeros(T)
+    for t in range(1, T):
+        y[t] = 0.4 * y[t - 1] + 0.3 * x[t - 1] + rng.standard_normal()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # statsmodels' verbose deprecation
+        ref = grangercausalitytests(np.column_stack([y, x]), maxlag=1)
+    f_ref, p_ref, df_denom_ref, df_num_ref = ref[1][0]["ssr_ftest"]
+    # restricted: intercept + y_{t-1}; tested: x_{t-1}
+    Z = np.column_stack([np.ones(T - 1), y[:-1]])
+    result = nested_f_tests(y[1:], x[:-1, None], Z)
+    assert_allclose(result.fvalue[0], f_ref, rtol=1e-8)
+    assert_allclose(result.pvalue[0], p_ref, rtol=1e-8)
+    assert result.df_denom[0] == df_denom_ref and result.df_num[0] == df_num_ref
+
+
+def test_float32_design_agrees_with_float64(problem):
+    y, X, Z = problem
+    X32 = X.astype(np.float32)
+    r32 = nested_f_tests(y, X32, Z)
+    r64 = nested_f_tests(y, X32.astype(np.float64), Z)
+    assert_allclose(r32.fvalue, r64.fvalue, rtol=1e-4)
+    assert_allclose(r32.pvalue, r64.pvalue, rtol=1e-3, atol=1e-12)
+
+
+def test_null_pvalues_are_uniform():
+    rng = np.random.default_rng(5)
+    T, d = 120, 20_000
+    X = rng.random((T, d))
+    y = rng.standard_normal(T)
+    result = nested_f_tests(y, X, np.ones((T, 1)))
+    counts, _ = np.histogram(result.pvalue, bins=10, range=(0, 1))
+    assert np.all(np.abs(counts / d - 0.1) < 0.01)
+
+
+def test_degenerate_features_warn_once_and_give_nan(problem):
+    y, X, Z = problem
+    X = X.copy()
+    X[:, 4] = 0.0
+    X[:, 9] = 3.0  # constant: in the span of the intercept
+    with pytest.warns(GrangerPruneWarning, match="2 of 24 tests are degenerate") as record:
+        result = nested_f_tests(y, X, Z)
+    assert len(record) == 1
+    assert np.isnan(result.fvalue[[4, 9]]).all() and np.all(result.pvalue[[4, 9]] == 1.0)
+    assert np.isfinite(np.delete(result.fvalue, [4, 9])).all()
+    groups = np.repeat(np.arange(8), 3)
+    with pytest.warns(GrangerPruneWarning, match="2 of 8"):
+        grouped = nested_f_tests(y, X, Z, groups=groups)
+    assert np.isnan(grouped.fvalue[[1, 3]]).all()
+
+
+def test_bad_input(problem):
+    y, X, Z = problem
+    with pytest.raises(ValueError, match=r"T=4 steps are too few for 5 regressors"):
+        nested_f_tests(y[:4], X[:4], np.eye(4))
+    with pytest.raises(ValueError, match=r"T=90 steps are too few for 98 regressors"):
+        nested_f_tests(y, np.tile(X, 4), Z, groups=np.zeros(96, dtype=int))
+    bad = X.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN"):
+        nested_f_tests(y, bad, Z)
+    y_bad = y.copy()
+    y_bad[0] = np.inf
+    with pytest.raises(ValueError, match="y contains NaN"):
+        nested_f_tests(y_bad, X, Z)
+    with pytest.raises(ValueError, match="shape"):
+        nested_f_tests(y[:-1], X, Z)
+    with pytest.raises(ValueError, match="rank deficient"):
+        nested_f_tests(y, X, np.column_stack([Z, Z[:, 0]]))
+    with pytest.raises(ValueError, match="groups"):
+        nested_f_tests(y, X, Z, groups=np.arange(23))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_adjust_pvalues_matches_multipletests(method):
+    rng = np.random.default_rng(7)
+    p = np.concatenate([rng.uniform(size=2000), rng.uniform(size=100) * 1e-4, [0.02] * 5])
+    reject, adjusted = adjust_pvalues(p, 0.05, method)
+    ref_reject, ref_adjusted, _, _ = multipletests(p, 0.05, method)
+    assert_array_equal(reject, ref_reject)
+    assert_allclose(adjusted, ref_adjusted, rtol=1e-12, atol=0)
+    assert reject.sum() > 0
+
+
+def test_adjust_pvalues_bad_input():
+    with pytest.raises(ValueError, match="NaN"):
+        adjust_pvalues([0.1, np.nan])
+    with pytest.raises(ValueError, match="method"):
+        adjust_pvalues([0.1], method="sidak")
+    with pytest.raises(ValueError, match="alpha"):
+        adjust_pvalues([0.1], alpha=1.5)
+    reject, adjusted = adjust_pvalues([])
+    assert reject.size == 0 and adjusted.size == 0
