@@ -114,15 +114,8 @@ class ImplicitDesign:
 
     def raw_column_sq_sums(self):
         """``sum_t X[t, j]^2`` in float64, shape (n_features,), in one pass."""
-        xp, X = self.xp, self.X
         self.n_passes += 1
-        if X.dtype == xp.float64:
-            return xp.einsum("ij,ij->j", X, X)
-        out = xp.zeros(X.shape[1], dtype=xp.float64)
-        for start in range(0, X.shape[0], ROW_BLOCK):
-            block = X[start:start + ROW_BLOCK]
-            out += xp.einsum("ij,ij->j", block, block)
-        return out
+        return raw_column_sq_sums(self.X, self.xp)
 
     def take(self, index):
         """A new design on the columns ``index`` (copies ``X[:, index]``)."""
@@ -145,8 +138,18 @@ def take_columns(X, index, xp):
 
 
 def raw_column_sq_sums(X, xp):
-    """``sum_t X[t, j]^2`` in float64, shape (n_features,) (for unit-RMS scaling)."""
-    return ImplicitDesign(X, None, None, xp).raw_column_sq_sums()
+    """``sum_t X[t, j]^2`` in float64, shape (n_features,), in one pass.
+
+    ``einsum`` makes no temporary the size of ``X``; a float32 ``X`` is
+    accumulated in float32 over at most ``ROW_BLOCK`` rows at a time.
+    """
+    if X.dtype == xp.float64:
+        return xp.einsum("ij,ij->j", X, X)
+    out = xp.zeros(X.shape[1], dtype=xp.float64)
+    for start in range(0, X.shape[0], ROW_BLOCK):
+        block = X[start:start + ROW_BLOCK]
+        out += xp.einsum("ij,ij->j", block, block)
+    return out
 
 
 def as_numpy_index(index):

@@ -28,7 +28,7 @@ from scipy import special
 
 from ..backend import get_namespace, to_numpy
 from ..exceptions import GrangerPruneWarning
-from ..lasso._operator import ROW_BLOCK
+from ..lasso._operator import ROW_BLOCK, raw_column_sq_sums
 
 #: A partialled-out column whose squared norm is below this fraction of its raw
 #: squared norm is numerically in the span of ``Z``: no test.
@@ -95,17 +95,6 @@ class FTestResults:
 def _check_finite(name, a, xp):
     if not bool(xp.all(xp.isfinite(a))):
         raise ValueError(f"{name} contains NaN or infinity")
-
-
-def _column_sq_sums(X, xp):
-    """``sum_t X[t, j]^2`` in float64 (float32 ``X`` accumulated per row block)."""
-    if X.dtype == xp.float64:
-        return xp.einsum("ij,ij->j", X, X)
-    out = xp.zeros(X.shape[1], dtype=xp.float64)
-    for start in range(0, X.shape[0], ROW_BLOCK):
-        block = X[start:start + ROW_BLOCK]
-        out += xp.einsum("ij,ij->j", block, block)
-    return out
 
 
 def _project(B, X, xp):
@@ -191,7 +180,7 @@ def nested_f_tests(y, X, Z=None, groups=None):
     projected = _project(xp.concatenate([Q, e[:, None]], axis=1), X, xp)  # (k + 1, d)
     xte = projected[k]
     qtx = projected[:k]
-    sq = _column_sq_sums(X, xp)
+    sq = raw_column_sq_sums(X, xp)
     partial_sq = sq - xp.sum(qtx * qtx, axis=0)  # ||x~_j||^2
 
     if groups is None:
