@@ -6,6 +6,7 @@ its dual and the duality gap, and :mod:`granger_prune.lasso.solver` for the
 algorithm.  Modules:
 
 * ``objective``: objective, dual, duality gap, ``alpha_max``, soft threshold.
+* ``problem``: a design and target validated and prepared once for many fits.
 * ``solver``: the working-set solver (one design, NumPy and CuPy backends).
 * ``path``: regularisation paths and the ``alpha`` giving a support of ``k``.
 * ``batch``: independent problems that share the target (one per layer).
@@ -16,7 +17,8 @@ from .batch import fit_shared_target
 from .estimator import CausalLasso
 from .objective import alpha_max, duality_gap, primal_objective, soft_threshold
 from .path import LassoPath, SupportSearch, alpha_for_support, lasso_path
-from .solver import LassoResult, Problem, enet_coordinate_descent, lasso_coordinate_descent
+from .problem import Problem
+from .solver import LassoResult, enet_coordinate_descent, lasso_coordinate_descent
 
 __all__ = [
     "CausalLasso",

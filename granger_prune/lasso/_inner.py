@@ -23,7 +23,7 @@ import numpy as np
 from scipy.linalg.blas import daxpy as _daxpy
 from threadpoolctl import ThreadpoolController
 
-from .objective import dual_norm, dual_scaling, gap_from_residual
+from ._dual import dual_norm, dual_scaling, gap_from_residual
 
 _EPS = np.finfo(np.float64).eps
 _THREADPOOLS = []  # a ThreadpoolController is made on first use (~1 ms)

@@ -43,16 +43,8 @@ class ImplicitDesign:
 
     def raw_rmatvec(self, v):
         """``X^T v`` in float64; ``v`` of shape (n_samples,), result (n_features,)."""
-        xp, X = self.xp, self.X
         self.n_passes += 1
-        if X.dtype == xp.float64:
-            return X.T @ xp.asarray(v, dtype=xp.float64)
-        v32 = xp.asarray(v, dtype=xp.float32)
-        out = xp.zeros(X.shape[1], dtype=xp.float64)
-        for start in range(0, X.shape[0], ROW_BLOCK):
-            stop = start + ROW_BLOCK
-            out += X[start:stop].T @ v32[start:stop]
-        return out
+        return transpose_product(self.X, v, self.xp)
 
     def rmatvec(self, v):
         """``Xt^T v``, float64 of shape (n_features,): the one full pass over ``X``."""
@@ -135,6 +127,23 @@ def take_columns(X, index, xp):
     if X.flags.f_contiguous and not X.flags.c_contiguous:
         return X[:, index]
     return xp.take(X, index, axis=1)
+
+
+def transpose_product(X, V, xp):
+    """``X^T V`` in float64 for ``V`` of shape (n_samples,) or (n_samples, k), one pass.
+
+    With a float32 ``X``, ``V`` is rounded to float32 and each block of
+    ``ROW_BLOCK`` rows is one BLAS call accumulating in float32; the blocks are
+    added in float64.
+    """
+    if X.dtype == xp.float64:
+        return X.T @ xp.asarray(V, dtype=xp.float64)
+    V32 = xp.asarray(V, dtype=xp.float32)
+    out = xp.zeros((X.shape[1],) + V32.shape[1:], dtype=xp.float64)
+    for start in range(0, X.shape[0], ROW_BLOCK):
+        stop = start + ROW_BLOCK
+        out += X[start:stop].T @ V32[start:stop]
+    return out
 
 
 def raw_column_sq_sums(X, xp):

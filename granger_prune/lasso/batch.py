@@ -15,7 +15,8 @@ import numpy as np
 from ..backend import get_namespace
 from ._inner import single_threaded_blas
 from ._validation import check_int, check_real
-from .solver import Problem, _warn_not_converged, solve_enet
+from .problem import Problem
+from .solver import _warn_not_converged, solve_enet
 
 
 def _stream(xp):

@@ -27,9 +27,10 @@ which is on the scale of ``P``, as ``sklearn.linear_model.ElasticNet.dual_gap_``
 import numpy as np
 
 from ..backend import get_namespace
+from ._dual import dual_norm, dual_scaling, gap_from_residual
 from ._operator import ImplicitDesign
-from ._validation import (as_coef, as_design, check_alpha, check_bool, check_l1_ratio,
-                          column_sums)
+from ._validation import as_coef, as_design, check_alpha, check_bool, check_l1_ratio
+from .problem import Problem
 
 
 def soft_threshold(x, threshold):
@@ -60,38 +61,6 @@ def soft_threshold(x, threshold):
     return xp.sign(x) * xp.maximum(xp.abs(x) - threshold, 0.0)
 
 
-def dual_norm(g, positive, xp):
-    """``||g||_inf``, or ``max(max(g), 0)`` under the constraint ``w >= 0``."""
-    if g.shape[0] == 0:
-        return 0.0
-    if positive:
-        return max(float(xp.max(g)), 0.0)
-    return float(xp.max(xp.abs(g)))
-
-
-def dual_scaling(g_norm, l1):
-    """``s = min(1, l1 / g_norm)``: the factor making ``s r`` dual feasible."""
-    return l1 / g_norm if g_norm > l1 else 1.0
-
-
-def gap_from_residual(r_norm2, r_dot_y, s, l1_norm, w_norm2, l1, l2, n_samples):
-    """The elastic-net duality gap ``G(w)`` (module docstring) from scalars.
-
-    ``r_norm2 = ||r||^2``, ``r_dot_y = r^T yc``, ``s`` the dual scaling,
-    ``l1_norm = ||w||_1``, ``w_norm2 = ||w||^2``.
-    """
-    return ((0.5 * (1.0 + s * s) * r_norm2 - s * r_dot_y) / n_samples
-            + l1 * l1_norm + 0.5 * l2 * (1.0 + s * s) * w_norm2)
-
-
-def _centred(X, y, fit_intercept, xp):
-    """``ImplicitDesign`` of ``Xc`` and the centred target ``yc``."""
-    sums = column_sums(X, xp)
-    if not fit_intercept:
-        return ImplicitDesign(X, None, None, xp), y
-    return ImplicitDesign(X, sums / X.shape[0], None, xp), y - xp.mean(y)
-
-
 def alpha_max(X, y, fit_intercept=True, *, l1_ratio=1.0, positive=False):
     """Smallest ``alpha`` for which the solution is ``w = 0``.
 
@@ -118,13 +87,9 @@ def alpha_max(X, y, fit_intercept=True, *, l1_ratio=1.0, positive=False):
         ``alpha_max`` on the raw scale of ``X`` and ``y`` (0.0 when no feature
         correlates with ``y`` in the allowed direction).
     """
-    xp = get_namespace(X, y)
-    X, y = as_design(X, y, xp)
-    fit_intercept = check_bool(fit_intercept, "fit_intercept")
     l1_ratio = check_l1_ratio(l1_ratio)
     positive = check_bool(positive, "positive")
-    design, yc = _centred(X, y, fit_intercept, xp)
-    return dual_norm(design.rmatvec(yc), positive, xp) / (X.shape[0] * l1_ratio)
+    return Problem(X, y, fit_intercept).alpha_max(l1_ratio, positive)
 
 
 def _checked_point(X, y, w, alpha, l1_ratio):
@@ -180,15 +145,15 @@ def duality_gap(X, y, w, alpha, fit_intercept=True, *, l1_ratio=1.0, positive=Fa
     float
     """
     xp, X, y, w, alpha, l1_ratio = _checked_point(X, y, w, alpha, l1_ratio)
-    fit_intercept = check_bool(fit_intercept, "fit_intercept")
     positive = check_bool(positive, "positive")
     if positive and bool(xp.any(w < 0)):
         return float("inf")
+    problem = Problem(X, y, fit_intercept)
     n_samples = X.shape[0]
     l1, l2 = alpha * l1_ratio, alpha * (1.0 - l1_ratio)
-    design, yc = _centred(X, y, fit_intercept, xp)
-    r = yc - design.matvec(w)
-    g = design.rmatvec(r) / n_samples - l2 * w
+    yc = problem.yc
+    r = yc - problem.design.matvec(w)
+    g = problem.design.rmatvec(r) / n_samples - l2 * w
     s = dual_scaling(dual_norm(g, positive, xp), l1)
     return gap_from_residual(float(r @ r), float(r @ yc), s, float(xp.sum(xp.abs(w))),
                              float(w @ w), l1, l2, n_samples)

@@ -14,6 +14,7 @@ keeps at most ``T`` non-zero coefficients, so ``k > T`` is an error.
 
 import warnings
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,8 @@ import scipy.sparse
 from ..backend import to_numpy
 from ..exceptions import GrangerPruneWarning, SupportLimitWarning
 from ._validation import check_bool, check_int, check_l1_ratio, check_real
-from .solver import LassoResult, Problem, _warn_not_converged, solve_enet
+from .problem import Problem
+from .solver import LassoResult, _warn_not_converged, solve_enet
 
 
 @dataclass(frozen=True)
@@ -158,18 +160,25 @@ def _as_path(results, alphas, a_max, l1_ratio, n_features):
         n_support=np.diff(indptr), alpha_max=float(a_max), l1_ratio=l1_ratio)
 
 
-class SupportSearch(tuple):
-    """Result of :func:`alpha_for_support`: ``(alpha, n_support, result, n_fits)``."""
+class SupportSearch(NamedTuple):
+    """Result of :func:`alpha_for_support`.
 
-    __slots__ = ()
+    Attributes
+    ----------
+    alpha : float
+        The penalty found.
+    n_support : int
+        Non-zero coefficients at ``alpha``.
+    result : LassoResult
+        The fit at ``alpha``.
+    n_fits : int
+        Fits made by the search.
+    """
 
-    def __new__(cls, alpha, n_support, result, n_fits):
-        return super().__new__(cls, (alpha, n_support, result, n_fits))
-
-    alpha = property(lambda self: self[0], doc="The penalty found.")
-    n_support = property(lambda self: self[1], doc="Non-zero coefficients at ``alpha``.")
-    result = property(lambda self: self[2], doc="The :class:`LassoResult` at ``alpha``.")
-    n_fits = property(lambda self: self[3], doc="Fits made by the search.")
+    alpha: float
+    n_support: int
+    result: LassoResult
+    n_fits: int
 
 
 def alpha_for_support(X, y, k, *, l1_ratio=1.0, fit_intercept=True, positive=False, tol=1e-6,

@@ -28,7 +28,8 @@ from scipy import special
 
 from ..backend import get_namespace, to_numpy
 from ..exceptions import GrangerPruneWarning
-from ..lasso._operator import ROW_BLOCK, raw_column_sq_sums
+from ..lasso._operator import raw_column_sq_sums, transpose_product
+from ..lasso._validation import as_design, column_sums
 
 #: A partialled-out column whose squared norm is below this fraction of its raw
 #: squared norm is numerically in the span of ``Z``: no test.
@@ -92,22 +93,6 @@ class FTestResults:
         return "\n".join(lines)
 
 
-def _check_finite(name, a, xp):
-    if not bool(xp.all(xp.isfinite(a))):
-        raise ValueError(f"{name} contains NaN or infinity")
-
-
-def _project(B, X, xp):
-    """``B^T X`` in float64 (shape ``(B.shape[1], d)``), float32 ``X`` per row block."""
-    if X.dtype == xp.float64:
-        return B.T @ X
-    out = xp.zeros((B.shape[1], X.shape[1]), dtype=xp.float64)
-    B32 = B.astype(xp.float32)
-    for start in range(0, X.shape[0], ROW_BLOCK):
-        out += B32[start:start + ROW_BLOCK].T @ X[start:start + ROW_BLOCK]
-    return out
-
-
 def f_sf(fvalue, df_num, df_denom):
     """Upper tail ``P(F > f)`` of the F distribution (host NumPy, vectorised)."""
     f = np.asarray(fvalue, dtype=np.float64)
@@ -149,23 +134,16 @@ def nested_f_tests(y, X, Z=None, groups=None):
         Once, counting the degenerate tests (F = NaN, p = 1).
     """
     xp = get_namespace(y, X, Z)
-    y = xp.asarray(y, dtype=xp.float64)
-    if not (hasattr(X, "dtype") and X.dtype in (xp.float32, xp.float64)):
-        X = xp.asarray(X, dtype=xp.float64)
-    if y.ndim != 1 or X.ndim != 2 or X.shape[0] != y.shape[0]:
-        raise ValueError(f"need y of shape (T,) and X of shape (T, d); got y.shape={y.shape}, "
-                         f"X.shape={X.shape}")
+    X, y = as_design(X, y, xp)  # shapes, and y finite
     n_samples = y.shape[0]
     if Z is None:
         Z = xp.zeros((n_samples, 0))
     Z = xp.asarray(Z, dtype=xp.float64)
     if Z.ndim != 2 or Z.shape[0] != n_samples:
         raise ValueError(f"Z must have shape (T, k) with T={n_samples}, got Z.shape={Z.shape}")
-    _check_finite("y", y, xp)
-    _check_finite("Z", Z, xp)
-    # finiteness of X from its column sums: no boolean copy of X
-    if not bool(xp.all(xp.isfinite(xp.sum(X, axis=0, dtype=xp.float64)))):
-        raise ValueError("X contains NaN or infinity")
+    if not bool(xp.all(xp.isfinite(Z))):
+        raise ValueError("Z contains NaN or infinity")
+    column_sums(X, xp)  # finiteness of X without a boolean copy of it
 
     Q, R = xp.linalg.qr(Z) if Z.shape[1] else (Z, None)
     if R is not None:
@@ -177,7 +155,7 @@ def nested_f_tests(y, X, Z=None, groups=None):
     ssr_r = float(e @ e)
     durbin_watson = float(xp.sum(xp.diff(e) ** 2) / ssr_r) if ssr_r > 0 else float("nan")
 
-    projected = _project(xp.concatenate([Q, e[:, None]], axis=1), X, xp)  # (k + 1, d)
+    projected = transpose_product(X, xp.concatenate([Q, e[:, None]], axis=1), xp).T  # (k+1, d)
     xte = projected[k]
     qtx = projected[:k]
     sq = raw_column_sq_sums(X, xp)
