@@ -1,31 +1,50 @@
 """Granger designs built from a recorded trajectory.
 
-The vanilla design (seed 000 eq. 7/9, seed 001 eq. 3) regresses the per-step
-loss change on the squared parameter changes::
+A design is the pair of nested regressions that a Granger test compares::
 
-    restricted:   ΔL^t = c + ε^t                      (or ΔL^t = ε^t)
-    unrestricted: ΔL^t = c + Σ_k γ_k (Δθ_k^t)² + ε^t
+    restricted:   y = Z b + ε
+    unrestricted: y = Z b + Σ_u Σ_i γ_ui x_ui + ε
 
-so that ``y = ΔL`` has shape (T,) and ``X = (Δθ)²`` has shape (T, d), one column
-per surviving parameter of the chosen tensors.  Every column maps back to
-``(tensor name, flat index)``.
+``y`` (shape (T,)) is the loss change ``ΔL``, ``Z`` (T, k) holds the restricted
+regressors (an intercept and ``lags`` lagged losses) and ``X`` (T, d) the
+features of the *units*: single parameters, or weight-shared groups of them.
 
-Scale matters here (DESIGN §2): ``(Δθ)²`` is ~1e-8…1e-14 and how far a
-parameter moved is part of the causal signal.  ``scale="raw"`` (default) keeps
-the columns as they are; ``scale="layer"`` divides every column by one factor
-(the RMS of all entries), which changes only the units of α; ``scale="column"``
+Feature sets (one column per unit and feature type, unit-major)
+-------------------------------------------------------------
+* ``"vanilla"`` (seed 000 eq. 7/9, seed 001 eq. 3): ``(Δθ^t)²``, from the
+  first-order Taylor step of plain gradient descent.
+* ``"momentum"`` (seed 000 appendix A eq. 16–19, seed 001 eq. 25):
+  ``(Δθ^t)², (Δθ^{t-1})², Δθ^t·Δθ^{t-1}``, for SGD with momentum.  Seed 001
+  uses the first two with lagged losses in the restricted model; seed 000 all
+  three without.  The package uses all three, and the lagged losses are set by
+  ``lags`` (``momentum_design`` defaults to 2, seed 001's ``L^t, L^{t-1}``).
+  A unit's columns are tested together (one F-test on 3 df) and pruned
+  together (a unit is unimportant only when all its γ are zero).
+
+Lagged losses.  Lag ``j`` of row ``t`` is ``loss_before[t - j + 1]``, the loss
+at ``θ^{t-j}``: lag 1 is the level the step starts from.  A row exists when all
+of its lags and (momentum) the previous step exist, so a design has
+``n_rows - max(lags - 1, [momentum])`` rows.
+
+Weight sharing (seed 000 §5 (i)).  ``groups`` maps every tensor to an integer
+array of its shape: entries with the same group id share one γ per feature
+type, so the group's feature is the sum of its (alive) members' features.
+Filters are the output channels of a weight with its bias (and BatchNorm
+channel); a layer is one group.
+
+Scale matters (DESIGN §2): ``(Δθ)²`` is ~1e-8…1e-14 and how far a parameter
+moved is part of the causal signal.  ``scale="raw"`` (default) keeps the
+columns as they are; ``scale="layer"`` divides every column by one factor (the
+RMS of all entries), which changes only the units of α; ``scale="column"``
 gives every column unit RMS, which changes the method itself (each parameter's
 step size is discarded) and is offered to study that choice.  With α expressed
 relative to ``α_max = ||Xᵀy||∞ / T`` the raw and layer scales select the same
 support.
 
-The vanilla model comes from the first-order Taylor step of *plain* gradient
-descent; under SGD with momentum it is an approximation (the momentum design of
-seed 000 appendix A adds lagged features and losses).
-
 This module works on plain NumPy arrays and never imports torch.
 """
 
+import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,46 +54,61 @@ from ._checks import check_choice
 LOSS_CHANGES = ("same_batch", "consecutive")
 RESTRICTED_MODELS = ("intercept", "none")
 SCALES = ("raw", "layer", "column")
+#: The feature types of each feature set, in column order within a unit.
+FEATURE_SETS = {
+    "vanilla": ("dtheta_sq",),
+    "momentum": ("dtheta_sq", "dtheta_prev_sq", "dtheta_cross"),
+}
 MIN_ROWS = 3
 
 
 @dataclass(frozen=True)
 class GrangerDesign:
-    """A Granger regression problem and the map from its columns to parameters.
+    """A Granger regression problem and the map from its units to parameters.
 
     Attributes
     ----------
     y : ndarray of shape (T,)
         Loss changes ``ΔL``.
-    X : ndarray of shape (T, d)
-        Features of the unrestricted model (scaled as ``scale`` says).
+    X : ndarray of shape (T, n_units * m)
+        Features of the unrestricted model (scaled as ``scale`` says); column
+        ``u * m + i`` is feature type ``feature_kinds[i]`` of unit ``u``.
     Z : ndarray of shape (T, k)
-        Regressors of the restricted model: a column of ones for an intercept,
-        or no column (k = 0).
+        Regressors of the restricted model, named by ``restricted_names``.
+    restricted_names : tuple of str
+        ``"const"`` for the intercept, ``"loss_lag<j>"`` for lagged losses.
+    feature_kinds : tuple of str
+        The ``m`` feature types of every unit (see :data:`FEATURE_SETS`).
     tensor_names : tuple of str
-        The tensors whose parameters are columns of ``X``.
-    feature_tensor : ndarray of shape (d,), int
-        Index into ``tensor_names`` of each column.
-    feature_index : ndarray of shape (d,), int
-        Flat index inside its tensor of each column.
+        The tensors whose parameters the units are made of.
     shapes : dict of str to tuple
         Shape of every tensor in ``tensor_names``.
-    column_scale : ndarray of shape (d,)
+    unit_map : dict of str to ndarray of int
+        Per tensor, flat array of the unit of every entry, ``-1`` for entries
+        that are not in the design (pruned before).
+    n_units : int
+        Number of units (parameters, or weight-shared groups).
+    column_scale : ndarray of shape (n_units * m,)
         ``X[:, j] = X_raw[:, j] / column_scale[j]``; a coefficient on the raw
         scale is ``coef[j] / column_scale[j]``.
     scale : str
         The scaling that was applied.
+    rows : ndarray of shape (T,), int
+        The recorded step of every row.
     """
 
     y: np.ndarray
     X: np.ndarray
     Z: np.ndarray
+    restricted_names: tuple
+    feature_kinds: tuple
     tensor_names: tuple
-    feature_tensor: np.ndarray
-    feature_index: np.ndarray
     shapes: dict
+    unit_map: dict
+    n_units: int
     column_scale: np.ndarray
     scale: str
+    rows: np.ndarray
 
     @property
     def n_steps(self):
@@ -83,38 +117,112 @@ class GrangerDesign:
 
     @property
     def n_features(self):
-        """Number of columns ``d``."""
+        """Number of columns ``d = n_units * m``."""
         return self.X.shape[1]
+
+    @property
+    def features_per_unit(self):
+        """``m``: feature types per unit."""
+        return len(self.feature_kinds)
+
+    @property
+    def column_unit(self):
+        """Unit of every column, shape (d,)."""
+        return np.repeat(np.arange(self.n_units), self.features_per_unit)
+
+    @property
+    def test_groups(self):
+        """``groups`` for :func:`granger_prune.stats.nested_f_tests`: None when
+        every unit is one column, else :attr:`column_unit`."""
+        return None if self.features_per_unit == 1 else self.column_unit
 
     @property
     def fit_intercept(self):
         """Whether the restricted model has an intercept."""
-        return self.Z.shape[1] == 1
+        return "const" in self.restricted_names
 
-    def to_tensors(self, values, fill=0.0):
-        """Scatter per-feature ``values`` back to arrays shaped like the tensors.
+    def unit_norms(self, values):
+        """Euclidean norm of per-column ``values`` over each unit's columns.
 
         Parameters
         ----------
         values : array-like of shape (d,)
+
+        Returns
+        -------
+        ndarray of shape (n_units,)
+            ``|values|`` itself when every unit is one column.
+        """
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape != (self.n_features,):
+            raise ValueError(f"values has shape {values.shape}, expected ({self.n_features},)")
+        return np.sqrt(np.sum(values.reshape(self.n_units, -1) ** 2, axis=1))
+
+    def unit_sums(self, tensors):
+        """Sum of per-parameter values over each unit's (alive) members.
+
+        Parameters
+        ----------
+        tensors : mapping of str to ndarray
+            A value per parameter, shaped like each tensor of the design.
+
+        Returns
+        -------
+        ndarray of shape (n_units,)
+            The values themselves for parameter units; e.g. a filter's L1 norm
+            for ``|θ|`` and filter units.
+        """
+        total = np.zeros(self.n_units)
+        for name in self.tensor_names:
+            unit = self.unit_map[name]
+            inside = unit >= 0
+            flat = np.asarray(tensors[name], dtype=np.float64).reshape(-1)
+            if flat.size != unit.size:
+                raise ValueError(f"tensors[{name!r}] has {flat.size} entries, expected {unit.size}")
+            total += np.bincount(unit[inside], weights=flat[inside], minlength=self.n_units)
+        return total
+
+    def to_tensors(self, values, fill=0.0):
+        """Scatter per-unit ``values`` back to arrays shaped like the tensors.
+
+        Parameters
+        ----------
+        values : array-like of shape (n_units,)
         fill : scalar
-            Value of the entries that are not columns of the design (pruned ones).
+            Value of the entries that are not in the design (pruned ones).
 
         Returns
         -------
         dict of str to ndarray
-            One array per tensor, of the tensor's shape.
+            One array per tensor, of the tensor's shape; every member of a
+            unit gets the unit's value.
         """
         values = np.asarray(values)
-        if values.shape != (self.n_features,):
-            raise ValueError(f"values has shape {values.shape}, expected ({self.n_features},)")
+        if values.shape != (self.n_units,):
+            raise ValueError(f"values has shape {values.shape}, expected ({self.n_units},)")
         out = {}
-        for i, name in enumerate(self.tensor_names):
-            flat = np.full(int(np.prod(self.shapes[name])), fill, dtype=np.result_type(values, fill))
-            cols = self.feature_tensor == i
-            flat[self.feature_index[cols]] = values[cols]
+        for name in self.tensor_names:
+            unit = self.unit_map[name]
+            flat = np.full(unit.size, fill, dtype=np.result_type(values, fill))
+            inside = unit >= 0
+            flat[inside] = values[unit[inside]]
             out[name] = flat.reshape(self.shapes[name])
         return out
+
+    def partialled(self):
+        """``(X, y, fit_intercept)`` for a lasso whose restricted regressors are unpenalised.
+
+        By Frisch–Waugh–Lovell, minimising ``||y - Z b - X γ||² + pen(γ)`` over
+        ``b`` and ``γ`` gives the same ``γ`` as the penalised regression of
+        ``M_Z y`` on ``M_Z X`` (``M_Z`` the projection off ``Z``).  An
+        intercept alone is left to the solver's implicit centring (no copy);
+        lagged losses are projected out here (one float64 copy of ``X``).
+        """
+        lagged = [i for i, n in enumerate(self.restricted_names) if n != "const"]
+        if not lagged:
+            return self.X, self.y, self.fit_intercept
+        Q, _ = np.linalg.qr(self.Z)
+        return (self.X - Q @ (Q.T @ self.X), self.y - Q @ (Q.T @ self.y), False)
 
 
 def loss_changes(loss_before, loss_after, loss_change="same_batch"):
@@ -148,9 +256,132 @@ def loss_changes(loss_before, loss_after, loss_change="same_batch"):
     return y
 
 
-def vanilla_design(trajectory, tensors=None, *, alive=None, restricted="intercept",
-                   scale="raw", loss_change="same_batch"):
-    """Build the vanilla Granger design ``y = ΔL``, ``X = (Δθ)²``.
+def step_features(current, previous, kinds):
+    """The features of one or many steps, per feature type.
+
+    Parameters
+    ----------
+    current, previous : ndarray of the same shape
+        ``Δθ^t`` and ``Δθ^{t-1}`` (``previous`` is unused by ``"dtheta_sq"``).
+    kinds : tuple of str
+        Feature types, from :data:`FEATURE_SETS`.
+
+    Returns
+    -------
+    list of ndarray
+        One float64 array shaped like ``current`` per feature type.
+    """
+    current = np.asarray(current, dtype=np.float64)
+    out = []
+    for kind in kinds:
+        if kind == "dtheta_sq":
+            out.append(current * current)
+        elif kind == "dtheta_prev_sq":
+            prev = np.asarray(previous, dtype=np.float64)
+            out.append(prev * prev)
+        else:
+            out.append(current * np.asarray(previous, dtype=np.float64))
+    return out
+
+
+def first_row(features, lags):
+    """Index of the first step that has all its lags (and previous step)."""
+    return max(int(lags) - 1, 1 if features == "momentum" else 0, 0)
+
+
+def n_design_rows(n_steps, features="vanilla", lags=0, loss_change="same_batch"):
+    """Rows ``T`` of the design of a trajectory of ``n_steps`` steps."""
+    return max(n_steps - (loss_change == "consecutive") - first_row(features, lags), 0)
+
+
+def restricted_columns(loss_before, rows, lags, restricted):
+    """Restricted regressors ``Z`` of the given rows and their names.
+
+    Parameters
+    ----------
+    loss_before : ndarray of shape (n_steps,)
+    rows : ndarray of int, shape (T,)
+    lags : int >= 0
+    restricted : {"intercept", "none"}
+
+    Returns
+    -------
+    Z : ndarray of shape (T, k)
+    names : tuple of str
+    """
+    columns, names = [], []
+    if restricted == "intercept":
+        columns.append(np.ones(len(rows)))
+        names.append("const")
+    for j in range(1, lags + 1):
+        columns.append(np.asarray(loss_before, dtype=np.float64)[rows - j + 1])
+        names.append(f"loss_lag{j}")
+    Z = np.column_stack(columns) if columns else np.empty((len(rows), 0))
+    return Z, tuple(names)
+
+
+def check_lags(lags):
+    """``lags`` as an int after checking it is a non-negative integer."""
+    try:
+        value = operator.index(lags)
+    except TypeError:
+        raise ValueError(f"lags must be a non-negative integer, got {lags!r}") from None
+    if value < 0:
+        raise ValueError(f"lags must be a non-negative integer, got {lags!r}")
+    return value
+
+
+def unit_layout(shapes, names, alive=None, groups=None):
+    """Number the units of a design and map every tensor entry to its unit.
+
+    Parameters
+    ----------
+    shapes : mapping of str to tuple
+    names : sequence of str
+        Tensors of the design.
+    alive : mapping of str to bool ndarray, optional
+        Entries still unpruned; the others belong to no unit.
+    groups : mapping of str to int ndarray, optional
+        Weight-shared group id (>= 0) of every entry, per tensor; ids are
+        shared across tensors (a filter spans its weight and bias).  None:
+        every alive parameter is its own unit.
+
+    Returns
+    -------
+    unit_map : dict of str to ndarray of int
+        Flat unit index per entry, ``-1`` outside the design.
+    n_units : int
+    """
+    unit_map, ids = {}, {}
+    for name in names:
+        size = int(np.prod(shapes[name]))
+        keep = np.ones(size, dtype=bool) if alive is None else _flat_mask(alive, "alive", name, shapes[name])
+        if groups is None:
+            ids[name] = np.where(keep, 0, -1)
+        else:
+            gid = _flat_groups(groups, name, shapes[name])
+            ids[name] = np.where(keep, gid, -1)
+    if groups is None:
+        offset = 0
+        for name in names:
+            keep = ids[name] >= 0
+            unit = np.full(keep.size, -1, dtype=np.int64)
+            unit[keep] = offset + np.arange(int(keep.sum()))
+            unit_map[name] = unit
+            offset += int(keep.sum())
+        return unit_map, offset
+    present = np.unique(np.concatenate([i[i >= 0] for i in ids.values()]))
+    for name in names:
+        unit = np.full(ids[name].size, -1, dtype=np.int64)
+        keep = ids[name] >= 0
+        unit[keep] = np.searchsorted(present, ids[name][keep])
+        unit_map[name] = unit
+    return unit_map, int(present.size)
+
+
+def granger_design(trajectory, tensors=None, *, features="vanilla", lags=0, alive=None,
+                   groups=None, restricted="intercept", scale="raw", loss_change="same_batch"):
+    """Build the Granger design of a recorded trajectory.
 
     Parameters
     ----------
@@ -158,13 +389,19 @@ def vanilla_design(trajectory, tensors=None, *, alive=None, restricted="intercep
         A recorded trajectory (any object with ``shapes``, ``losses()`` and
         ``deltas(name)``, e.g. :class:`granger_prune.trajectory.InMemoryTrajectory`).
     tensors : sequence of str, optional
-        Tensors whose parameters become columns (one layer, or several for a
+        Tensors whose parameters make the units (one layer, or several for a
         global problem).  All recorded tensors by default.
+    features : {"vanilla", "momentum"}
+        The feature set, see the module docstring.
+    lags : int >= 0
+        Lagged losses in the restricted model.
     alive : mapping of str to bool ndarray, optional
-        Per tensor, which parameters are still unpruned; only those become
-        columns.  All parameters by default.
+        Per tensor, which parameters are still unpruned; only those enter the
+        units.  All parameters by default.
+    groups : mapping of str to int ndarray, optional
+        Weight-shared groups (see :func:`unit_layout`); one unit per group.
     restricted : {"intercept", "none"}
-        The restricted model: ``ΔL = c + ε`` or ``ΔL = ε``.
+        Whether the restricted model has an intercept.
     scale : {"raw", "layer", "column"}
         Column scaling, see the module docstring.
     loss_change : {"same_batch", "consecutive"}
@@ -173,9 +410,19 @@ def vanilla_design(trajectory, tensors=None, *, alive=None, restricted="intercep
     Returns
     -------
     GrangerDesign
+
+    Raises
+    ------
+    ValueError
+        On an unknown tensor, feature set or option; when the lags leave fewer
+        than 3 rows (the message names ``lags`` and ``n_steps``); when
+        ``alive`` or ``groups`` lacks a tensor or has the wrong shape; when no
+        parameter is alive.
     """
+    check_choice("features", features, tuple(FEATURE_SETS))
     check_choice("restricted", restricted, RESTRICTED_MODELS)
     check_choice("scale", scale, SCALES)
+    lags = check_lags(lags)
     names = tuple(trajectory.shapes) if tensors is None else tuple(tensors)
     if not names:
         raise ValueError("tensors is empty: a design needs at least one tensor")
@@ -183,44 +430,90 @@ def vanilla_design(trajectory, tensors=None, *, alive=None, restricted="intercep
     if unknown:
         raise ValueError(f"tensors {unknown} were not recorded; recorded: {list(trajectory.shapes)}")
 
-    y = loss_changes(*trajectory.losses(), loss_change=loss_change)
-    if len(y) < MIN_ROWS:
+    loss_before, loss_after = trajectory.losses()
+    y_all = loss_changes(loss_before, loss_after, loss_change=loss_change)
+    rows = np.arange(first_row(features, lags), len(y_all))
+    if n_design_rows(trajectory.n_steps, features, lags, loss_change) < MIN_ROWS:
         raise ValueError(
-            f"the trajectory has n_steps={trajectory.n_steps}, giving {len(y)} rows; "
-            f"a Granger design needs at least {MIN_ROWS}"
+            f"the trajectory has n_steps={trajectory.n_steps}, which with features={features!r} "
+            f"and lags={lags} leaves {len(rows)} rows; a Granger design needs at least {MIN_ROWS}"
         )
-
-    blocks, feature_tensor, feature_index = [], [], []
-    for i, name in enumerate(names):
-        size = int(np.prod(trajectory.shapes[name]))
-        keep = np.ones(size, dtype=bool) if alive is None else _alive_flat(alive, name, trajectory.shapes[name])
-        idx = np.flatnonzero(keep)
-        delta = trajectory.deltas(name)[:len(y)][:, idx].astype(np.float64)
-        blocks.append(delta * delta)
-        feature_tensor.append(np.full(idx.size, i, dtype=np.intp))
-        feature_index.append(idx)
-    X = np.concatenate(blocks, axis=1) if len(blocks) > 1 else blocks[0]
-    if X.shape[1] == 0:
+    kinds = FEATURE_SETS[features]
+    unit_map, n_units = unit_layout(trajectory.shapes, names, alive, groups)
+    if n_units == 0:
         raise ValueError(f"no alive parameters in tensors {list(names)}: nothing to regress on")
+
+    X = np.zeros((len(rows), n_units, len(kinds)))
+    for name in names:
+        unit = unit_map[name]
+        idx = np.flatnonzero(unit >= 0)
+        if idx.size == 0:
+            continue
+        delta = trajectory.deltas(name)[:, idx]
+        previous = delta[rows - 1] if features == "momentum" else None
+        for i, feature in enumerate(step_features(delta[rows], previous, kinds)):
+            add_to_units(X[:, :, i], feature, unit[idx])
+    X = X.reshape(len(rows), n_units * len(kinds))
 
     column_scale = _column_scale(X, scale)
     X /= column_scale
-    Z = np.ones((len(y), 1)) if restricted == "intercept" else np.empty((len(y), 0))
+    Z, restricted_names = restricted_columns(loss_before, rows, lags, restricted)
     return GrangerDesign(
-        y=y, X=X, Z=Z, tensor_names=names,
-        feature_tensor=np.concatenate(feature_tensor), feature_index=np.concatenate(feature_index),
-        shapes={n: tuple(trajectory.shapes[n]) for n in names},
-        column_scale=column_scale, scale=scale,
+        y=y_all[rows], X=X, Z=Z, restricted_names=restricted_names, feature_kinds=kinds,
+        tensor_names=names, shapes={n: tuple(trajectory.shapes[n]) for n in names},
+        unit_map=unit_map, n_units=n_units, column_scale=column_scale, scale=scale, rows=rows,
     )
 
 
-def _alive_flat(alive, name, shape):
-    if name not in alive:
-        raise ValueError(f"alive has no mask for tensor {name!r}")
-    mask = np.asarray(alive[name], dtype=bool)
+def vanilla_design(trajectory, tensors=None, **options):
+    """:func:`granger_design` with ``features="vanilla"`` (``y = ΔL``, ``X = (Δθ)²``)."""
+    return granger_design(trajectory, tensors, features="vanilla", **options)
+
+
+def momentum_design(trajectory, tensors=None, *, lags=2, **options):
+    """:func:`granger_design` with ``features="momentum"`` and, by default,
+    seed 001's two lagged losses in the restricted model."""
+    return granger_design(trajectory, tensors, features="momentum", lags=lags, **options)
+
+
+def add_to_units(out, values, unit):
+    """``out[..., u] += Σ_{i: unit[i] = u} values[..., i]`` (unit-sorted sums, no scatter-add).
+
+    Parameters
+    ----------
+    out : ndarray of shape (..., n_units)
+    values : ndarray of shape (..., n)
+    unit : ndarray of shape (n,), int
+    """
+    if unit.size and np.all(unit[1:] > unit[:-1]):  # one member per unit: plain columns
+        out[..., unit] += values
+        return
+    order = np.argsort(unit, kind="stable")
+    sorted_unit = unit[order]
+    starts = np.flatnonzero(np.r_[True, sorted_unit[1:] != sorted_unit[:-1]])
+    out[..., sorted_unit[starts]] += np.add.reduceat(values[..., order], starts, axis=-1)
+
+
+def _flat_mask(masks, what, name, shape):
+    if name not in masks:
+        raise ValueError(f"{what} has no mask for tensor {name!r}")
+    mask = np.asarray(masks[name], dtype=bool)
     if mask.shape != tuple(shape):
-        raise ValueError(f"alive[{name!r}] has shape {mask.shape}, expected {tuple(shape)}")
+        raise ValueError(f"{what}[{name!r}] has shape {mask.shape}, expected {tuple(shape)}")
     return mask.reshape(-1)
+
+
+def _flat_groups(groups, name, shape):
+    if name not in groups:
+        raise ValueError(f"groups does not cover tensor {name!r}: every tensor of the design "
+                         "needs a group id per entry")
+    gid = np.asarray(groups[name])
+    if gid.shape != tuple(shape) or not np.issubdtype(gid.dtype, np.integer):
+        raise ValueError(f"groups[{name!r}] must be an integer array of shape {tuple(shape)}, "
+                         f"got {gid.dtype} of shape {gid.shape}")
+    if gid.size and gid.min() < 0:
+        raise ValueError(f"groups[{name!r}] has negative ids; every entry needs a group id >= 0")
+    return gid.reshape(-1).astype(np.int64)
 
 
 def _column_scale(X, scale):

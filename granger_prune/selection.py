@@ -22,6 +22,19 @@ Rules
   feature with the loss change, which ranks like the authors' early-stopped SGD
   fit; or ``"magnitude"``: ``|θ_k|``).  The diagnostics report how many of the
   kept parameters the tie-breaker chose.
+* :func:`select_causal` with ``rule="significance"`` (this package's own): an
+  F-test of the restricted against the unrestricted regression for every unit
+  (:func:`granger_prune.stats.granger_f_tests`); keep the units significant at
+  level ``q`` after the multiple-testing ``correction`` (BH by default), over
+  each layer's units or all units (``scope="global"``).  With ``split=s`` the
+  first fraction ``s`` of the steps screens candidates by the lasso and only
+  those are tested, on the remaining steps, so the p-values are not computed on
+  the data that selected them.  The p-values assume serially uncorrelated
+  residuals: the diagnostics carry the Durbin–Watson statistic.
+
+Units are single parameters, or several columns (momentum features) or several
+parameters (weight-shared groups) that are kept or pruned together; a unit's
+lasso score is the Euclidean norm of its coefficients.
 
 This module works on plain NumPy arrays and never imports torch.
 """
@@ -34,12 +47,16 @@ import numpy as np
 import pandas as pd
 
 from ._checks import check_choice
-from .design import LOSS_CHANGES, RESTRICTED_MODELS, SCALES, vanilla_design
+from .design import FEATURE_SETS, LOSS_CHANGES, RESTRICTED_MODELS, SCALES, check_lags, granger_design
 from .exceptions import SupportLimitWarning
 from .lasso import CausalLasso, alpha_max
+from .stats import METHODS as CORRECTIONS
+from .stats import adjust_pvalues, granger_f_tests
 
 SCOPES = ("layer", "global")
-CAUSAL_RULES = ("rank", "zero")
+CAUSAL_RULES = ("rank", "zero", "significance")
+#: Rules that keep what the data say, not a target fraction.
+SELF_SIZING_RULES = ("zero", "significance")
 TIE_BREAKERS = ("marginal", "magnitude")
 METHODS = ("causal", "magnitude", "random")
 
@@ -89,6 +106,13 @@ def check_causal_options(options):
     check_choice("restricted", o["restricted"], RESTRICTED_MODELS)
     check_choice("scale", o["scale"], SCALES)
     check_choice("loss_change", o["loss_change"], LOSS_CHANGES)
+    check_choice("features", o["features"], tuple(FEATURE_SETS))
+    check_choice("correction", o["correction"], CORRECTIONS)
+    check_lags(o["lags"])
+    if not isinstance(o["q"], (int, float)) or not 0 < o["q"] < 1:
+        raise ValueError(f"q must lie in (0, 1), got {o['q']!r}")
+    if o["split"] is not None and (not isinstance(o["split"], (int, float)) or not 0 < o["split"] < 1):
+        raise ValueError(f"split must be None or lie in (0, 1), got {o['split']!r}")
     alpha, alpha_ratio, tol, max_iter = o["alpha"], o["alpha_ratio"], o["tol"], o["max_iter"]
     if alpha is None:
         if not isinstance(alpha_ratio, (int, float)) or not 0 < alpha_ratio <= 1:
@@ -164,31 +188,43 @@ class CausalSelection:
     masks : dict of str to bool ndarray
         The surviving parameters.
     coef : dict of str to ndarray
-        Lasso coefficients ``γ`` on the design's scale, shaped like the tensors
-        (0 for parameters pruned before this round).
+        Per parameter, its unit's lasso coefficient on the design's scale:
+        ``γ_u`` for one-column units (vanilla features), the norm ``||γ_u||``
+        of the unit's coefficients otherwise; 0 for parameters pruned before
+        this round.  The significance rule without
+        ``split`` fits no lasso and reports the F statistics' p-values in
+        ``pvalue`` instead.
+    pvalue : dict of str to ndarray or None
+        Per parameter, its unit's (uncorrected) F-test p-value (significance
+        rule; 1 for untested or pruned parameters); None for the lasso rules.
     diagnostics : pandas.DataFrame
-        One row per fitted problem: ``tensors``, ``n_steps``, ``n_features``,
-        ``alpha``, ``alpha_max``, ``lasso_support``, ``kept``,
-        ``kept_by_tiebreak``, ``dual_gap``, ``n_iter``.
+        One row per fitted problem: ``tensors``, ``n_steps``, ``n_units``,
+        ``n_features``, ``alpha``, ``alpha_max``, ``lasso_support``, ``kept``,
+        ``kept_by_tiebreak``, ``dual_gap``, ``n_iter``, and for the
+        significance rule ``n_tested``, ``n_significant``, ``durbin_watson``.
     """
 
     masks: dict
     coef: dict
     diagnostics: pd.DataFrame
+    pvalue: dict = None
 
 
 def select_causal(trajectory, alive, *, rule="rank", density=None, scope="layer",
                   alpha_ratio=0.05, alpha=None, tie_breaker="marginal", weights=None,
-                  restricted="intercept", scale="raw", loss_change="same_batch",
+                  features="vanilla", lags=0, restricted="intercept", scale="raw",
+                  loss_change="same_batch", q=0.05, correction="fdr_bh", split=None,
                   tol=1e-4, max_iter=1000):
-    """Causal pruning: fit the Granger lasso and keep the causal parameters.
+    """Causal pruning: fit the Granger lasso or test, and keep the causal parameters.
 
     For each problem (one per tensor with ``scope="layer"``, one for all tensors
-    with ``scope="global"``) the lasso
+    with ``scope="global"``) the design of the alive parameters is built by
+    :func:`granger_prune.design.granger_design` and, for the lasso rules, the lasso
 
-        (1 / (2 * T)) * ||ΔL - c - X γ||_2^2 + alpha * ||γ||_1,   X = (Δθ)²
+        (1 / (2 * T)) * ||ΔL - Z b - X γ||_2^2 + alpha * ||γ||_1
 
-    is fitted on the alive parameters (see :func:`granger_prune.design.vanilla_design`).
+    is fitted (``Z``: intercept and lagged losses, unpenalised; ``X = (Δθ)²``
+    for the vanilla features).
 
     Parameters
     ----------
@@ -196,13 +232,16 @@ def select_causal(trajectory, alive, *, rule="rank", density=None, scope="layer"
         The recorded trajectory.
     alive : mapping of str to bool ndarray
         Parameters still unpruned, one mask per recorded tensor to select on.
-    rule : {"rank", "zero"}
-        ``"rank"`` keeps the ``density`` fraction with the largest ``|γ|``
-        (ties at zero broken by ``tie_breaker``); ``"zero"`` keeps ``γ ≠ 0``.
+    rule : {"rank", "zero", "significance"}
+        ``"rank"`` keeps the ``density`` fraction with the largest ``||γ_u||``
+        (ties at zero broken by ``tie_breaker``); ``"zero"`` keeps ``γ_u ≠ 0``;
+        ``"significance"`` keeps the units whose F-test rejects at level ``q``
+        after ``correction``.
     density : float in (0, 1], optional
         Fraction of parameters to keep (counting already-pruned ones); required
-        by the rank rule, ignored by the zero rule.
+        by the rank rule, ignored by the others.
     scope : {"layer", "global"}
+        One problem (and one multiple-testing family) per tensor, or one for all.
     alpha_ratio : float
         ``alpha = alpha_ratio * alpha_max`` of each problem; ignored when
         ``alpha`` is given.
@@ -210,11 +249,19 @@ def select_causal(trajectory, alive, *, rule="rank", density=None, scope="layer"
         Absolute penalty on the design's scale (the papers' ``L1_coeff`` when
         ``scale="raw"``).
     tie_breaker : {"marginal", "magnitude"}
-        Order among equal ``|γ|`` (rank rule).  ``"magnitude"`` needs ``weights``.
+        Order among equal ``||γ_u||`` (rank rule).  ``"magnitude"`` needs ``weights``.
     weights : mapping of str to ndarray, optional
         Current parameter values, for ``tie_breaker="magnitude"``.
-    restricted, scale, loss_change
-        Passed to :func:`granger_prune.design.vanilla_design`.
+    features, lags, restricted, scale, loss_change
+        Passed to :func:`granger_prune.design.granger_design`.
+    q : float in (0, 1)
+        Level of the significance rule (FDR for BH/BY, FWER for Holm/Bonferroni).
+    correction : {"fdr_bh", "fdr_by", "holm", "bonferroni"}
+        Multiple-testing correction of the significance rule.
+    split : float in (0, 1), optional
+        Significance rule: screen with the lasso (at ``alpha_ratio``) on the
+        first ``split`` fraction of the steps and test only its support on the
+        rest.  None tests every unit on all steps.
     tol, max_iter
         Passed to :class:`granger_prune.CausalLasso`.
 
@@ -222,49 +269,51 @@ def select_causal(trajectory, alive, *, rule="rank", density=None, scope="layer"
     -------
     CausalSelection
     """
-    check_causal_options(dict(rule=rule, alpha_ratio=alpha_ratio, alpha=alpha, tie_breaker=tie_breaker,
-                              restricted=restricted, scale=scale, loss_change=loss_change, tol=tol,
-                              max_iter=max_iter))
+    options = dict(rule=rule, alpha_ratio=alpha_ratio, alpha=alpha, tie_breaker=tie_breaker,
+                   features=features, lags=lags, restricted=restricted, scale=scale,
+                   loss_change=loss_change, q=q, correction=correction, split=split, tol=tol,
+                   max_iter=max_iter)
+    check_causal_options(options)
     if tie_breaker == "magnitude" and rule == "rank" and weights is None:
         raise ValueError("tie_breaker='magnitude' needs weights")
     if rule == "rank" and density is None:
         raise ValueError("the rank rule needs density, the fraction of parameters to keep")
 
-    masks, coef, rows = {}, {}, []
+    masks, coef, pvalue, rows = {}, {}, {}, []
     for group in _groups(list(alive), scope):
         if not any(np.any(alive[n]) for n in group):  # the zero rule may empty a layer
             masks.update({n: np.zeros_like(alive[n], dtype=bool) for n in group})
             coef.update({n: np.zeros(np.shape(alive[n])) for n in group})
+            pvalue.update({n: np.ones(np.shape(alive[n])) for n in group})
             continue
-        design = vanilla_design(trajectory, group, alive=alive, restricted=restricted,
-                                scale=scale, loss_change=loss_change)
-        a_max = alpha_max(design.X, design.y, fit_intercept=design.fit_intercept)
-        a = alpha if alpha is not None else alpha_ratio * a_max
-        if a_max == 0:
-            gamma, gap, n_iter = np.zeros(design.n_features), 0.0, 0
+        design = granger_design(trajectory, group, features=features, lags=lags, alive=alive,
+                                restricted=restricted, scale=scale, loss_change=loss_change)
+        if rule == "significance":
+            keep, row, unit_p, unit_gamma = _significant_units(design, options)
+            pvalue.update(design.to_tensors(unit_p, fill=1.0))
+            group_masks = design.to_tensors(keep, fill=False)
         else:
-            lasso = CausalLasso(alpha=a, fit_intercept=design.fit_intercept, tol=tol, max_iter=max_iter)
-            lasso.fit(design.X, design.y)
-            gamma, gap, n_iter = lasso.coef_, lasso.dual_gap_, lasso.n_iter_
-        support = gamma != 0
-        n_support = int(support.sum())
-        coef.update(design.to_tensors(gamma))
-        if rule == "zero":
-            _warn_if_support_bound(n_support, design, group)
-            group_masks = design.to_tensors(support, fill=False)
-        else:
-            rank = _lexicographic_rank(np.abs(gamma), _tiebreak_score(tie_breaker, design, weights))
-            scores = design.to_tensors(rank.astype(np.float64), fill=-np.inf)
-            group_masks = keep_highest(scores, {n: alive[n] for n in group}, density, scope="global")
+            unit_gamma, row = _fit_lasso(design, options)
+            support = unit_gamma != 0
+            if rule == "zero":
+                _warn_if_support_bound(int(support.sum()), design, group)
+                group_masks = design.to_tensors(support, fill=False)
+            else:
+                rank = _lexicographic_rank(np.abs(unit_gamma),
+                                           _tiebreak_score(tie_breaker, design, weights))
+                scores = design.to_tensors(rank.astype(np.float64), fill=-np.inf)
+                group_masks = keep_highest(scores, {n: alive[n] for n in group}, density, scope="global")
+        coef.update(design.to_tensors(unit_gamma))
         masks.update(group_masks)
         n_kept = sum(int(np.count_nonzero(m)) for m in group_masks.values())
         rows.append(dict(
-            tensors=",".join(group), n_steps=design.n_steps, n_features=design.n_features,
-            alpha=a, alpha_max=a_max, lasso_support=n_support, kept=n_kept,
-            # the zero rule keeps exactly the support, so this is 0 for it
-            kept_by_tiebreak=max(0, n_kept - n_support), dual_gap=gap, n_iter=n_iter,
+            tensors=",".join(group), n_steps=design.n_steps, n_units=design.n_units,
+            n_features=design.n_features, **row, kept=n_kept,
+            # the zero and significance rules keep no parameter by tie-break
+            kept_by_tiebreak=max(0, n_kept - row["lasso_support"]) if rule == "rank" else 0,
         ))
-    return CausalSelection(masks=masks, coef=coef, diagnostics=pd.DataFrame(rows))
+    return CausalSelection(masks=masks, coef=coef, diagnostics=pd.DataFrame(rows),
+                           pvalue=pvalue if rule == "significance" else None)
 
 
 #: The keyword options of :func:`select_causal` that a :class:`PruningMethod` may set,
@@ -275,17 +324,64 @@ CAUSAL_DEFAULTS = {
 }
 
 
+def _fit_lasso(design, options, rows=None):
+    """Per-unit lasso coefficient (on ``rows`` when given) and a diagnostics row.
+
+    The coefficient is ``γ_u`` itself for one-column units and ``||γ_u||``
+    otherwise; rules use its absolute value."""
+    X, y, fit_intercept = design.partialled()
+    if rows is not None:
+        X, y = X[rows], y[rows]
+    a_max = alpha_max(X, y, fit_intercept=fit_intercept)
+    a = options["alpha"] if options["alpha"] is not None else options["alpha_ratio"] * a_max
+    if a_max == 0:
+        gamma, gap, n_iter = np.zeros(design.n_features), 0.0, 0
+    else:
+        lasso = CausalLasso(alpha=a, fit_intercept=fit_intercept, tol=options["tol"],
+                            max_iter=options["max_iter"])
+        lasso.fit(X, y)
+        gamma, gap, n_iter = lasso.coef_, lasso.dual_gap_, lasso.n_iter_
+    # signed γ for one-column units, the norm of the unit's coefficients otherwise
+    unit_gamma = gamma if design.features_per_unit == 1 else design.unit_norms(gamma)
+    row = dict(alpha=a, alpha_max=a_max, lasso_support=int(np.count_nonzero(unit_gamma)),
+               dual_gap=gap, n_iter=n_iter)
+    return unit_gamma, row
+
+
+def _significant_units(design, options):
+    """Units kept by the significance rule, its diagnostics, p-values and screening ``||γ_u||``."""
+    n_units = design.n_units
+    unit_gamma = np.zeros(n_units)
+    row = dict(lasso_support=0)
+    if options["split"] is None:
+        candidates = np.arange(n_units)
+        test_rows = None
+    else:
+        n_screen = int(options["split"] * design.n_steps)
+        unit_gamma, row = _fit_lasso(design, options, rows=np.arange(n_screen))
+        candidates = np.flatnonzero(unit_gamma)
+        test_rows = np.arange(n_screen, design.n_steps)
+    unit_p = np.ones(n_units)
+    keep = np.zeros(n_units, dtype=bool)
+    row.update(n_tested=candidates.size, n_significant=0, durbin_watson=np.nan)
+    if candidates.size:
+        result = granger_f_tests(design, units=candidates, rows=test_rows)
+        reject, _ = adjust_pvalues(result.pvalue, alpha=options["q"], method=options["correction"])
+        unit_p[candidates] = result.pvalue
+        keep[candidates[reject]] = True
+        row.update(n_significant=int(reject.sum()), durbin_watson=result.durbin_watson)
+    return keep, row, unit_p, unit_gamma
+
+
 def _tiebreak_score(tie_breaker, design, weights):
-    """Per-column score that orders features with equal ``|γ|``; shape (d,)."""
+    """Per-unit score that orders units with equal ``||γ_u||``; shape (n_units,)."""
     if tie_breaker == "magnitude":
-        score = np.empty(design.n_features)
-        for t, name in enumerate(design.tensor_names):
-            cols = design.feature_tensor == t
-            flat = np.asarray(weights[name], dtype=np.float64).reshape(-1)
-            score[cols] = np.abs(flat[design.feature_index[cols]])
-        return score
-    y = design.y - design.y.mean() if design.fit_intercept else design.y
-    return np.abs(design.X.T @ y) / design.n_steps
+        return design.unit_sums({n: np.abs(np.asarray(weights[n], dtype=np.float64))
+                                 for n in design.tensor_names})
+    X, y, fit_intercept = design.partialled()
+    if fit_intercept:
+        y = y - y.mean()
+    return design.unit_norms(X.T @ y / design.n_steps)
 
 
 def _lexicographic_rank(primary, secondary):
@@ -297,10 +393,10 @@ def _lexicographic_rank(primary, secondary):
 
 
 def _warn_if_support_bound(n_support, design, group):
-    bound = design.n_steps - int(design.fit_intercept)
-    if n_support >= bound and design.n_features > bound:
+    bound = design.n_steps - design.Z.shape[1]
+    if n_support >= bound and design.n_units > bound:
         warnings.warn(
-            f"the lasso for {group} kept {n_support} of {design.n_features} parameters: a lasso "
+            f"the lasso for {group} kept {n_support} of {design.n_units} units: a lasso "
             f"with T={design.n_steps} steps keeps at most {bound}, so the zero rule cannot keep "
             "more; record more steps (a larger n_prune) or use the rank rule",
             SupportLimitWarning, stacklevel=3,
@@ -316,11 +412,13 @@ class PruningMethod:
     name : {"causal", "magnitude", "random"}
     scope : {"layer", "global"}
         Rank per tensor (the papers' causal rule) or across all tensors.
-    rule : {"rank", "zero"}
-        ``"zero"`` is only for the causal method (keep ``γ ≠ 0``).
+    rule : {"rank", "zero", "significance"}
+        ``"zero"`` (keep ``γ ≠ 0``) and ``"significance"`` (keep what an
+        F-test finds significant) are only for the causal method.
     options : dict
         Keyword options of :func:`select_causal` (causal method only), e.g.
-        ``alpha_ratio``, ``tie_breaker``, ``scale``, ``loss_change``.
+        ``alpha_ratio``, ``tie_breaker``, ``features``, ``lags``, ``scale``,
+        ``loss_change``, ``q``, ``correction``, ``split``.
     """
 
     name: str
@@ -347,9 +445,20 @@ class PruningMethod:
         """Short name for tables and legends, e.g. ``"causal-rank-marginal/layer"``."""
         if self.name != "causal":
             return f"{self.name}/{self.scope}"
+        features = "" if self.option("features") == "vanilla" else f"-{self.option('features')}"
         if self.rule == "zero":
-            return f"causal-zero/{self.scope}"
-        return f"causal-rank-{self._option('tie_breaker')}/{self.scope}"
+            rule = "zero"
+        elif self.rule == "significance":
+            rule = f"significance-{self.option('correction')}"
+        else:
+            rule = f"rank-{self.option('tie_breaker')}"
+        return f"causal-{rule}{features}/{self.scope}"
+
+    @property
+    def targets_sparsity(self):
+        """Whether each round keeps a target fraction (rank rules) rather than
+        what the data say (the zero and significance rules)."""
+        return self.rule not in SELF_SIZING_RULES
 
     @property
     def needs_trajectory(self):
@@ -359,9 +468,10 @@ class PruningMethod:
     @property
     def loss_change(self):
         """How the recorder and the design form ``ΔL``."""
-        return self._option("loss_change")
+        return self.option("loss_change")
 
-    def _option(self, name):
+    def option(self, name):
+        """A causal option's value, its default when not set."""
         return self.options.get(name, CAUSAL_DEFAULTS[name])
 
     def select(self, weights, alive, density, *, trajectory=None, rng=None):
@@ -374,7 +484,8 @@ class PruningMethod:
         alive : mapping of str to bool ndarray
             Parameters still unpruned.
         density : float in (0, 1]
-            Fraction of parameters to keep after this round (rank rules).
+            Fraction of parameters to keep after this round (rank rules; the
+        others ignore it).
         trajectory : Trajectory, optional
             The round's recorded trajectory (causal method).
         rng : numpy Generator or seed, optional

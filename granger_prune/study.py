@@ -135,8 +135,9 @@ def _run_grid(config, progress, started):
 
 
 def _sparsities(method, config):
-    """Target sparsities a method runs at; the zero rule's is whatever the lasso keeps (None)."""
-    return [None] if method.rule == "zero" else list(config.sparsities)
+    """Target sparsities a method runs at; the zero and significance rules keep
+    what the data say (None)."""
+    return list(config.sparsities) if method.targets_sparsity else [None]
 
 
 def _meta(started):

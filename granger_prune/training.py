@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .data import Minibatches
-from .design import MIN_ROWS
+from .design import MIN_ROWS, n_design_rows
 from .masks import full_masks, sparsity as mask_sparsity
 from .pruning import MaskEnforcer, prunable_parameters, weights_numpy
 from .selection import density_schedule
@@ -167,8 +167,9 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
     data : granger_prune.data.TensorData
     method : granger_prune.selection.PruningMethod
     sparsity : float in [0, 1) or None
-        Target sparsity of the rank rules; the zero rule takes ``None`` and
-        keeps, each round, the parameters with non-zero lasso coefficients.
+        Target sparsity of the rank rules; the zero and significance rules
+        take ``None`` and keep, each round, the parameters with non-zero lasso
+        coefficients or significant F-tests.
     schedule : Schedule
     sgd : SGDConfig
     seed : int
@@ -186,8 +187,8 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
         raise ValueError("the model has no prunable parameters (no Linear or Conv weights)")
     batches = minibatches(data, sgd, seed)
     if method.needs_trajectory:
-        _check_recorded_rows(schedule.n_prune * len(batches), method.loss_change)
-    if method.rule == "zero":
+        _check_recorded_rows(schedule.n_prune * len(batches), method)
+    if not method.targets_sparsity:
         densities = [None] * schedule.n_iter
     elif sparsity is None:
         raise ValueError(f"sparsity is required by the rank rule of {method.label}")
@@ -229,12 +230,14 @@ def post_train(model, data, masks, *, schedule, sgd, batches):
     return evaluate(model, data.x_test, data.y_test)
 
 
-def _check_recorded_rows(n_steps, loss_change):
-    n_rows = n_steps - (loss_change == "consecutive")
+def _check_recorded_rows(n_steps, method):
+    options = {name: method.option(name) for name in ("features", "lags", "loss_change")}
+    n_rows = n_design_rows(n_steps, **options)
     if n_rows < MIN_ROWS:
         raise ValueError(
-            f"each round records n_steps={n_steps} steps ({n_rows} rows with loss_change="
-            f"{loss_change!r}); the Granger design needs at least {MIN_ROWS}: raise n_prune "
+            f"each round records n_steps={n_steps} steps, {n_rows} design rows with "
+            f"loss_change={options['loss_change']!r}, features={options['features']!r} and "
+            f"lags={options['lags']}; the Granger design needs at least {MIN_ROWS}: raise n_prune "
             "or lower batch_size")
 
 

@@ -4,7 +4,7 @@ import sys
 import numpy as np
 import pytest
 
-from granger_prune.design import loss_changes, vanilla_design
+from granger_prune.design import granger_design, loss_changes, momentum_design, vanilla_design
 from granger_prune.trajectory import InMemoryTrajectory
 
 
@@ -28,8 +28,10 @@ def test_vanilla_design_is_loss_change_on_squared_steps():
     np.testing.assert_allclose(design.X, expected, rtol=1e-15)
     assert design.fit_intercept and design.Z.shape == (6, 1)
     assert design.tensor_names == ("a", "b")
-    np.testing.assert_array_equal(design.feature_tensor, [0] * 6 + [1] * 4)
-    np.testing.assert_array_equal(design.feature_index, list(range(6)) + list(range(4)))
+    assert design.n_units == 10 and design.restricted_names == ("const",)
+    np.testing.assert_array_equal(design.unit_map["a"], np.arange(6))
+    np.testing.assert_array_equal(design.unit_map["b"], np.arange(6, 10))
+    np.testing.assert_array_equal(design.rows, np.arange(6))
 
 
 def test_alive_mask_drops_columns_and_maps_back():
@@ -37,7 +39,7 @@ def test_alive_mask_drops_columns_and_maps_back():
     alive = {"a": np.array([[True, False, True], [False, True, True]]), "b": np.ones(4, bool)}
     design = vanilla_design(traj, ["a"], alive=alive, restricted="none")
     assert design.n_features == 4 and not design.fit_intercept and design.Z.shape == (6, 0)
-    np.testing.assert_array_equal(design.feature_index, [0, 2, 4, 5])
+    np.testing.assert_array_equal(design.unit_map["a"], [0, -1, 1, -1, 2, 3])
     np.testing.assert_allclose(design.X[:, 1], traj.deltas("a")[:, 2].astype(np.float64) ** 2, rtol=1e-15)
     back = design.to_tensors(np.arange(1.0, 5.0))
     np.testing.assert_array_equal(back["a"], [[1, 0, 2], [0, 3, 4]])
@@ -84,3 +86,96 @@ def test_statistical_core_never_imports_torch_or_cupy():
             "bad = [m for m in ('torch', 'cupy') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def tiny_trajectory():
+    """Two parameters, five steps with hand-picked values."""
+    traj = InMemoryTrajectory({"w": (2,)})
+    steps = [(1.0, 2.0), (-1.0, 0.5), (2.0, -1.0), (0.5, 0.0), (-2.0, 1.0)]
+    before = [5.0, 4.0, 3.5, 3.0, 2.0]
+    for t, (a, b) in enumerate(steps):
+        traj.append(before[t], before[t] - 0.1 * (t + 1), {"w": np.array([a, b])})
+    return traj, np.array(steps), np.array(before)
+
+
+def test_momentum_features_and_lagged_losses_by_hand():
+    traj, steps, before = tiny_trajectory()
+    design = momentum_design(traj)  # lags=2: rows t = 1..4
+    np.testing.assert_array_equal(design.rows, [1, 2, 3, 4])
+    assert design.restricted_names == ("const", "loss_lag1", "loss_lag2")
+    assert design.feature_kinds == ("dtheta_sq", "dtheta_prev_sq", "dtheta_cross")
+    expected = []
+    for t in range(1, 5):
+        row = []
+        for k in range(2):
+            cur, prev = steps[t, k], steps[t - 1, k]
+            row += [cur * cur, prev * prev, cur * prev]
+        expected.append(row)
+    np.testing.assert_allclose(design.X, expected, rtol=1e-6)  # float32 storage of the steps
+    np.testing.assert_allclose(design.Z, [[1, before[t], before[t - 1]] for t in range(1, 5)],
+                               rtol=1e-15)
+    np.testing.assert_allclose(design.y, [-0.2, -0.3, -0.4, -0.5], rtol=1e-12)
+    np.testing.assert_array_equal(design.column_unit, [0, 0, 0, 1, 1, 1])
+    np.testing.assert_array_equal(design.test_groups, [0, 0, 0, 1, 1, 1])
+    np.testing.assert_allclose(design.unit_norms([3.0, 4.0, 0.0, 0.0, 0.0, 1.0]), [5.0, 1.0],
+                               rtol=1e-15)
+
+
+def test_lag_depth_sets_the_first_row_and_too_deep_lags_fail():
+    traj, _, before = tiny_trajectory()
+    design = vanilla_design(traj, lags=3, restricted="none")
+    np.testing.assert_array_equal(design.rows, [2, 3, 4])
+    np.testing.assert_allclose(design.Z[:, 2], before[[0, 1, 2]], rtol=1e-15)
+    assert design.restricted_names == ("loss_lag1", "loss_lag2", "loss_lag3")
+    with pytest.raises(ValueError, match=r"n_steps=5.*lags=4"):
+        vanilla_design(traj, lags=4)
+    with pytest.raises(ValueError, match="lags"):
+        vanilla_design(traj, lags=-1)
+    with pytest.raises(ValueError, match="features"):
+        granger_design(traj, features="adam")
+
+
+def test_group_features_are_the_sums_of_their_members():
+    traj = make_trajectory(8)
+    # filters: rows of "a" (2 groups of 3) and "b" shared with them pairwise (ids 0, 0, 1, 1)
+    groups = {"a": np.array([[0, 0, 0], [1, 1, 1]]), "b": np.array([0, 0, 1, 1])}
+    alive = {"a": np.array([[True, False, True], [True, True, True]]), "b": np.ones(4, bool)}
+    for features in ("vanilla", "momentum"):
+        design = granger_design(traj, features=features, groups=groups, alive=alive)
+        per_param = granger_design(traj, features=features, alive=alive)
+        m = design.features_per_unit
+        assert design.n_units == 2 and design.n_features == 2 * m
+        member_units = [np.r_[per_param.unit_map["a"][[0, 2]], per_param.unit_map["b"][[0, 1]]],
+                        np.r_[per_param.unit_map["a"][[3, 4, 5]], per_param.unit_map["b"][[2, 3]]]]
+        for g, members in enumerate(member_units):
+            for i in range(m):
+                np.testing.assert_allclose(design.X[:, g * m + i],
+                                           per_param.X[:, members * m + i].sum(axis=1), rtol=1e-12)
+    back = design.to_tensors(np.array([7.0, 9.0]))
+    np.testing.assert_array_equal(back["a"], [[7, 0, 7], [9, 9, 9]])
+    np.testing.assert_array_equal(back["b"], [7, 7, 9, 9])
+    sums = design.unit_sums({"a": np.ones((2, 3)), "b": np.ones(4)})
+    np.testing.assert_array_equal(sums, [4, 5])  # dead members do not count
+
+
+def test_bad_group_maps():
+    traj = make_trajectory()
+    with pytest.raises(ValueError, match="does not cover tensor 'b'"):
+        granger_design(traj, groups={"a": np.zeros((2, 3), int)})
+    with pytest.raises(ValueError, match=r"groups\['b'\]"):
+        granger_design(traj, groups={"a": np.zeros((2, 3), int), "b": np.zeros(5, int)})
+    with pytest.raises(ValueError, match="negative"):
+        granger_design(traj, groups={"a": np.zeros((2, 3), int), "b": -np.ones(4, int)})
+
+
+def test_partialled_design_gives_the_unpenalised_restricted_fit():
+    traj = make_trajectory(30, seed=3)
+    design = vanilla_design(traj, ["b"], lags=2)
+    X, y, fit_intercept = design.partialled()
+    assert not fit_intercept
+    np.testing.assert_allclose(design.Z.T @ X, 0.0, atol=1e-12)
+    full = np.linalg.lstsq(np.hstack([design.Z, design.X]), design.y, rcond=None)[0]
+    fwl = np.linalg.lstsq(X, y, rcond=None)[0]
+    np.testing.assert_allclose(fwl, full[design.Z.shape[1]:], rtol=1e-6)
+    only_intercept = vanilla_design(traj, ["b"])
+    assert only_intercept.partialled()[0] is only_intercept.X

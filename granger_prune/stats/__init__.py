@@ -1,10 +1,12 @@
 """Significance tests of parameter importance (torch-free, NumPy or CuPy).
 
 * ``ftests``: batched nested F-tests in closed form (:func:`nested_f_tests`).
+* ``granger``: the tests of a Granger design's units (:func:`granger_f_tests`).
 * ``multitest``: BH, BY, Holm and Bonferroni corrections (:func:`adjust_pvalues`).
 """
 
 from .ftests import FTestResults, f_sf, nested_f_tests
+from .granger import granger_f_tests
 from .multitest import METHODS, adjust_pvalues
 
-__all__ = ["FTestResults", "METHODS", "adjust_pvalues", "f_sf", "nested_f_tests"]
+__all__ = ["FTestResults", "METHODS", "adjust_pvalues", "f_sf", "granger_f_tests", "nested_f_tests"]
