@@ -2,11 +2,14 @@
 
 * ``ftests``: batched nested F-tests in closed form (:func:`nested_f_tests`).
 * ``granger``: the tests of a Granger design's units (:func:`granger_f_tests`).
+* ``streaming``: the same tests from moments accumulated while recording
+  (:class:`StreamingGrangerTests`), without storing the trajectory.
 * ``multitest``: BH, BY, Holm and Bonferroni corrections (:func:`adjust_pvalues`).
 """
 
 from .ftests import FTestResults, f_sf, nested_f_tests
 from .granger import granger_f_tests
 from .multitest import METHODS, adjust_pvalues
+from .streaming import StreamingGrangerTests
 
-__all__ = ["FTestResults", "METHODS", "adjust_pvalues", "f_sf", "granger_f_tests", "nested_f_tests"]
+__all__ = ["FTestResults", "METHODS", "StreamingGrangerTests", "adjust_pvalues", "f_sf", "granger_f_tests", "nested_f_tests"]

@@ -34,6 +34,8 @@ from ..lasso._validation import as_design, column_sums
 #: A partialled-out column whose squared norm is below this fraction of its raw
 #: squared norm is numerically in the span of ``Z``: no test.
 DEGENERACY = 1e-10
+#: Columns of grouped tests partialled out at a time (bounds the float64 copy).
+GROUP_CHUNK = 1 << 15
 
 
 @dataclass(frozen=True)
@@ -162,17 +164,54 @@ def nested_f_tests(y, X, Z=None, groups=None):
     partial_sq = sq - xp.sum(qtx * qtx, axis=0)  # ||x~_j||^2
 
     if groups is None:
-        _check_rows(n_samples, k, 1)
-        degenerate = partial_sq <= DEGENERACY * sq
-        explained = xp.where(degenerate, 0.0, xte * xte / xp.where(degenerate, 1.0, partial_sq))
+        check_rows(n_samples, k, 1)
+        explained, degenerate = quadratic_forms(partial_sq[:, None, None], xte[:, None], sq[:, None], xp)
         df_num = np.ones(X.shape[1], dtype=np.int64)
     else:
-        explained, degenerate, df_num = _group_explained(X, Q, e, groups, qtx, xte, sq, n_samples,
-                                                         k, xp)
-    explained = to_numpy(explained)
-    degenerate = to_numpy(degenerate)
-    df_denom = n_samples - k - df_num
-    ssr_f = np.maximum(ssr_r - explained, 0.0)
+        explained, degenerate, df_num = _group_explained(X, groups, Q, e, sq, n_samples, k, xp)
+    return f_test_results(explained, degenerate, df_num, ssr_r, n_samples, k, durbin_watson,
+                          stacklevel=3)
+
+
+def quadratic_forms(gram, b, raw_sq, xp):
+    """``b_g^T gram_g^{-1} b_g`` per group, with degenerate groups flagged.
+
+    Parameters
+    ----------
+    gram : array of shape (G, m, m)
+        Gram matrices of the partialled-out columns of each group.
+    b : array of shape (G, m)
+        ``X~_g^T e``.
+    raw_sq : array of shape (G, m)
+        Raw squared norms of the columns (the scale the degeneracy test uses).
+
+    Returns
+    -------
+    explained : ndarray of shape (G,)
+        ``SSR_r - SSR_f`` (0 for degenerate groups), on the host.
+    degenerate : ndarray of shape (G,), bool
+        Groups whose partialled-out columns are numerically dependent or zero.
+    """
+    if gram.shape[1] == 1:
+        g = gram[:, 0, 0]
+        bad = g <= DEGENERACY * raw_sq[:, 0]
+        explained = xp.where(bad, 0.0, b[:, 0] ** 2 / xp.where(bad, 1.0, g))
+        return to_numpy(explained), to_numpy(bad)
+    eig = xp.linalg.eigvalsh(gram)
+    bad = eig[:, 0] <= DEGENERACY * xp.max(raw_sq, axis=1)
+    safe = xp.where(bad[:, None, None], xp.eye(gram.shape[1])[None], gram)
+    sol = xp.linalg.solve(safe, b[..., None])[..., 0]
+    return to_numpy(xp.where(bad, 0.0, xp.sum(b * sol, axis=1))), to_numpy(bad)
+
+
+def f_test_results(explained, degenerate, df_num, ssr_restricted, n_samples, n_restricted,
+                   durbin_watson, stacklevel=2):
+    """F statistics and p-values from ``SSR_r - SSR_f`` per test (host arrays).
+
+    Warns once (:class:`GrangerPruneWarning`) when some tests are degenerate.
+    """
+    df_denom = n_samples - n_restricted - df_num
+    ssr_f = np.maximum(ssr_restricted - explained, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         fvalue = (explained / df_num) / (ssr_f / df_denom)
     fvalue[degenerate] = np.nan
@@ -183,49 +222,91 @@ def nested_f_tests(y, X, Z=None, groups=None):
     if n_bad:
         warnings.warn(f"{n_bad} of {fvalue.size} tests are degenerate (a constant or all-zero "
                       "feature, in the span of Z): F = NaN, p = 1", GrangerPruneWarning,
-                      stacklevel=2)
+                      stacklevel=stacklevel + 1)
     return FTestResults(fvalue=fvalue, pvalue=pvalue, df_num=df_num, df_denom=df_denom,
-                        ssr_restricted=ssr_r, ssr_full=ssr_f, durbin_watson=durbin_watson,
-                        n_samples=n_samples, n_restricted=k)
+                        ssr_restricted=ssr_restricted, ssr_full=ssr_f,
+                        durbin_watson=durbin_watson, n_samples=n_samples,
+                        n_restricted=n_restricted)
 
 
-def _check_rows(n_samples, k, m):
+def check_rows(n_samples, k, m):
+    """``ValueError`` naming T and the regressors when ``T <= k + m``."""
     if n_samples <= k + m:
         raise ValueError(f"T={n_samples} steps are too few for {k + m} regressors "
                          f"({k} restricted + {m} tested): need T > {k + m}")
 
 
-def _group_explained(X, Q, e, groups, qtx, xte, sq, n_samples, k, xp):
-    """``SSR_r - SSR_f`` per group, degenerate flags and group sizes (host arrays)."""
+def check_groups(groups, n_features):
+    """Group sizes of a valid ``groups`` array (host int64, shape (G,))."""
     groups = np.asarray(to_numpy(groups))
-    if groups.shape != (X.shape[1],) or not np.issubdtype(groups.dtype, np.integer):
-        raise ValueError(f"groups must be an integer array of shape ({X.shape[1]},)")
+    if groups.shape != (n_features,) or not np.issubdtype(groups.dtype, np.integer):
+        raise ValueError(f"groups must be an integer array of shape ({n_features},)")
     if groups.size and groups.min() < 0:
         raise ValueError("groups must be numbered 0 ... G-1")
     n_groups = int(groups.max()) + 1 if groups.size else 0
     sizes = np.bincount(groups, minlength=n_groups)
     if np.any(sizes == 0):
         raise ValueError("groups must be numbered 0 ... G-1 with no empty group")
-    _check_rows(n_samples, k, int(sizes.max()))
-    explained = np.zeros(n_groups)
-    degenerate = np.zeros(n_groups, dtype=bool)
+    return groups, sizes.astype(np.int64)
+
+
+def _group_explained(X, groups, Q, e, sq, n_samples, k, xp):
+    """``SSR_r - SSR_f`` per group, degenerate flags and group sizes (host arrays).
+
+    Each group's columns are partialled out of ``Z`` explicitly and
+    orthonormalised by Gram–Schmidt with reorthogonalisation (batched over
+    the groups, in chunks of :data:`GROUP_CHUNK` columns); then
+    ``SSR_r - SSR_f = ||Q_g^T e||^2``.  Unlike the normal equations of the
+    group's Gram matrix this keeps its accuracy on nearly collinear groups
+    (the momentum features of a parameter often are).
+    """
+    groups, sizes = check_groups(groups, X.shape[1])
+    check_rows(n_samples, k, int(sizes.max()))
+    explained = np.zeros(sizes.size)
+    degenerate = np.zeros(sizes.size, dtype=bool)
     order = np.argsort(groups, kind="stable")
     starts = np.concatenate([[0], np.cumsum(sizes)])
     for m in np.unique(sizes):
-        members = np.flatnonzero(sizes == m)
-        cols = np.stack([order[starts[g]:starts[g] + m] for g in members])  # (G_m, m)
-        cols_x = xp.asarray(cols)
-        # Gram of the partialled-out columns: X_g^T X_g - (Q^T X_g)^T (Q^T X_g)
-        block = X[:, cols_x.ravel()].astype(xp.float64).reshape(n_samples, len(members), m)
-        gram = xp.einsum("tgi,tgj->gij", block, block)
-        q = qtx[:, cols_x]  # (k, G_m, m)
-        gram -= xp.einsum("kgi,kgj->gij", q, q)
-        b = xte[cols_x]  # (G_m, m)
-        raw = sq[cols_x]
-        eig = xp.linalg.eigvalsh(gram)
-        bad = eig[:, 0] <= DEGENERACY * xp.max(raw, axis=1)
-        safe_gram = xp.where(bad[:, None, None], xp.eye(m)[None], gram)
-        sol = xp.linalg.solve(safe_gram, b[..., None])[..., 0]
-        explained[members] = to_numpy(xp.where(bad, 0.0, xp.sum(b * sol, axis=1)))
-        degenerate[members] = to_numpy(bad)
-    return explained, degenerate, sizes.astype(np.int64)
+        same_size = np.flatnonzero(sizes == m)
+        step = max(1, GROUP_CHUNK // m)
+        for first in range(0, same_size.size, step):
+            members = same_size[first:first + step]
+            cols = xp.asarray(np.stack([order[starts[g]:starts[g] + m] for g in members]))  # (G, m)
+            block = X[:, cols.ravel()].astype(xp.float64).reshape(n_samples, len(members), m)
+            explained[members], degenerate[members] = _orthogonal_projections(
+                block, Q, e, sq[cols], xp)
+    return explained, degenerate, sizes
+
+
+def _orthogonal_projections(block, Q, e, raw_sq, xp):
+    """``||P_g e||^2`` with ``P_g`` the projection on ``M_Z X_g``, per group.
+
+    Parameters
+    ----------
+    block : array of shape (T, G, m), float64
+        The groups' columns (overwritten).
+    Q : array of shape (T, k)
+        Orthonormal basis of ``Z``.
+    e : array of shape (T,)
+        Restricted residuals.
+    raw_sq : array of shape (G, m)
+        Raw squared column norms; a column whose part orthogonal to ``Z`` and
+        to the group's earlier columns is below ``DEGENERACY`` of it makes the
+        group degenerate.
+    """
+    n_samples, n_groups, m = block.shape
+    flat = block.reshape(n_samples, n_groups * m)
+    for _ in range(2):  # twice is enough (Giraud et al., "twice is enough")
+        flat -= Q @ (Q.T @ flat)
+    explained = xp.zeros(n_groups)
+    bad = xp.zeros(n_groups, dtype=bool)
+    for i in range(m):
+        v = block[:, :, i]
+        for _ in range(2):
+            for j in range(i):
+                v -= block[:, :, j] * xp.einsum("tg,tg->g", block[:, :, j], v)[None]
+        norm_sq = xp.sum(v * v, axis=0)
+        bad |= norm_sq <= DEGENERACY * raw_sq[:, i]
+        v /= xp.sqrt(xp.where(bad, 1.0, norm_sq))[None]
+        explained += (v.T @ e) ** 2
+    return to_numpy(xp.where(bad, 0.0, explained)), to_numpy(bad)

@@ -1,0 +1,278 @@
+"""Granger F-tests on the package's designs: statsmodels on recorded trajectories,
+streaming statistics equal to the stored computation, and the significance rule."""
+
+import warnings
+
+import numpy as np
+import pytest
+import statsmodels.api as sm
+import torch
+from numpy.testing import assert_allclose, assert_array_equal
+from statsmodels.stats.stattools import durbin_watson
+from torch import nn
+
+from granger_prune.data import load_dataset
+from granger_prune.design import granger_design
+from granger_prune.exceptions import GrangerPruneWarning
+from granger_prune.models import build_model
+from granger_prune.pruning import prunable_parameters
+from granger_prune.selection import PruningMethod, select_causal
+from granger_prune.stats import StreamingGrangerTests, adjust_pvalues, granger_f_tests
+from granger_prune.trajectory import InMemoryTrajectory, TrajectoryRecorder
+
+
+def record_digits(n_steps=80, sink=None, loss_change="same_batch", seed=0):
+    """A real trajectory: SGD with momentum on digits, MLP 64-16-10."""
+    torch.manual_seed(seed)
+    data = load_dataset("digits")
+    model = build_model("mlp", data.input_shape, data.n_classes, hidden=[16])
+    params = prunable_parameters(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    recorder = TrajectoryRecorder(model, params, trajectory=sink, loss_change=loss_change)
+    for t in range(n_steps):
+        start = (t * 16) % (len(data.x_train) - 16)
+        recorder.step(optimizer, nn.functional.cross_entropy, data.x_train[start:start + 16],
+                      data.y_train[start:start + 16])
+    return recorder.trajectory
+
+
+@pytest.fixture(scope="module")
+def digits_trajectory():
+    return record_digits()
+
+
+def _statsmodels_unit_test(design, unit):
+    m = design.features_per_unit
+    columns = design.X[:, unit * m:(unit + 1) * m]
+    Z = design.Z
+    restricted = sm.OLS(design.y, Z).fit()
+    full = sm.OLS(design.y, np.column_stack([Z, columns])).fit()
+    f, p, _ = full.compare_f_test(restricted)
+    return f, p, restricted
+
+
+@pytest.mark.parametrize("features, lags", [("vanilla", 0), ("vanilla", 2), ("momentum", 2)])
+def test_unit_tests_on_a_recorded_trajectory_match_statsmodels(digits_trajectory, features, lags):
+    design = granger_design(digits_trajectory, ["1.weight"], features=features, lags=lags)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GrangerPruneWarning)  # pixels that are always 0
+        result = granger_f_tests(design)
+    assert result.n_tests == design.n_units == 64 * 16
+    assert_array_equal(result.df_num, design.features_per_unit)
+    tested = np.flatnonzero(np.isfinite(result.fvalue))
+    assert tested.size > 500
+    for unit in tested[:: max(1, tested.size // 25)]:
+        f, p, restricted = _statsmodels_unit_test(design, unit)
+        assert_allclose(result.fvalue[unit], f, rtol=1e-8)
+        assert_allclose(result.pvalue[unit], p, rtol=1e-8, atol=1e-300)
+    assert_allclose(result.durbin_watson, durbin_watson(restricted.resid), rtol=1e-10)
+    # input pixels that never vary give no test, reported as p = 1
+    dead = np.flatnonzero(~np.isfinite(result.fvalue))
+    assert dead.size and np.all(result.pvalue[dead] == 1.0)
+
+
+def test_tests_on_a_subset_of_units_and_rows(digits_trajectory):
+    design = granger_design(digits_trajectory, ["3.weight"], features="momentum", lags=1)
+    units, rows = np.array([5, 2, 77]), np.arange(10, design.n_steps)
+    result = granger_f_tests(design, units=units, rows=rows)
+    for i, unit in enumerate(units):
+        cols = design.X[rows, unit * 3:(unit + 1) * 3]
+        restricted = sm.OLS(design.y[rows], design.Z[rows]).fit()
+        full = sm.OLS(design.y[rows], np.column_stack([design.Z[rows], cols])).fit()
+        assert_allclose(result.fvalue[i], full.compare_f_test(restricted)[0], rtol=1e-8)
+    with pytest.raises(ValueError, match="units"):
+        granger_f_tests(design, units=[design.n_units])
+
+
+def synthetic_trajectory(n_steps=60, seed=0):
+    rng = np.random.default_rng(seed)
+    traj = InMemoryTrajectory({"a": (3, 4), "b": (5,)})
+    loss = 3.0
+    for _ in range(n_steps):
+        a = rng.normal(size=(3, 4)) * np.geomspace(1e-4, 1e-2, 4)
+        b = rng.standard_t(3, size=5) * 1e-3
+        b[4] = 0.0  # a parameter that never moves: no test
+        change = -40.0 * a[0, 0] ** 2 - 5e3 * b[0] ** 2 + 1e-3 * rng.normal()
+        traj.append(loss, loss + change, {"a": a, "b": b})
+        loss += change + 1e-4 * rng.normal()
+    return traj
+
+
+def replay(traj, **options):
+    stream = StreamingGrangerTests(traj.shapes, **options)
+    before, after = traj.losses()
+    for t in range(traj.n_steps):
+        stream.append(before[t], after[t], {n: traj.deltas(n)[t] for n in traj.names})
+    return stream
+
+
+GROUPS = {"a": np.repeat(np.arange(3), 4).reshape(3, 4), "b": np.array([0, 1, 2, 3, 3])}
+
+
+@pytest.mark.parametrize("options", [
+    dict(),
+    dict(restricted="none"),
+    dict(features="momentum", lags=2),
+    dict(features="momentum", lags=3, restricted="none", loss_change="consecutive"),
+    dict(lags=1, loss_change="consecutive", groups=GROUPS),
+    dict(features="momentum", groups=GROUPS,
+         alive={"a": np.arange(12).reshape(3, 4) % 3 != 0, "b": np.ones(5, bool)}),
+])
+def test_streaming_tests_equal_the_stored_computation(options):
+    traj = synthetic_trajectory()
+    if options.get("loss_change") == "consecutive":
+        traj = _without_after_losses(traj)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GrangerPruneWarning)
+        stored = granger_f_tests(granger_design(traj, **options))
+        stream = replay(traj, **options)
+        streamed = stream.f_tests()
+    design = granger_design(traj, **options)
+    assert stream.n_rows == design.n_steps and stream.n_units == design.n_units
+    for name in traj.names:
+        assert_array_equal(stream.unit_map[name], design.unit_map[name])
+    assert_array_equal(np.isnan(streamed.fvalue), np.isnan(stored.fvalue))
+    ok = np.isfinite(stored.fvalue)
+    assert ok.sum() >= design.n_units - 1
+    assert_allclose(streamed.fvalue[ok], stored.fvalue[ok], rtol=1e-8)
+    assert_allclose(streamed.pvalue, stored.pvalue, rtol=1e-8, atol=1e-300)
+    assert_allclose(streamed.ssr_restricted, stored.ssr_restricted, rtol=1e-10)
+    assert_allclose(streamed.durbin_watson, stored.durbin_watson, rtol=1e-8)
+    assert_array_equal(streamed.df_denom, stored.df_denom)
+
+
+def _without_after_losses(traj):
+    out = InMemoryTrajectory(traj.shapes)
+    before, _ = traj.losses()
+    for t in range(traj.n_steps):
+        out.append(before[t], np.nan, {n: traj.deltas(n)[t] for n in traj.names})
+    return out
+
+
+def test_streaming_memory_does_not_grow_with_steps():
+    traj = synthetic_trajectory(n_steps=200)
+    short, long = replay(_truncated(traj, 20)), replay(traj)
+    sizes = [sum(v.nbytes for v in vars(s).values() if isinstance(v, np.ndarray)) for s in (short, long)]
+    assert sizes[0] == sizes[1]
+    assert long.n_rows == 200
+
+
+def _truncated(traj, n_steps):
+    out = InMemoryTrajectory(traj.shapes)
+    before, after = traj.losses()
+    for t in range(n_steps):
+        out.append(before[t], after[t], {n: traj.deltas(n)[t] for n in traj.names})
+    return out
+
+
+def test_recorder_feeds_streaming_tests_that_equal_the_stored_ones():
+    stored_traj = record_digits(n_steps=40)
+    shapes = {n: s for n, s in stored_traj.shapes.items()}
+    stream = record_digits(n_steps=40, sink=StreamingGrangerTests(shapes, ["3.weight"],
+                                                                   features="momentum", lags=2))
+    assert stream.n_steps == 40 and stream.n_rows == 39
+    expected = granger_f_tests(granger_design(stored_traj, ["3.weight"], features="momentum", lags=2))
+    assert_allclose(stream.f_tests().fvalue, expected.fvalue, rtol=1e-8)
+
+
+def test_streaming_bad_input():
+    shapes = {"w": (3,)}
+    with pytest.raises(ValueError, match="features"):
+        StreamingGrangerTests(shapes, features="adam")
+    with pytest.raises(ValueError, match="lags"):
+        StreamingGrangerTests(shapes, lags=-1)
+    with pytest.raises(ValueError, match="does not cover"):
+        StreamingGrangerTests(shapes, groups={})
+    stream = StreamingGrangerTests(shapes)
+    with pytest.raises(ValueError, match="lacks tensor 'w'"):
+        stream.append(1.0, 0.9, {})
+    with pytest.raises(ValueError, match="entries"):
+        stream.append(1.0, 0.9, {"w": np.zeros(4)})
+    with pytest.raises(ValueError, match="not finite"):
+        stream.append(1.0, np.nan, {"w": np.zeros(3)})
+    stream.append(1.0, 0.9, {"w": np.ones(3)})
+    with pytest.raises(ValueError, match="n_rows=1"):
+        stream.f_tests()
+    stream = replay(synthetic_trajectory(n_steps=4), features="momentum", lags=1)
+    with pytest.raises(ValueError, match=r"T=3 steps are too few for 5 regressors"):
+        stream.f_tests()
+
+
+def planted(n_steps=200, d=40, causal=(3, 7, 11), seed=0):
+    rng = np.random.default_rng(seed)
+    traj = InMemoryTrajectory({"w": (d,), "v": (6,)})
+    loss = 2.0
+    for _ in range(n_steps):
+        delta = rng.normal(size=d) * 0.1
+        change = -10.0 * np.sum(delta[list(causal)] ** 2) + 0.05 * rng.normal()
+        traj.append(loss, loss + change, {"w": delta, "v": rng.normal(size=6) * 0.1})
+        loss += 0.01 * rng.normal()
+    return traj
+
+
+def test_significance_rule_keeps_what_the_tests_find():
+    traj = planted()
+    alive = {"w": np.ones(40, bool), "v": np.ones(6, bool)}
+    result = select_causal(traj, alive, rule="significance", q=0.05)
+    assert set(np.flatnonzero(result.masks["w"])) == {3, 7, 11}
+    diag = result.diagnostics.set_index("tensors")
+    assert diag.loc["w", "n_tested"] == 40 and diag.loc["w", "n_significant"] == 3
+    assert 1.5 < diag.loc["w", "durbin_watson"] < 2.5
+    # the same decisions by hand: F-tests of each layer's design, BH at q within the layer
+    for name in ("w", "v"):
+        pvalue = granger_f_tests(granger_design(traj, [name])).pvalue
+        reject, _ = adjust_pvalues(pvalue, alpha=0.05)
+        assert_array_equal(result.masks[name], reject)
+        assert_allclose(result.pvalue[name], pvalue, rtol=1e-12)
+
+
+def test_significance_rule_global_scope_is_one_family():
+    traj = planted()
+    alive = {"w": np.ones(40, bool), "v": np.ones(6, bool)}
+    result = select_causal(traj, alive, rule="significance", scope="global", correction="bonferroni")
+    p = np.concatenate([result.pvalue["w"], result.pvalue["v"]])
+    kept = np.concatenate([result.masks["w"], result.masks["v"]])
+    assert_array_equal(kept, p <= 0.05 / 46)
+    assert len(result.diagnostics) == 1 and result.diagnostics["n_tested"].iloc[0] == 46
+
+
+def test_significance_rule_with_sample_splitting_tests_the_screened_units_on_fresh_steps():
+    traj = planted(n_steps=300)
+    alive = {"w": np.ones(40, bool)}
+    result = select_causal(traj, {"w": alive["w"]}, rule="significance", split=0.5,
+                           alpha_ratio=0.1)
+    diag = result.diagnostics.iloc[0]
+    assert 3 <= diag["n_tested"] == diag["lasso_support"] < 40
+    assert set(np.flatnonzero(result.masks["w"])) == {3, 7, 11}
+    untested = result.coef["w"] == 0
+    assert np.all(result.pvalue["w"][untested] == 1.0) and not result.masks["w"][untested].any()
+    # the tests used only the second half of the steps
+    design = granger_design(traj, ["w"])
+    screened = np.flatnonzero(~untested)
+    second = granger_f_tests(design, units=screened, rows=np.arange(150, design.n_steps))
+    assert_allclose(result.pvalue["w"][screened], second.pvalue, rtol=1e-12)
+
+
+def test_significance_rule_with_momentum_units():
+    traj = planted()
+    result = select_causal(traj, {"w": np.ones(40, bool)}, rule="significance",
+                           features="momentum", lags=2)
+    assert {3, 7, 11} <= set(np.flatnonzero(result.masks["w"]))
+    assert result.diagnostics["n_units"].iloc[0] == 40
+    assert result.diagnostics["n_features"].iloc[0] == 120
+
+
+def test_significance_method_in_the_pruning_loop_options():
+    method = PruningMethod("causal", rule="significance", options=dict(q=0.01, correction="holm"))
+    assert method.label == "causal-significance-holm/layer"
+    assert not method.targets_sparsity and PruningMethod("causal").targets_sparsity
+    masks, diag = method.select({"w": np.zeros(40), "v": np.zeros(6)},
+                                {"w": np.ones(40, bool), "v": np.ones(6, bool)}, density=None,
+                                trajectory=planted())
+    assert set(np.flatnonzero(masks["w"])) == {3, 7, 11}
+    assert PruningMethod("causal", options=dict(features="momentum", lags=2)).label == \
+        "causal-rank-marginal-momentum/layer"
+    for bad in (dict(q=0.0), dict(q=1.5), dict(correction="sidak"), dict(split=1.0),
+                dict(lags=-2), dict(features="adam")):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            PruningMethod("causal", rule="significance", options=bad)
