@@ -18,6 +18,13 @@ statistics and p-values with memory ``O(n_units · m · (m + k'))`` and no
 stored trajectory.  The co-moments are updated by Welford's method (no
 catastrophic cancellation from subtracting large raw sums).  The Durbin–Watson
 statistic comes from the moments of the differenced ``(z, y)`` rows.
+
+Accuracy: single-column units agree with the stored computation to about
+1e-13 relative on recorded trajectories.  A multi-column (momentum) unit is
+solved from its Gram matrix, whose rounding error grows like
+``eps · cond(M_Z X_u)²``; on a recorded digits layer the median disagreement
+with the stored (Gram–Schmidt) computation was 1e-14 and the worst of 869
+units 1e-6.
 """
 
 import numpy as np
