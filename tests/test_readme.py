@@ -2,7 +2,12 @@
 
 import re
 import subprocess
+import warnings
 from pathlib import Path
+
+import numpy as np
+
+from granger_prune.exceptions import GrangerPruneWarning
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -14,6 +19,20 @@ def test_readme_example_runs():
     exec(compile(blocks[0], "README.md", "exec"), namespace)
     result = namespace["result"]
     assert abs(namespace["sparsity_table"](result.masks).iloc[-1]["sparsity"] - 0.9) < 1e-3
+
+
+def test_readme_significance_example_runs():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    namespace = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GrangerPruneWarning)  # digits pixels that never vary
+        for block in blocks[:2]:
+            exec(compile(block, "README.md", "exec"), namespace)
+    tests, streamed, result = namespace["tests"], namespace["streamed"], namespace["result"]
+    assert tests.n_tests == 64 * 128 and np.all(tests.df_num == 3)
+    assert streamed.n_tests == tests.n_tests and streamed.n_samples == 89
+    kept = sum(int(m.sum()) for m in result.masks.values())
+    assert kept == int(result.diagnostics["n_significant"].sum()) > 0
 
 
 def test_ci_runs_the_readme_test_command():
