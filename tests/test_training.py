@@ -108,12 +108,36 @@ def test_consecutive_loss_change_and_zero_rule_in_algorithm_1(data):
     assert 0 < result.sparsity < 1
 
 
+def test_significance_rule_with_momentum_in_algorithm_1(data):
+    torch.manual_seed(0)
+    model = MLP(64, (32,), 10)
+    schedule = Schedule(n_pre=1, n_iter=2, n_prune=2, n_post=1)
+    state = pretrain(model, data, schedule, SGD, seed=0)
+    method = PruningMethod("causal", rule="significance",
+                           options={"features": "momentum", "lags": 2, "q": 0.2})
+    result = prune_and_retrain(model, data, method, None, schedule=schedule, sgd=SGD, seed=0,
+                               pretrained_state=state)
+    n_batches = len(data.x_train) // 64 + 1
+    diag = result.diagnostics
+    assert (diag["n_steps"] == 2 * n_batches - 1).all()  # momentum and two lags: first row 1
+    # round 2 tests only the survivors of round 1 and keeps what is significant
+    assert (diag[diag["round"] == 1]["n_tested"].to_numpy()
+            == diag[diag["round"] == 0]["n_significant"].to_numpy()).all()
+    last = diag[diag["round"] == 1]
+    assert (last["kept"] == last["n_significant"]).all()
+    assert 0 < result.sparsity < 1
+
+
 def test_too_few_recorded_steps_fail_before_training(data):
     model = MLP(64, (8,), 10)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     big_batches = SGDConfig(batch_size=len(data.x_train))  # one step per epoch
     with pytest.raises(ValueError, match="n_steps=1"):
         prune_and_retrain(model, data, PruningMethod("causal"), 0.5, schedule=Schedule(n_prune=1),
+                          sgd=big_batches, seed=0, pretrained_state=state)
+    lagged = PruningMethod("causal", rule="significance", options={"lags": 3})
+    with pytest.raises(ValueError, match="n_steps=2 steps, 0 design rows"):
+        prune_and_retrain(model, data, lagged, None, schedule=Schedule(n_prune=2),
                           sgd=big_batches, seed=0, pretrained_state=state)
     with pytest.raises(ValueError, match="sparsity"):
         prune_and_retrain(model, data, PruningMethod("magnitude"), None, schedule=Schedule(),
