@@ -166,3 +166,15 @@ def test_adjust_pvalues_bad_input():
         adjust_pvalues([0.1], alpha=1.5)
     reject, adjusted = adjust_pvalues([])
     assert reject.size == 0 and adjusted.size == 0
+
+
+def test_float32_tests_on_numpy_and_cupy_equal_float64(xp, problem):
+    y, X, Z = problem
+    groups = np.arange(X.shape[1]) // 3
+    for g in (None, groups):
+        host = nested_f_tests(y, X, Z, groups=g)
+        device = nested_f_tests(xp.asarray(y), xp.asarray(X.astype(np.float32)), xp.asarray(Z),
+                                groups=None if g is None else xp.asarray(g))
+        assert isinstance(device.pvalue, np.ndarray)  # results come back to the host
+        assert_allclose(device.fvalue, host.fvalue, rtol=1e-4)
+        assert_allclose(device.pvalue, host.pvalue, rtol=1e-4, atol=1e-12)

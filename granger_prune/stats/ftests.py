@@ -96,10 +96,19 @@ class FTestResults:
 
 
 def f_sf(fvalue, df_num, df_denom):
-    """Upper tail ``P(F > f)`` of the F distribution (host NumPy, vectorised)."""
-    f = np.asarray(fvalue, dtype=np.float64)
+    """Upper tail ``P(F > f)`` of the F distribution, on NumPy or CuPy by the input.
+
+    ``I_x(df_denom / 2, df_num / 2)`` at ``x = df_denom / (df_denom + df_num f)``
+    (the regularised incomplete beta function: SciPy's, or CuPy's on the device).
+    """
+    xp = get_namespace(fvalue, df_num, df_denom)
+    if xp is np:
+        betainc = special.betainc
+    else:
+        from cupyx.scipy.special import betainc
+    f = xp.asarray(fvalue, dtype=xp.float64)
     x = df_denom / (df_denom + df_num * f)
-    return special.betainc(df_denom / 2.0, df_num / 2.0, x)
+    return betainc(df_denom / 2.0, df_num / 2.0, x)
 
 
 def nested_f_tests(y, X, Z=None, groups=None):
@@ -166,7 +175,7 @@ def nested_f_tests(y, X, Z=None, groups=None):
     if groups is None:
         check_rows(n_samples, k, 1)
         explained, degenerate = quadratic_forms(partial_sq[:, None, None], xte[:, None], sq[:, None], xp)
-        df_num = np.ones(X.shape[1], dtype=np.int64)
+        df_num = xp.ones(X.shape[1], dtype=xp.int64)
     else:
         explained, degenerate, df_num = _group_explained(X, groups, Q, e, sq, n_samples, k, xp)
     return f_test_results(explained, degenerate, df_num, ssr_r, n_samples, k, durbin_watson,
@@ -188,7 +197,7 @@ def quadratic_forms(gram, b, raw_sq, xp):
     Returns
     -------
     explained : ndarray of shape (G,)
-        ``SSR_r - SSR_f`` (0 for degenerate groups), on the host.
+        ``SSR_r - SSR_f`` (0 for degenerate groups), in the namespace ``xp``.
     degenerate : ndarray of shape (G,), bool
         Groups whose partialled-out columns are numerically dependent or zero.
     """
@@ -196,35 +205,39 @@ def quadratic_forms(gram, b, raw_sq, xp):
         g = gram[:, 0, 0]
         bad = g <= DEGENERACY * raw_sq[:, 0]
         explained = xp.where(bad, 0.0, b[:, 0] ** 2 / xp.where(bad, 1.0, g))
-        return to_numpy(explained), to_numpy(bad)
+        return explained, bad
     eig = xp.linalg.eigvalsh(gram)
     bad = eig[:, 0] <= DEGENERACY * xp.max(raw_sq, axis=1)
     safe = xp.where(bad[:, None, None], xp.eye(gram.shape[1])[None], gram)
     sol = xp.linalg.solve(safe, b[..., None])[..., 0]
-    return to_numpy(xp.where(bad, 0.0, xp.sum(b * sol, axis=1))), to_numpy(bad)
+    return xp.where(bad, 0.0, xp.sum(b * sol, axis=1)), bad
 
 
 def f_test_results(explained, degenerate, df_num, ssr_restricted, n_samples, n_restricted,
                    durbin_watson, stacklevel=2):
-    """F statistics and p-values from ``SSR_r - SSR_f`` per test (host arrays).
+    """F statistics and p-values from ``SSR_r - SSR_f`` per test.
 
-    Warns once (:class:`GrangerPruneWarning`) when some tests are degenerate.
+    The arithmetic (p-values included) runs where ``explained`` lives (NumPy or
+    CuPy); the results are returned on the host.  Warns once
+    (:class:`GrangerPruneWarning`) when some tests are degenerate.
     """
+    xp = get_namespace(explained)
+    degenerate = xp.asarray(degenerate)
+    df_num = xp.asarray(df_num)
     df_denom = n_samples - n_restricted - df_num
-    ssr_f = np.maximum(ssr_restricted - explained, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        fvalue = (explained / df_num) / (ssr_f / df_denom)
-    fvalue[degenerate] = np.nan
-    pvalue = np.ones_like(fvalue)
-    ok = ~degenerate
-    pvalue[ok] = f_sf(fvalue[ok], df_num[ok], df_denom[ok])
+    ssr_f = xp.maximum(ssr_restricted - explained, 0.0)
+    safe_ssr = xp.where(ssr_f > 0, ssr_f, 1.0)
+    fvalue = xp.where(ssr_f > 0, (explained / df_num) / (safe_ssr / df_denom), xp.inf)
+    fvalue = xp.where(degenerate, xp.nan, fvalue)
+    pvalue = xp.where(degenerate, 1.0, f_sf(xp.where(degenerate, 0.0, fvalue), df_num, df_denom))
     n_bad = int(degenerate.sum())
     if n_bad:
         warnings.warn(f"{n_bad} of {fvalue.size} tests are degenerate (a constant or all-zero "
                       "feature, in the span of Z): F = NaN, p = 1", GrangerPruneWarning,
                       stacklevel=stacklevel + 1)
-    return FTestResults(fvalue=fvalue, pvalue=pvalue, df_num=df_num, df_denom=df_denom,
-                        ssr_restricted=ssr_restricted, ssr_full=ssr_f,
+    return FTestResults(fvalue=to_numpy(fvalue), pvalue=to_numpy(pvalue),
+                        df_num=to_numpy(df_num), df_denom=to_numpy(df_denom),
+                        ssr_restricted=ssr_restricted, ssr_full=to_numpy(ssr_f),
                         durbin_watson=durbin_watson, n_samples=n_samples,
                         n_restricted=n_restricted)
 
