@@ -209,7 +209,7 @@ class GrangerDesign:
             out[name] = flat.reshape(self.shapes[name])
         return out
 
-    def partialled(self):
+    def partialled(self, rows=None):
         """``(X, y, fit_intercept)`` for a lasso whose restricted regressors are unpenalised.
 
         By Frisch–Waugh–Lovell, minimising ``||y - Z b - X γ||² + pen(γ)`` over
@@ -217,12 +217,19 @@ class GrangerDesign:
         ``M_Z y`` on ``M_Z X`` (``M_Z`` the projection off ``Z``).  An
         intercept alone is left to the solver's implicit centring (no copy);
         lagged losses are projected out here (one float64 copy of ``X``).
+
+        Parameters
+        ----------
+        rows : array-like of int, optional
+            Use only these rows (the projection too); all by default.
         """
-        lagged = [i for i, n in enumerate(self.restricted_names) if n != "const"]
-        if not lagged:
-            return self.X, self.y, self.fit_intercept
-        Q, _ = np.linalg.qr(self.Z)
-        return (self.X - Q @ (Q.T @ self.X), self.y - Q @ (Q.T @ self.y), False)
+        X, y, Z = self.X, self.y, self.Z
+        if rows is not None:
+            X, y, Z = X[rows], y[rows], Z[rows]
+        if all(n == "const" for n in self.restricted_names):
+            return X, y, self.fit_intercept
+        Q, _ = np.linalg.qr(Z)
+        return X - Q @ (Q.T @ X), y - Q @ (Q.T @ y), False
 
 
 def loss_changes(loss_before, loss_after, loss_change="same_batch"):

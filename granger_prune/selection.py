@@ -47,7 +47,8 @@ import numpy as np
 import pandas as pd
 
 from ._checks import check_choice
-from .design import FEATURE_SETS, LOSS_CHANGES, RESTRICTED_MODELS, SCALES, check_lags, granger_design
+from .design import (FEATURE_SETS, LOSS_CHANGES, MIN_ROWS, RESTRICTED_MODELS, SCALES, check_lags,
+                     granger_design)
 from .exceptions import SupportLimitWarning
 from .lasso import CausalLasso, alpha_max
 from .stats import METHODS as CORRECTIONS
@@ -329,9 +330,7 @@ def _fit_lasso(design, options, rows=None):
 
     The coefficient is ``γ_u`` itself for one-column units and ``||γ_u||``
     otherwise; rules use its absolute value."""
-    X, y, fit_intercept = design.partialled()
-    if rows is not None:
-        X, y = X[rows], y[rows]
+    X, y, fit_intercept = design.partialled(rows)
     a_max = alpha_max(X, y, fit_intercept=fit_intercept)
     a = options["alpha"] if options["alpha"] is not None else options["alpha_ratio"] * a_max
     if a_max == 0:
@@ -358,6 +357,10 @@ def _significant_units(design, options):
         test_rows = None
     else:
         n_screen = int(options["split"] * design.n_steps)
+        if min(n_screen, design.n_steps - n_screen) < MIN_ROWS:
+            raise ValueError(f"split={options['split']} of T={design.n_steps} rows leaves "
+                             f"{n_screen} rows to screen and {design.n_steps - n_screen} to "
+                             f"test; each part needs at least {MIN_ROWS}")
         unit_gamma, row = _fit_lasso(design, options, rows=np.arange(n_screen))
         candidates = np.flatnonzero(unit_gamma)
         test_rows = np.arange(n_screen, design.n_steps)

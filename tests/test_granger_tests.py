@@ -251,6 +251,8 @@ def test_significance_rule_with_sample_splitting_tests_the_screened_units_on_fre
     screened = np.flatnonzero(~untested)
     second = granger_f_tests(design, units=screened, rows=np.arange(150, design.n_steps))
     assert_allclose(result.pvalue["w"][screened], second.pvalue, rtol=1e-12)
+    with pytest.raises(ValueError, match="split=0.005 of T=300 rows leaves 1 rows to screen"):
+        select_causal(traj, alive, rule="significance", split=0.005)
 
 
 def test_significance_rule_with_momentum_units():
