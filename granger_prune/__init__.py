@@ -12,7 +12,7 @@ first use, and CuPy is never imported here.
 
 import importlib
 
-from .design import GrangerDesign, vanilla_design
+from .design import GrangerDesign, granger_design, momentum_design, vanilla_design
 from .exceptions import ConvergenceWarning, GrangerPruneWarning, SupportLimitWarning
 from .lasso import CausalLasso, alpha_max
 from .masks import sparsity, sparsity_table
@@ -39,7 +39,8 @@ _LAZY = {
 
 __all__ = [
     "CausalLasso", "ConvergenceWarning", "GrangerDesign", "GrangerPruneWarning", "PruningMethod",
-    "SupportLimitWarning", "alpha_max", "density_schedule", "keep_highest", "select_causal",
+    "SupportLimitWarning", "alpha_max", "density_schedule", "granger_design", "keep_highest",
+    "momentum_design", "select_causal",
     "sparsity", "sparsity_table", "vanilla_design", *_LAZY,
 ]
 
