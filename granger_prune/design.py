@@ -131,12 +131,6 @@ class GrangerDesign:
         return np.repeat(np.arange(self.n_units), self.features_per_unit)
 
     @property
-    def test_groups(self):
-        """``groups`` for :func:`granger_prune.stats.nested_f_tests`: None when
-        every unit is one column, else :attr:`column_unit`."""
-        return None if self.features_per_unit == 1 else self.column_unit
-
-    @property
     def fit_intercept(self):
         """Whether the restricted model has an intercept."""
         return "const" in self.restricted_names
@@ -286,8 +280,10 @@ def step_features(current, previous, kinds):
         elif kind == "dtheta_prev_sq":
             prev = np.asarray(previous, dtype=np.float64)
             out.append(prev * prev)
-        else:
+        elif kind == "dtheta_cross":
             out.append(current * np.asarray(previous, dtype=np.float64))
+        else:
+            raise ValueError(f"unknown feature type {kind!r}; known: {FEATURE_SETS['momentum']}")
     return out
 
 
@@ -327,9 +323,28 @@ def restricted_columns(loss_before, rows, lags, restricted):
     return Z, tuple(names)
 
 
+def tensor_names(tensors, shapes):
+    """``tensors`` as a tuple of distinct names of ``shapes`` (all of them when None)."""
+    if tensors is None:
+        return tuple(shapes)
+    if isinstance(tensors, str):
+        raise ValueError(f"tensors must be a sequence of tensor names, got the string {tensors!r}")
+    names = tuple(tensors)
+    if not names:
+        raise ValueError("tensors is empty: a design needs at least one tensor")
+    if len(set(names)) != len(names):
+        raise ValueError(f"tensors {list(names)} names a tensor twice")
+    unknown = [n for n in names if n not in shapes]
+    if unknown:
+        raise ValueError(f"tensors {unknown} were not recorded; recorded: {list(shapes)}")
+    return names
+
+
 def check_lags(lags):
     """``lags`` as an int after checking it is a non-negative integer."""
     try:
+        if isinstance(lags, bool):
+            raise TypeError
         value = operator.index(lags)
     except TypeError:
         raise ValueError(f"lags must be a non-negative integer, got {lags!r}") from None
@@ -393,8 +408,9 @@ def granger_design(trajectory, tensors=None, *, features="vanilla", lags=0, aliv
     Parameters
     ----------
     trajectory : Trajectory
-        A recorded trajectory (any object with ``shapes``, ``losses()`` and
-        ``deltas(name)``, e.g. :class:`granger_prune.trajectory.InMemoryTrajectory`).
+        A recorded trajectory (any object with ``shapes``, ``n_steps``,
+        ``losses()`` and ``deltas(name)``, e.g.
+        :class:`granger_prune.trajectory.InMemoryTrajectory`).
     tensors : sequence of str, optional
         Tensors whose parameters make the units (one layer, or several for a
         global problem).  All recorded tensors by default.
@@ -430,12 +446,7 @@ def granger_design(trajectory, tensors=None, *, features="vanilla", lags=0, aliv
     check_choice("restricted", restricted, RESTRICTED_MODELS)
     check_choice("scale", scale, SCALES)
     lags = check_lags(lags)
-    names = tuple(trajectory.shapes) if tensors is None else tuple(tensors)
-    if not names:
-        raise ValueError("tensors is empty: a design needs at least one tensor")
-    unknown = [n for n in names if n not in trajectory.shapes]
-    if unknown:
-        raise ValueError(f"tensors {unknown} were not recorded; recorded: {list(trajectory.shapes)}")
+    names = tensor_names(tensors, trajectory.shapes)
 
     loss_before, loss_after = trajectory.losses()
     y_all = loss_changes(loss_before, loss_after, loss_change=loss_change)
@@ -492,7 +503,9 @@ def add_to_units(out, values, unit):
     values : ndarray of shape (..., n)
     unit : ndarray of shape (n,), int
     """
-    if unit.size and np.all(unit[1:] > unit[:-1]):  # one member per unit: plain columns
+    if unit.size == 0:
+        return
+    if np.all(unit[1:] > unit[:-1]):  # one member per unit: plain columns
         out[..., unit] += values
         return
     order = np.argsort(unit, kind="stable")

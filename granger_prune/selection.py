@@ -32,9 +32,9 @@ Rules
   the data that selected them.  The p-values assume serially uncorrelated
   residuals: the diagnostics carry the Durbin–Watson statistic.
 
-Units are single parameters, or several columns (momentum features) or several
-parameters (weight-shared groups) that are kept or pruned together; a unit's
-lasso score is the Euclidean norm of its coefficients.
+Every rule works on units: single parameters with the vanilla features, or a
+parameter's three momentum features, kept or pruned together; a multi-column
+unit's lasso score is the Euclidean norm of its coefficients.
 
 This module works on plain NumPy arrays and never imports torch.
 """
@@ -48,7 +48,7 @@ import pandas as pd
 
 from ._checks import check_choice
 from .design import (FEATURE_SETS, LOSS_CHANGES, MIN_ROWS, RESTRICTED_MODELS, SCALES, check_lags,
-                     granger_design)
+                     granger_design, n_design_rows)
 from .exceptions import SupportLimitWarning
 from .lasso import CausalLasso, alpha_max
 from .stats import METHODS as CORRECTIONS
@@ -449,10 +449,16 @@ class PruningMethod:
         if self.name != "causal":
             return f"{self.name}/{self.scope}"
         features = "" if self.option("features") == "vanilla" else f"-{self.option('features')}"
+        if self.option("lags") != CAUSAL_DEFAULTS["lags"]:
+            features += f"-lags{self.option('lags')}"
         if self.rule == "zero":
             rule = "zero"
         elif self.rule == "significance":
             rule = f"significance-{self.option('correction')}"
+            if self.option("q") != CAUSAL_DEFAULTS["q"]:
+                rule += f"-q{self.option('q'):g}"
+            if self.option("split") is not None:
+                rule += f"-split{self.option('split'):g}"
         else:
             rule = f"rank-{self.option('tie_breaker')}"
         return f"causal-{rule}{features}/{self.scope}"
@@ -467,6 +473,29 @@ class PruningMethod:
     def needs_trajectory(self):
         """Whether the rounds must record the trajectory."""
         return self.name == "causal"
+
+    def check_recorded_steps(self, n_steps):
+        """``ValueError`` before training when ``n_steps`` recorded steps per round
+        cannot give this method's design and tests enough rows."""
+        if not self.needs_trajectory:
+            return
+        options = {name: self.option(name) for name in ("features", "lags", "loss_change")}
+        n_rows = n_design_rows(n_steps, **options)
+        # the F-tests need T > k + m; a split needs it in the tested part and MIN_ROWS to screen
+        n_regressors = (self.option("lags") + (self.option("restricted") == "intercept")
+                        + len(FEATURE_SETS[self.option("features")]))
+        need = MIN_ROWS
+        if self.rule == "significance":
+            need = max(need, n_regressors + 1)
+            if self.option("split") is not None:
+                need = max(need, int(np.ceil(MIN_ROWS / self.option("split"))),
+                           int(np.ceil((n_regressors + 1) / (1 - self.option("split")))))
+        if n_rows < need:
+            raise ValueError(
+                f"each round records n_steps={n_steps} steps, {n_rows} design rows with "
+                f"loss_change={options['loss_change']!r}, features={options['features']!r} and "
+                f"lags={options['lags']}; {self.label} needs at least {need}: raise n_prune "
+                "or lower batch_size")
 
     @property
     def loss_change(self):

@@ -22,7 +22,6 @@ import torch
 from torch import nn
 
 from .data import Minibatches
-from .design import MIN_ROWS, n_design_rows
 from .masks import full_masks, sparsity as mask_sparsity
 from .pruning import MaskEnforcer, prunable_parameters, weights_numpy
 from .selection import density_schedule
@@ -186,8 +185,7 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
     if not params:
         raise ValueError("the model has no prunable parameters (no Linear or Conv weights)")
     batches = minibatches(data, sgd, seed)
-    if method.needs_trajectory:
-        _check_recorded_rows(schedule.n_prune * len(batches), method)
+    method.check_recorded_steps(schedule.n_prune * len(batches))
     if not method.targets_sparsity:
         densities = [None] * schedule.n_iter
     elif sparsity is None:
@@ -228,17 +226,6 @@ def post_train(model, data, masks, *, schedule, sgd, batches):
     train_epochs(model, batches, optimizer, schedule.n_post)
     enforcer.detach()
     return evaluate(model, data.x_test, data.y_test)
-
-
-def _check_recorded_rows(n_steps, method):
-    options = {name: method.option(name) for name in ("features", "lags", "loss_change")}
-    n_rows = n_design_rows(n_steps, **options)
-    if n_rows < MIN_ROWS:
-        raise ValueError(
-            f"each round records n_steps={n_steps} steps, {n_rows} design rows with "
-            f"loss_change={options['loss_change']!r}, features={options['features']!r} and "
-            f"lags={options['lags']}; the Granger design needs at least {MIN_ROWS}: raise n_prune "
-            "or lower batch_size")
 
 
 def minibatches(data, sgd, seed):

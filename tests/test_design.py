@@ -116,7 +116,6 @@ def test_momentum_features_and_lagged_losses_by_hand():
                                rtol=1e-15)
     np.testing.assert_allclose(design.y, [-0.2, -0.3, -0.4, -0.5], rtol=1e-12)
     np.testing.assert_array_equal(design.column_unit, [0, 0, 0, 1, 1, 1])
-    np.testing.assert_array_equal(design.test_groups, [0, 0, 0, 1, 1, 1])
     np.testing.assert_allclose(design.unit_norms([3.0, 4.0, 0.0, 0.0, 0.0, 1.0]), [5.0, 1.0],
                                rtol=1e-15)
 
@@ -133,6 +132,12 @@ def test_lag_depth_sets_the_first_row_and_too_deep_lags_fail():
         vanilla_design(traj, lags=-1)
     with pytest.raises(ValueError, match="features"):
         granger_design(traj, features="adam")
+    with pytest.raises(ValueError, match="lags"):
+        vanilla_design(traj, lags=True)
+    with pytest.raises(ValueError, match="twice"):
+        vanilla_design(traj, ["w", "w"])
+    with pytest.raises(ValueError, match="string"):
+        vanilla_design(traj, "w")
 
 
 def test_group_features_are_the_sums_of_their_members():

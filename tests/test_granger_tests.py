@@ -260,21 +260,59 @@ def test_significance_rule_with_momentum_units():
     result = select_causal(traj, {"w": np.ones(40, bool)}, rule="significance",
                            features="momentum", lags=2)
     assert {3, 7, 11} <= set(np.flatnonzero(result.masks["w"]))
+    pvalue = granger_f_tests(granger_design(traj, ["w"], features="momentum", lags=2)).pvalue
+    assert_array_equal(result.masks["w"], adjust_pvalues(pvalue, alpha=0.05)[0])
     assert result.diagnostics["n_units"].iloc[0] == 40
     assert result.diagnostics["n_features"].iloc[0] == 120
 
 
 def test_significance_method_in_the_pruning_loop_options():
     method = PruningMethod("causal", rule="significance", options=dict(q=0.01, correction="holm"))
-    assert method.label == "causal-significance-holm/layer"
+    assert method.label == "causal-significance-holm-q0.01/layer"
     assert not method.targets_sparsity and PruningMethod("causal").targets_sparsity
     masks, diag = method.select({"w": np.zeros(40), "v": np.zeros(6)},
                                 {"w": np.ones(40, bool), "v": np.ones(6, bool)}, density=None,
                                 trajectory=planted())
     assert set(np.flatnonzero(masks["w"])) == {3, 7, 11}
     assert PruningMethod("causal", options=dict(features="momentum", lags=2)).label == \
-        "causal-rank-marginal-momentum/layer"
+        "causal-rank-marginal-momentum-lags2/layer"
+    assert PruningMethod("causal", rule="significance", options=dict(split=0.5)).label == \
+        "causal-significance-fdr_bh-split0.5/layer"
+    # the F-tests of 3 momentum features with an intercept and two lags need T > 6
+    momentum = PruningMethod("causal", rule="significance", options=dict(features="momentum", lags=2))
+    momentum.check_recorded_steps(8)  # 7 rows
+    with pytest.raises(ValueError, match="needs at least 7"):
+        momentum.check_recorded_steps(7)
+    with pytest.raises(ValueError, match="needs at least 6"):
+        PruningMethod("causal", rule="significance", options=dict(split=0.5)).check_recorded_steps(5)
     for bad in (dict(q=0.0), dict(q=1.5), dict(correction="sidak"), dict(split=1.0),
                 dict(lags=-2), dict(features="adam")):
         with pytest.raises(ValueError, match=next(iter(bad))):
             PruningMethod("causal", rule="significance", options=bad)
+
+
+def test_streaming_with_an_emptied_tensor_and_rejected_steps():
+    traj = synthetic_trajectory()
+    alive = {"a": np.zeros((3, 4), bool), "b": np.ones(5, bool)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GrangerPruneWarning)
+        stream = replay(traj, alive=alive, features="momentum", lags=1)
+        expected = granger_f_tests(granger_design(traj, alive=alive, features="momentum", lags=1))
+        # a rejected step leaves the statistics as they were
+        with pytest.raises(ValueError, match="not finite"):
+            stream.append(1.0, 0.5, {"a": np.zeros((3, 4)), "b": np.full(5, np.nan)})
+        with pytest.raises(ValueError, match="not finite"):
+            stream.append(1.0, np.inf, {"a": np.zeros((3, 4)), "b": np.zeros(5)})
+        result = stream.f_tests()
+    assert stream.n_units == 5 and stream.n_steps == traj.n_steps
+    assert_allclose(result.pvalue, expected.pvalue, rtol=1e-8)
+
+
+def test_a_response_in_the_span_of_the_restricted_model_has_nothing_to_test():
+    traj = InMemoryTrajectory({"w": (3,)})
+    for t in range(10):
+        traj.append(2.0, 1.5, {"w": np.arange(3.0) * (t + 1)})  # every loss change is -0.5
+    with pytest.raises(ValueError, match="span"):
+        granger_f_tests(granger_design(traj))
+    with pytest.raises(ValueError, match="span"):
+        replay(traj).f_tests()

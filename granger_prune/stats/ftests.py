@@ -34,6 +34,9 @@ from ..lasso._validation import as_design, column_sums
 #: A partialled-out column whose squared norm is below this fraction of its raw
 #: squared norm is numerically in the span of ``Z``: no test.
 DEGENERACY = 1e-10
+#: ``y`` is in the span of ``Z`` (nothing to test) when ``SSR_r`` is below this
+#: fraction of ``||y||^2``.
+SPAN_TOLERANCE = 1e-24
 #: Columns of grouped tests orthonormalised at a time (small enough to stay in cache).
 GROUP_CHUNK = 1024
 
@@ -164,6 +167,10 @@ def nested_f_tests(y, X, Z=None, groups=None):
     k = Z.shape[1]
     e = y - Q @ (Q.T @ y)
     ssr_r = float(e @ e)
+    check_rows(n_samples, k, 1)
+    if not ssr_r > SPAN_TOLERANCE * float(y @ y):
+        raise ValueError("y lies in the span of Z (the restricted model fits it exactly): "
+                         "there is nothing to test")
     durbin_watson = float(xp.sum(xp.diff(e) ** 2) / ssr_r) if ssr_r > 0 else float("nan")
 
     projected = transpose_product(X, xp.concatenate([Q, e[:, None]], axis=1), xp).T  # (k+1, d)
@@ -179,7 +186,7 @@ def nested_f_tests(y, X, Z=None, groups=None):
     else:
         explained, degenerate, df_num = _group_explained(X, groups, Q, e, sq, n_samples, k, xp)
     return f_test_results(explained, degenerate, df_num, ssr_r, n_samples, k, durbin_watson,
-                          stacklevel=3)
+                          stacklevel=2)
 
 
 def quadratic_forms(gram, b, raw_sq, xp):

@@ -37,13 +37,21 @@ def granger_f_tests(design, units=None, rows=None):
     m = design.features_per_unit
     X, y, Z = design.X, design.y, design.Z
     if units is not None:
-        units = np.asarray(units, dtype=np.int64)
-        if units.ndim != 1 or (units.size and (units.min() < 0 or units.max() >= design.n_units)):
-            raise ValueError(f"units must be a 1-d array of unit indices in [0, {design.n_units})")
+        units = _indices(units, design.n_units, "units")
         X = X[:, (units[:, None] * m + np.arange(m)).ravel()]
     if rows is not None:
-        rows = np.asarray(rows, dtype=np.int64)
+        rows = _indices(rows, design.n_steps, "rows")
         X, y, Z = X[rows], y[rows], Z[rows]
     n_units = X.shape[1] // m
     groups = None if m == 1 else np.repeat(np.arange(n_units), m)
     return nested_f_tests(y, X, Z, groups=groups)
+
+
+def _indices(values, size, name):
+    values = np.asarray(values)
+    if values.ndim != 1 or not (values.size == 0 or np.issubdtype(values.dtype, np.integer)):
+        raise ValueError(f"{name} must be a 1-d array of integer indices")
+    if values.size and (values.min() < 0 or values.max() >= size):
+        raise ValueError(f"{name} must lie in [0, {size}), got values in "
+                         f"[{values.min()}, {values.max()}]")
+    return values.astype(np.int64)

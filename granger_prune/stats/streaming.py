@@ -31,8 +31,8 @@ import numpy as np
 
 from .._checks import check_choice
 from ..design import (FEATURE_SETS, LOSS_CHANGES, MIN_ROWS, RESTRICTED_MODELS, add_to_units,
-                      check_lags, first_row, step_features, unit_layout)
-from .ftests import check_rows, f_test_results, quadratic_forms
+                      check_lags, first_row, step_features, tensor_names, unit_layout)
+from .ftests import SPAN_TOLERANCE, check_rows, f_test_results, quadratic_forms
 
 
 class StreamingGrangerTests:
@@ -76,10 +76,7 @@ class StreamingGrangerTests:
         check_choice("restricted", restricted, RESTRICTED_MODELS)
         check_choice("loss_change", loss_change, LOSS_CHANGES)
         self.shapes = {n: tuple(s) for n, s in shapes.items()}
-        self.tensor_names = tuple(self.shapes) if tensors is None else tuple(tensors)
-        unknown = [n for n in self.tensor_names if n not in self.shapes]
-        if unknown:
-            raise ValueError(f"tensors {unknown} are not in shapes {list(self.shapes)}")
+        self.tensor_names = tensor_names(tensors, self.shapes)
         self.features = features
         self.kinds = FEATURE_SETS[features]
         self.lags = check_lags(lags)
@@ -111,7 +108,15 @@ class StreamingGrangerTests:
                 f"lags={self.lags}, n_rows={self.n_rows})")
 
     def append(self, loss_before, loss_after, deltas):
-        """Add one optimizer step (see :meth:`granger_prune.trajectory.Trajectory.append`)."""
+        """Add one optimizer step (see :meth:`granger_prune.trajectory.Trajectory.append`).
+
+        Raises
+        ------
+        ValueError
+            On a missing or wrongly sized tensor, a non-finite step or a
+            non-finite loss change; the statistics are then left unchanged.
+        """
+        t = self.n_steps
         current = {}
         for name in self.tensor_names:
             if name not in deltas:
@@ -121,23 +126,28 @@ class StreamingGrangerTests:
                 raise ValueError(f"deltas[{name!r}] has {flat.size} entries, "
                                  f"expected {self.unit_map[name].size}")
             current[name] = flat[self._members[name]]  # float32, as a stored trajectory keeps it
+            if not np.all(np.isfinite(current[name])):
+                raise ValueError(f"deltas[{name!r}] of step {t} is not finite")
         loss_before = float(loss_before)
+        if self.loss_change == "same_batch":
+            y = float(loss_after) - loss_before
+        else:  # the change from the previous step's loss (none yet at the first step)
+            y = loss_before - (loss_before if self._previous_before is None else self._previous_before)
+        if not (np.isfinite(y) and np.isfinite(loss_before)):
+            raise ValueError(f"the loss change of step {t} is not finite "
+                             f"(loss_before={loss_before}, loss_after={loss_after})")
+
         self._before = (self._before + [loss_before])[-max(self.lags, 1):]
-        t = self.n_steps
         row = None
         if t >= first_row(self.features, self.lags):
             z = np.array(self._before[::-1][:self.lags], dtype=np.float64)
             row = (self._unit_features(current), z)
         if self.loss_change == "same_batch":
-            y = float(loss_after) - loss_before
-            if not np.isfinite(y):
-                raise ValueError(f"the loss change of step {t} is not finite "
-                                 f"(loss_before={loss_before}, loss_after={loss_after})")
             if row is not None:
                 self._accumulate(*row, y)
         else:
             if self._pending is not None:
-                self._accumulate(*self._pending, loss_before - self._previous_before)
+                self._accumulate(*self._pending, y)  # the previous step's consecutive change
             self._pending = row
             self._previous_before = loss_before
         self._previous = current
@@ -209,6 +219,9 @@ class StreamingGrangerTests:
         else:
             beta = np.zeros(0)
             gram, b, ssr_r = self._cxx, cxy, float(cyy)
+        if not ssr_r > SPAN_TOLERANCE * (cyy + self.n_rows * self._mw[k] ** 2):
+            raise ValueError("the loss changes lie in the span of the restricted regressors "
+                             "(SSR of the restricted model is 0): there is nothing to test")
         coef = np.append(-beta, 1.0)  # residual e_t = y_t - z'_t β (- intercept)
         dw_num = float(coef @ self._dww @ coef)
         durbin_watson = dw_num / ssr_r if ssr_r > 0 else float("nan")
