@@ -469,8 +469,7 @@ def granger_design(trajectory, tensors=None, *, features="vanilla", lags=0, aliv
             continue
         delta = trajectory.deltas(name)[:, idx]
         previous = delta[rows - 1] if features == "momentum" else None
-        for i, feature in enumerate(step_features(delta[rows], previous, kinds)):
-            add_to_units(X[:, :, i], feature, unit[idx])
+        add_unit_features(X, delta[rows], previous, unit[idx], kinds)
     X = X.reshape(len(rows), n_units * len(kinds))
 
     column_scale = _column_scale(X, scale)
@@ -492,6 +491,23 @@ def momentum_design(trajectory, tensors=None, *, lags=2, **options):
     """:func:`granger_design` with ``features="momentum"`` and, by default,
     seed 001's two lagged losses in the restricted model."""
     return granger_design(trajectory, tensors, features="momentum", lags=lags, **options)
+
+
+def add_unit_features(out, current, previous, unit, kinds):
+    """Add every parameter's features to its unit's: ``out[..., u, i] += Σ_{k in u} f_i(k)``.
+
+    Parameters
+    ----------
+    out : ndarray of shape (..., n_units, m)
+    current, previous : ndarray of shape (..., n)
+        ``Δθ^t`` and ``Δθ^{t-1}`` of ``n`` parameters (see :func:`step_features`).
+    unit : ndarray of shape (n,), int
+        The unit of each parameter.
+    kinds : tuple of str
+        The ``m`` feature types.
+    """
+    for i, feature in enumerate(step_features(current, previous, kinds)):
+        add_to_units(out[..., i], feature, unit)
 
 
 def add_to_units(out, values, unit):

@@ -294,14 +294,15 @@ def select_causal(trajectory, alive, *, rule="rank", density=None, scope="layer"
             pvalue.update(design.to_tensors(unit_p, fill=1.0))
             group_masks = design.to_tensors(keep, fill=False)
         else:
-            unit_gamma, row = _fit_lasso(design, options)
+            data = design.partialled()
+            unit_gamma, row = _fit_lasso(design, options, data)
             support = unit_gamma != 0
             if rule == "zero":
                 _warn_if_support_bound(int(support.sum()), design, group)
                 group_masks = design.to_tensors(support, fill=False)
             else:
                 rank = _lexicographic_rank(np.abs(unit_gamma),
-                                           _tiebreak_score(tie_breaker, design, weights))
+                                           _tiebreak_score(tie_breaker, design, weights, data))
                 scores = design.to_tensors(rank.astype(np.float64), fill=-np.inf)
                 group_masks = keep_highest(scores, {n: alive[n] for n in group}, density, scope="global")
         coef.update(design.to_tensors(unit_gamma))
@@ -325,12 +326,13 @@ CAUSAL_DEFAULTS = {
 }
 
 
-def _fit_lasso(design, options, rows=None):
-    """Per-unit lasso coefficient (on ``rows`` when given) and a diagnostics row.
+def _fit_lasso(design, options, data):
+    """Per-unit lasso coefficient and a diagnostics row.
 
-    The coefficient is ``γ_u`` itself for one-column units and ``||γ_u||``
-    otherwise; rules use its absolute value."""
-    X, y, fit_intercept = design.partialled(rows)
+    ``data`` is ``design.partialled(rows)``.  The coefficient is ``γ_u``
+    itself for one-column units and ``||γ_u||`` otherwise; rules use its
+    absolute value."""
+    X, y, fit_intercept = data
     a_max = alpha_max(X, y, fit_intercept=fit_intercept)
     a = options["alpha"] if options["alpha"] is not None else options["alpha_ratio"] * a_max
     if a_max == 0:
@@ -361,7 +363,7 @@ def _significant_units(design, options):
             raise ValueError(f"split={options['split']} of T={design.n_steps} rows leaves "
                              f"{n_screen} rows to screen and {design.n_steps - n_screen} to "
                              f"test; each part needs at least {MIN_ROWS}")
-        unit_gamma, row = _fit_lasso(design, options, rows=np.arange(n_screen))
+        unit_gamma, row = _fit_lasso(design, options, design.partialled(np.arange(n_screen)))
         candidates = np.flatnonzero(unit_gamma)
         test_rows = np.arange(n_screen, design.n_steps)
     unit_p = np.ones(n_units)
@@ -376,12 +378,14 @@ def _significant_units(design, options):
     return keep, row, unit_p, unit_gamma
 
 
-def _tiebreak_score(tie_breaker, design, weights):
-    """Per-unit score that orders units with equal ``||γ_u||``; shape (n_units,)."""
+def _tiebreak_score(tie_breaker, design, weights, data):
+    """Per-unit score that orders units with equal ``||γ_u||``; shape (n_units,).
+
+    ``data`` is ``design.partialled()``, as the lasso was fitted on."""
     if tie_breaker == "magnitude":
         return design.unit_sums({n: np.abs(np.asarray(weights[n], dtype=np.float64))
                                  for n in design.tensor_names})
-    X, y, fit_intercept = design.partialled()
+    X, y, fit_intercept = data
     if fit_intercept:
         y = y - y.mean()
     return design.unit_norms(X.T @ y / design.n_steps)

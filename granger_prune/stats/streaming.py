@@ -30,8 +30,8 @@ units 1e-6.
 import numpy as np
 
 from .._checks import check_choice
-from ..design import (FEATURE_SETS, LOSS_CHANGES, MIN_ROWS, RESTRICTED_MODELS, add_to_units,
-                      check_lags, first_row, step_features, tensor_names, unit_layout)
+from ..design import (FEATURE_SETS, LOSS_CHANGES, MIN_ROWS, RESTRICTED_MODELS, add_unit_features,
+                      check_lags, first_row, tensor_names, unit_layout)
 from .ftests import SPAN_TOLERANCE, check_rows, f_test_results, quadratic_forms
 
 
@@ -101,7 +101,6 @@ class StreamingGrangerTests:
         self._before = []  # the last max(lags, 1) losses before a step
         self._previous = None  # the previous step's deltas (momentum)
         self._pending = None  # (x, z) of the last step, awaiting its consecutive loss change
-        self._previous_before = None
 
     def __repr__(self):
         return (f"{type(self).__name__}(n_units={self.n_units}, features={self.features!r}, "
@@ -132,7 +131,7 @@ class StreamingGrangerTests:
         if self.loss_change == "same_batch":
             y = float(loss_after) - loss_before
         else:  # the change from the previous step's loss (none yet at the first step)
-            y = loss_before - (loss_before if self._previous_before is None else self._previous_before)
+            y = loss_before - (self._before[-1] if self._before else loss_before)
         if not (np.isfinite(y) and np.isfinite(loss_before)):
             raise ValueError(f"the loss change of step {t} is not finite "
                              f"(loss_before={loss_before}, loss_after={loss_after})")
@@ -149,7 +148,6 @@ class StreamingGrangerTests:
             if self._pending is not None:
                 self._accumulate(*self._pending, y)  # the previous step's consecutive change
             self._pending = row
-            self._previous_before = loss_before
         self._previous = current
         self.n_steps += 1
 
@@ -158,8 +156,7 @@ class StreamingGrangerTests:
         for name in self.tensor_names:
             unit = self.unit_map[name][self._members[name]]
             previous = self._previous[name] if self._previous is not None else None
-            for i, feature in enumerate(step_features(current[name], previous, self.kinds)):
-                add_to_units(out[:, i], feature, unit)
+            add_unit_features(out, current[name], previous, unit, self.kinds)
         return out
 
     def _accumulate(self, x, z, y):
