@@ -14,6 +14,7 @@ import importlib
 
 from .design import GrangerDesign, granger_design, momentum_design, vanilla_design
 from .exceptions import ConvergenceWarning, GrangerPruneWarning, SupportLimitWarning
+from .grouping import ParameterGroups
 from .lasso import CausalLasso, alpha_max
 from .masks import sparsity, sparsity_table
 from .selection import PruningMethod, density_schedule, keep_highest, select_causal
@@ -26,6 +27,9 @@ _LAZY = {
     "Trajectory": "trajectory",
     "MaskEnforcer": "pruning",
     "prunable_parameters": "pruning",
+    "structured_parameters": "structure",
+    "shrink_sequential": "export",
+    "footprint": "footprint",
     "Schedule": "training",
     "SGDConfig": "training",
     "pretrain": "training",
@@ -38,7 +42,8 @@ _LAZY = {
 }
 
 __all__ = [
-    "CausalLasso", "ConvergenceWarning", "GrangerDesign", "GrangerPruneWarning", "PruningMethod",
+    "CausalLasso", "ConvergenceWarning", "GrangerDesign", "GrangerPruneWarning", "ParameterGroups",
+    "PruningMethod",
     "SupportLimitWarning", "alpha_max", "density_schedule", "granger_design", "keep_highest",
     "momentum_design", "select_causal",
     "sparsity", "sparsity_table", "vanilla_design", *_LAZY,

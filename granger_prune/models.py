@@ -27,18 +27,26 @@ class MLP(nn.Sequential):
 
 
 class SmallCNN(nn.Sequential):
-    """Two 3×3 conv blocks (conv → ReLU, max-pool after the second), then an MLP head.
+    """Two 3×3 conv blocks (conv → [BatchNorm] → ReLU, max-pool after the second),
+    then an MLP head.
 
-    For inputs of shape (in_channels, 8, 8): the feature map after pooling is
-    ``channels[-1] × 4 × 4``.
+    For inputs of shape (in_channels, image_size, image_size): the feature map
+    after pooling is ``channels[-1] × (image_size // 2)²``.  With
+    ``batch_norm=True`` each convolution is followed by a BatchNorm2d, whose
+    channels are pruned with the convolution's filters.
     """
 
-    def __init__(self, in_channels=1, channels=(16, 32), hidden=64, n_classes=10, image_size=8):
+    def __init__(self, in_channels=1, channels=(16, 32), hidden=64, n_classes=10, image_size=8,
+                 batch_norm=False):
         c1, c2 = channels
         side = image_size // 2
+
+        def block(c_in, c_out):
+            norm = [nn.BatchNorm2d(c_out)] if batch_norm else []
+            return [nn.Conv2d(c_in, c_out, 3, padding=1), *norm, nn.ReLU()]
+
         super().__init__(
-            nn.Conv2d(in_channels, c1, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            *block(in_channels, c1), *block(c1, c2), nn.MaxPool2d(2),
             nn.Flatten(), nn.Linear(c2 * side * side, hidden), nn.ReLU(),
             nn.Linear(hidden, n_classes),
         )

@@ -35,6 +35,20 @@ def prunable_parameters(model):
     return params
 
 
+def named_parameters(model, names):
+    """The parameters of ``model`` called ``names`` (qualified, as in ``named_parameters()``).
+
+    Returns
+    -------
+    dict of str to torch.nn.Parameter
+    """
+    available = dict(model.named_parameters())
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise ValueError(f"the model has no parameters named {missing}")
+    return {n: available[n] for n in names}
+
+
 def weights_numpy(params):
     """Copy parameter values to NumPy, as the torch-free selection rules need them."""
     return {n: p.detach().cpu().numpy().copy() for n, p in params.items()}

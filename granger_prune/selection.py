@@ -50,6 +50,7 @@ from ._checks import check_choice
 from .design import (FEATURE_SETS, LOSS_CHANGES, MIN_ROWS, RESTRICTED_MODELS, SCALES, check_lags,
                      granger_design, n_design_rows)
 from .exceptions import SupportLimitWarning
+from .grouping import GRANULARITIES, keep_highest_groups, top_units
 from .lasso import CausalLasso, alpha_max
 from .stats import METHODS as CORRECTIONS
 from .stats import adjust_pvalues, granger_f_tests
@@ -126,9 +127,15 @@ def check_causal_options(options):
         raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
 
 
-def _groups(names, scope):
+def _problems(names, scope, groups=None):
+    """The tensors of each separately fitted problem: one per layer or one for all.
+
+    Without weight-shared ``groups`` a layer is one tensor; with them it is the
+    tensors whose groups span it (a weight, its bias and norm)."""
     check_choice("scope", scope, SCOPES)
-    return [[n] for n in names] if scope == "layer" else [list(names)]
+    if scope == "global":
+        return [list(names)]
+    return [[n] for n in names] if groups is None else groups.layers(names)
 
 
 def keep_highest(scores, alive, density, scope="layer"):
@@ -153,7 +160,7 @@ def keep_highest(scores, alive, density, scope="layer"):
     if not 0.0 < density <= 1.0:
         raise ValueError(f"density must lie in (0, 1], got {density!r}")
     masks = {}
-    for group in _groups(list(alive), scope):
+    for group in _problems(list(alive), scope):
         flat_alive = np.concatenate([np.asarray(alive[n], dtype=bool).reshape(-1) for n in group])
         flat_scores = np.concatenate([np.asarray(scores[n], dtype=np.float64).reshape(-1) for n in group])
         n_keep = min(int(round(flat_alive.size * density)), int(flat_alive.sum()))
@@ -200,8 +207,9 @@ class CausalSelection:
         rule; 1 for untested or pruned parameters); None for the lasso rules.
     diagnostics : pandas.DataFrame
         One row per fitted problem: ``tensors``, ``n_steps``, ``n_units``,
-        ``n_features``, ``alpha``, ``alpha_max``, ``lasso_support``, ``kept``,
-        ``kept_by_tiebreak``, ``dual_gap``, ``n_iter``, and for the
+        ``n_features``, ``alpha``, ``alpha_max``, ``lasso_support`` (units),
+        ``kept`` (parameters), ``kept_units``, ``kept_by_tiebreak`` (units),
+        ``dual_gap``, ``n_iter``, and for the
         significance rule ``n_tested``, ``n_significant``, ``durbin_watson``.
     """
 
@@ -215,7 +223,7 @@ def select_causal(trajectory, alive, *, rule="rank", density=None, scope="layer"
                   alpha_ratio=0.05, alpha=None, tie_breaker="marginal", weights=None,
                   features="vanilla", lags=0, restricted="intercept", scale="raw",
                   loss_change="same_batch", q=0.05, correction="fdr_bh", split=None,
-                  tol=1e-4, max_iter=1000):
+                  tol=1e-4, max_iter=1000, groups=None):
     """Causal pruning: fit the Granger lasso or test, and keep the causal parameters.
 
     For each problem (one per tensor with ``scope="layer"``, one for all tensors
@@ -265,6 +273,13 @@ def select_causal(trajectory, alive, *, rule="rank", density=None, scope="layer"
         rest.  None tests every unit on all steps.
     tol, max_iter
         Passed to :class:`granger_prune.CausalLasso`.
+    groups : ParameterGroups, optional
+        Weight-shared groups (filters or layers, see
+        :func:`granger_prune.structure.structured_parameters`): each group is
+        one unit whose feature is the sum of its members' features, kept or
+        pruned whole.  With ``scope="layer"`` a problem is the tensors of one
+        layer (weight, bias and norm), and ``density`` is the fraction of its
+        groups to keep.  None: every parameter is a unit.
 
     Returns
     -------
@@ -281,14 +296,15 @@ def select_causal(trajectory, alive, *, rule="rank", density=None, scope="layer"
         raise ValueError("the rank rule needs density, the fraction of parameters to keep")
 
     masks, coef, pvalue, rows = {}, {}, {}, []
-    for group in _groups(list(alive), scope):
+    for group in _problems(list(alive), scope, groups):
         if not any(np.any(alive[n]) for n in group):  # the zero rule may empty a layer
             masks.update({n: np.zeros_like(alive[n], dtype=bool) for n in group})
             coef.update({n: np.zeros(np.shape(alive[n])) for n in group})
             pvalue.update({n: np.ones(np.shape(alive[n])) for n in group})
             continue
         design = granger_design(trajectory, group, features=features, lags=lags, alive=alive,
-                                restricted=restricted, scale=scale, loss_change=loss_change)
+                                groups=groups, restricted=restricted, scale=scale,
+                                loss_change=loss_change)
         if rule == "significance":
             keep, row, unit_p, unit_gamma = _significant_units(design, options)
             pvalue.update(design.to_tensors(unit_p, fill=1.0))
@@ -303,16 +319,21 @@ def select_causal(trajectory, alive, *, rule="rank", density=None, scope="layer"
             else:
                 rank = _lexicographic_rank(np.abs(unit_gamma),
                                            _tiebreak_score(tie_breaker, design, weights, data))
-                scores = design.to_tensors(rank.astype(np.float64), fill=-np.inf)
-                group_masks = keep_highest(scores, {n: alive[n] for n in group}, density, scope="global")
+                n_total = (sum(np.size(alive[n]) for n in group) if groups is None
+                           else groups.present(group).size)  # units counting pruned ones
+                keep = np.zeros(design.n_units, dtype=bool)
+                keep[top_units(rank, np.arange(design.n_units), int(round(n_total * density)))] = True
+                group_masks = design.to_tensors(keep, fill=False)
         coef.update(design.to_tensors(unit_gamma))
         masks.update(group_masks)
         n_kept = sum(int(np.count_nonzero(m)) for m in group_masks.values())
+        n_kept_units = int(np.unique(np.concatenate(
+            [design.unit_map[n][np.asarray(group_masks[n]).reshape(-1)] for n in group])).size)
         rows.append(dict(
             tensors=",".join(group), n_steps=design.n_steps, n_units=design.n_units,
-            n_features=design.n_features, **row, kept=n_kept,
-            # the zero and significance rules keep no parameter by tie-break
-            kept_by_tiebreak=max(0, n_kept - row["lasso_support"]) if rule == "rank" else 0,
+            n_features=design.n_features, **row, kept=n_kept, kept_units=n_kept_units,
+            # the zero and significance rules keep no unit by tie-break
+            kept_by_tiebreak=max(0, n_kept_units - row["lasso_support"]) if rule == "rank" else 0,
         ))
     return CausalSelection(masks=masks, coef=coef, diagnostics=pd.DataFrame(rows),
                            pvalue=pvalue if rule == "significance" else None)
@@ -322,7 +343,7 @@ def select_causal(trajectory, alive, *, rule="rank", density=None, scope="layer"
 #: with their defaults (read from the signature, so there is one source of defaults).
 CAUSAL_DEFAULTS = {
     name: p.default for name, p in inspect.signature(select_causal).parameters.items()
-    if p.kind is p.KEYWORD_ONLY and name not in ("density", "scope", "weights")
+    if p.kind is p.KEYWORD_ONLY and name not in ("density", "scope", "weights", "groups")
 }
 
 
@@ -417,8 +438,11 @@ class PruningMethod:
     Parameters
     ----------
     name : {"causal", "magnitude", "random"}
+        With ``granularity="filter"``, ``"magnitude"`` is L1-norm filter pruning
+        (Li et al. 2017: a filter's score is the sum of ``|θ|`` over its kernel,
+        not its bias or norm) and ``"random"`` draws one score per filter.
     scope : {"layer", "global"}
-        Rank per tensor (the papers' causal rule) or across all tensors.
+        Rank per layer (the papers' causal rule) or across all layers.
     rule : {"rank", "zero", "significance"}
         ``"zero"`` (keep ``γ ≠ 0``) and ``"significance"`` (keep what an
         F-test finds significant) are only for the causal method.
@@ -426,17 +450,28 @@ class PruningMethod:
         Keyword options of :func:`select_causal` (causal method only), e.g.
         ``alpha_ratio``, ``tie_breaker``, ``features``, ``lags``, ``scale``,
         ``loss_change``, ``q``, ``correction``, ``split``.
+    granularity : {"weight", "filter", "layer"}
+        The unit kept or pruned: single weights of the Linear/Conv layers
+        (default), filters (an output channel with its bias and BatchNorm
+        channel; structured pruning) or whole layers (``scope="global"`` only).
+        With filters or layers the sparsity of the rank rules is the fraction
+        of units pruned; see :mod:`granger_prune.structure`.
     """
 
     name: str
     scope: str = "layer"
     rule: str = "rank"
     options: dict = field(default_factory=dict)
+    granularity: str = "weight"
 
     def __post_init__(self):
         check_choice("method name", self.name, METHODS)
         check_choice("scope", self.scope, SCOPES)
         check_choice("rule", self.rule, CAUSAL_RULES)
+        check_choice("granularity", self.granularity, GRANULARITIES)
+        if self.granularity == "layer" and self.scope == "layer":
+            raise ValueError("granularity='layer' makes each layer one unit: rank the layers "
+                             "against each other with scope='global'")
         if self.name != "causal" and self.rule != "rank":
             raise ValueError(f"rule={self.rule!r} is only defined for the causal method, not {self.name!r}")
         if "rule" in self.options:
@@ -449,9 +484,11 @@ class PruningMethod:
 
     @property
     def label(self):
-        """Short name for tables and legends, e.g. ``"causal-rank-marginal/layer"``."""
+        """Short name for tables and legends, e.g. ``"causal-rank-marginal/layer"``;
+        structured methods name their unit, e.g. ``"magnitude-filter/layer"``."""
+        unit = "" if self.granularity == "weight" else f"-{self.granularity}"
         if self.name != "causal":
-            return f"{self.name}/{self.scope}"
+            return f"{self.name}{unit}/{self.scope}"
         features = "" if self.option("features") == "vanilla" else f"-{self.option('features')}"
         if self.option("lags") != CAUSAL_DEFAULTS["lags"]:
             features += f"-lags{self.option('lags')}"
@@ -465,7 +502,7 @@ class PruningMethod:
                 rule += f"-split{self.option('split'):g}"
         else:
             rule = f"rank-{self.option('tie_breaker')}"
-        return f"causal-{rule}{features}/{self.scope}"
+        return f"causal-{rule}{features}{unit}/{self.scope}"
 
     @property
     def targets_sparsity(self):
@@ -510,7 +547,7 @@ class PruningMethod:
         """A causal option's value, its default when not set."""
         return self.options.get(name, CAUSAL_DEFAULTS[name])
 
-    def select(self, weights, alive, density, *, trajectory=None, rng=None):
+    def select(self, weights, alive, density, *, trajectory=None, rng=None, groups=None):
         """Survivors of one round.
 
         Parameters
@@ -520,24 +557,34 @@ class PruningMethod:
         alive : mapping of str to bool ndarray
             Parameters still unpruned.
         density : float in (0, 1]
-            Fraction of parameters to keep after this round (rank rules; the
-        others ignore it).
+            Fraction of units to keep after this round (rank rules; the
+            others ignore it).
         trajectory : Trajectory, optional
             The round's recorded trajectory (causal method).
         rng : numpy Generator or seed, optional
             Randomness of the random method.
+        groups : ParameterGroups, optional
+            The filters or layers, required when ``granularity`` is not ``"weight"``.
 
         Returns
         -------
         masks : dict of str to bool ndarray
         diagnostics : pandas.DataFrame or None
         """
+        if (groups is None) != (self.granularity == "weight"):
+            raise ValueError(f"{self.label} selects {self.granularity}s: pass groups exactly "
+                             "when granularity is not 'weight'")
+        if self.name == "causal":
+            if trajectory is None:
+                raise ValueError("the causal method needs a recorded trajectory")
+            result = select_causal(trajectory, alive, rule=self.rule, density=density,
+                                   scope=self.scope, weights=weights, groups=groups, **self.options)
+            return result.masks, result.diagnostics
+        if groups is None:
+            scores = magnitude_scores(weights) if self.name == "magnitude" else random_scores(weights, rng)
+            return keep_highest(scores, alive, density, self.scope), None
         if self.name == "magnitude":
-            return keep_highest(magnitude_scores(weights), alive, density, self.scope), None
-        if self.name == "random":
-            return keep_highest(random_scores(weights, rng), alive, density, self.scope), None
-        if trajectory is None:
-            raise ValueError("the causal method needs a recorded trajectory")
-        result = select_causal(trajectory, alive, rule=self.rule, density=density,
-                               scope=self.scope, weights=weights, **self.options)
-        return result.masks, result.diagnostics
+            scores = groups.sums(magnitude_scores(weights), groups.kernels)
+        else:
+            scores = np.random.default_rng(rng).random(groups.n_groups)
+        return keep_highest_groups(scores, alive, groups, density, self.scope), None

@@ -3,8 +3,15 @@
 A run folder holds ``config.json`` (the resolved configuration), ``meta.json``
 (package version, git SHA, library versions, wall time), ``results.csv`` (one row
 per method, sparsity and seed), ``summary.csv`` (mean accuracy over seeds),
-``diagnostics.csv`` (the causal method's per-round lasso fits) and
-``phase_shift.png``.  The folder is written under a ``.partial`` name and renamed
+``diagnostics.csv`` (the causal method's per-round lasso fits or tests),
+``phase_shift.png`` (accuracy against parameters pruned) and ``flops.png``
+(accuracy against the FLOPs the exported smaller model removes).
+
+Every run reports ShrinkBench's compression ratio (parameters / non-zero
+parameters) and theoretical speed-up (FLOPs / non-zero FLOPs) of the pruned
+model, and the same two ratios for the physically smaller model that
+:func:`granger_prune.export.shrink_sequential` exports (dense counts of the
+original over dense counts of the smaller model).  The folder is written under a ``.partial`` name and renamed
 only when everything is in it, so a failed run leaves no half-written result.
 """
 
@@ -21,14 +28,18 @@ import torch
 
 from . import __version__
 from .data import load_dataset
+from .export import shrink_sequential
+from .footprint import footprint
 from .models import build_model
 from .report import phase_shift_table, plot_phase_shift
 from .masks import full_masks
 from .pruning import prunable_parameters
 from .training import minibatches, post_train, pretrain, prune_and_retrain
 
-RESULT_COLUMNS = ["method", "rule", "scope", "label", "sparsity_target", "sparsity_actual",
-                  "seed", "accuracy", "loss", "lasso_support", "kept_by_tiebreak", "seconds"]
+RESULT_COLUMNS = ["method", "rule", "scope", "granularity", "label", "sparsity_target",
+                  "sparsity_actual", "seed", "accuracy", "loss", "compression", "speedup",
+                  "compression_exported", "speedup_exported", "lasso_support",
+                  "kept_by_tiebreak", "seconds"]
 
 
 def git_sha(path=None):
@@ -82,6 +93,7 @@ def run_study(config, out_dir, *, progress=print_progress):
         if diagnostics:
             pd.concat(diagnostics, ignore_index=True).to_csv(partial / "diagnostics.csv", index=False)
         plot_phase_shift(results, partial / "phase_shift.png", title=config.name)
+        plot_phase_shift(results, partial / "flops.png", title=config.name, x="flops")
         (partial / "meta.json").write_text(json.dumps(_meta(started), indent=2))
         partial.rename(out_dir)
     except BaseException:
@@ -102,6 +114,7 @@ def _run_grid(config, progress, started):
                  f"{row['label']:<28} sparsity {row['sparsity_actual']:.3f}: "
                  f"accuracy {row['accuracy']:.4f}, loss {row['loss']:.4f}")
 
+    example = data.x_test[:1]
     for seed in config.seeds:
         torch.manual_seed(seed)
         model = build_model(config.model, data.input_shape, data.n_classes, **config.model_options)
@@ -112,17 +125,20 @@ def _run_grid(config, progress, started):
             accuracy, loss = post_train(model, data, full_masks(prunable_parameters(model)),
                                         schedule=config.schedule,
                                         sgd=config.sgd, batches=minibatches(data, config.sgd, seed))
-            report(dict(method="dense", rule="none", scope="none", label="dense", sparsity_target=0.0,
-                        sparsity_actual=0.0, seed=seed, accuracy=accuracy, loss=loss,
+            report(dict(method="dense", rule="none", scope="none", granularity="none", label="dense",
+                        sparsity_target=0.0, sparsity_actual=0.0, seed=seed, accuracy=accuracy,
+                        loss=loss, **footprint_ratios(model, example),
                         seconds=time.perf_counter() - tic))
         for method in config.methods:
             for sparsity in _sparsities(method, config):
                 result = prune_and_retrain(model, data, method, sparsity, schedule=config.schedule,
                                            sgd=config.sgd, seed=seed, pretrained_state=state)
-                row = dict(method=method.name, rule=method.rule, scope=method.scope, label=method.label,
+                row = dict(method=method.name, rule=method.rule, scope=method.scope,
+                           granularity=method.granularity, label=method.label,
                            sparsity_target=float("nan") if sparsity is None else sparsity,
                            sparsity_actual=result.sparsity, seed=seed,
-                           accuracy=result.accuracy, loss=result.loss, seconds=result.seconds)
+                           accuracy=result.accuracy, loss=result.loss,
+                           **footprint_ratios(model, example), seconds=result.seconds)
                 diag = result.diagnostics
                 if len(diag):
                     last = diag[diag["round"] == diag["round"].max()]
@@ -132,6 +148,16 @@ def _run_grid(config, progress, started):
                                                    sparsity_target=row["sparsity_target"]))
                 report(row)
     return rows, diagnostics
+
+
+def footprint_ratios(model, example_input):
+    """ShrinkBench's compression and speed-up of the trained, pruned ``model``, and
+    the same ratios realised by its exported smaller copy."""
+    masked = footprint(model, example_input)
+    smaller = footprint(shrink_sequential(model), example_input)
+    return dict(compression=masked["compression"], speedup=masked["speedup"],
+                compression_exported=masked["params"] / smaller["params"],
+                speedup_exported=masked["flops"] / smaller["flops"])
 
 
 def _sparsities(method, config):

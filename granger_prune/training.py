@@ -23,8 +23,9 @@ from torch import nn
 
 from .data import Minibatches
 from .masks import full_masks, sparsity as mask_sparsity
-from .pruning import MaskEnforcer, prunable_parameters, weights_numpy
+from .pruning import MaskEnforcer, named_parameters, weights_numpy
 from .selection import density_schedule
+from .structure import pruning_units
 from .trajectory import TrajectoryRecorder, optimizer_step
 
 
@@ -128,11 +129,13 @@ class PruningResult:
     Attributes
     ----------
     masks : dict of str to bool ndarray
-        The final surviving parameters.
+        The final surviving parameters, for the tensors the method selects on
+        (Linear/Conv weights; with filters or layers also their biases and
+        BatchNorm parameters, see :func:`granger_prune.structure.pruning_units`).
     accuracy, loss : float
         Test accuracy and loss after post-training.
     sparsity : float
-        Achieved fraction of pruned prunable parameters.
+        Achieved fraction of pruned parameters among those tensors.
     diagnostics : pandas.DataFrame
         The method's per-round diagnostics (for the causal method, one row per
         fitted lasso problem and round), with a ``round`` column.
@@ -181,7 +184,7 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
     PruningResult
     """
     start = time.perf_counter()
-    params = prunable_parameters(model)
+    params, groups = pruning_units(model, method.granularity)
     if not params:
         raise ValueError("the model has no prunable parameters (no Linear or Conv weights)")
     batches = minibatches(data, sgd, seed)
@@ -206,7 +209,7 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
         enforcer.detach()
         alive, diag = method.select(
             weights_numpy(params), alive, density,
-            trajectory=recorder.trajectory if recorder else None, rng=rng)
+            trajectory=recorder.trajectory if recorder else None, rng=rng, groups=groups)
         if diag is not None and len(diag):
             diagnostics.append(diag.assign(round=round_index))
         model.load_state_dict(pretrained_state)
@@ -220,9 +223,11 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
 
 
 def post_train(model, data, masks, *, schedule, sgd, batches):
-    """Zero the pruned weights, train ``n_post`` epochs keeping them zero; return test (accuracy, loss)."""
+    """Zero the pruned weights, train ``n_post`` epochs keeping them zero; return test (accuracy, loss).
+
+    ``masks`` names the model's parameters it covers (``model.named_parameters()``)."""
     optimizer = sgd.make(model)
-    enforcer = MaskEnforcer(prunable_parameters(model), masks).attach(optimizer)
+    enforcer = MaskEnforcer(named_parameters(model, masks), masks).attach(optimizer)
     train_epochs(model, batches, optimizer, schedule.n_post)
     enforcer.detach()
     return evaluate(model, data.x_test, data.y_test)

@@ -58,7 +58,8 @@ def test_end_to_end_tiny_study_writes_a_complete_run_folder(tmp_path):
     lines = []
     results = run_study(tiny_config(), out, progress=lines.append)
     assert sorted(p.name for p in out.iterdir()) == [
-        "config.json", "diagnostics.csv", "meta.json", "phase_shift.png", "results.csv", "summary.csv"]
+        "config.json", "diagnostics.csv", "flops.png", "meta.json", "phase_shift.png",
+        "results.csv", "summary.csv"]
     table = pd.read_csv(out / "results.csv")
     assert list(table.columns) == RESULT_COLUMNS
     # one dense reference + 5 methods x 2 sparsities, one seed
@@ -69,6 +70,14 @@ def test_end_to_end_tiny_study_writes_a_complete_run_folder(tmp_path):
         "magnitude/layer", "random/layer"]
     assert (abs(pruned["sparsity_actual"] - pruned["sparsity_target"]) < 2e-3).all()
     assert table["accuracy"].between(0, 1).all()
+    # ShrinkBench's ratios: pruning every layer's weights to density d removes 1 - d of
+    # each layer's multiply-adds; biases stay, so the parameter ratio is a little lower
+    per_layer = pruned[pruned["label"] == "magnitude/layer"]
+    assert per_layer["speedup"].to_numpy() == pytest.approx(1 / (1 - per_layer["sparsity_target"]), rel=1e-2)
+    assert (per_layer["compression"] < per_layer["speedup"]).all()
+    assert (pruned["compression"] > 1.5).all()
+    assert table.loc[table["method"] == "dense", "speedup"].to_numpy() == pytest.approx([1.0])
+    assert (table["speedup_exported"] >= 1).all() and (table["compression_exported"] >= 1).all()
     causal = pruned[pruned["method"] == "causal"]
     diagnostics = pd.read_csv(out / "diagnostics.csv")
     last_round = diagnostics[diagnostics["round"] == diagnostics["round"].max()]

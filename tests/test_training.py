@@ -149,3 +149,37 @@ def test_no_prunable_parameters(data):
     with pytest.raises(ValueError, match="no prunable parameters"):
         prune_and_retrain(model, data, PruningMethod("random"), 0.5, schedule=Schedule(),
                           sgd=SGD, seed=0, pretrained_state={})
+
+
+@pytest.mark.parametrize("method", [
+    PruningMethod("causal", granularity="filter"),
+    PruningMethod("causal", rule="significance", granularity="filter", options={"q": 0.2}),
+    PruningMethod("magnitude", granularity="filter"),
+])
+def test_filter_pruning_in_algorithm_1_removes_whole_filters(method):
+    from granger_prune import shrink_sequential
+    data = digits(image=True)
+    torch.manual_seed(0)
+    model = build_model("cnn", data.input_shape, data.n_classes, channels=(8, 8), hidden=16,
+                        batch_norm=True)
+    schedule = Schedule(n_pre=1, n_iter=2, n_prune=1, n_post=1)
+    state = pretrain(model, data, schedule, SGD, seed=0)
+    result = prune_and_retrain(model, data, method, 0.5, schedule=schedule, sgd=SGD, seed=0,
+                               pretrained_state=state)
+    assert set(result.masks) == {"0.weight", "0.bias", "1.weight", "1.bias", "3.weight", "3.bias",
+                                 "4.weight", "4.bias", "8.weight", "8.bias"}
+    for conv, norm in (("0", "1"), ("3", "4")):
+        kept = result.masks[f"{conv}.bias"]
+        assert (result.masks[f"{conv}.weight"].all(axis=(1, 2, 3)) == kept).all()
+        assert (~result.masks[f"{conv}.weight"].any(axis=(1, 2, 3)) == ~kept).all()
+        assert (result.masks[f"{norm}.weight"] == kept).all() and (result.masks[f"{norm}.bias"] == kept).all()
+        # after post-training the pruned filters are still exactly zero
+        assert (model[int(conv)].weight[torch.as_tensor(~kept)] == 0).all()
+        assert (model[int(norm)].bias[torch.as_tensor(~kept)] == 0).all()
+    if method.targets_sparsity:
+        assert [int(result.masks[f"{c}.bias"].sum()) for c in ("0", "3", "8")] == [4, 4, 8]
+    model.eval()
+    smaller = shrink_sequential(model)
+    x = data.x_test[:64]
+    torch.testing.assert_close(smaller(x), model(x), rtol=0, atol=1e-5)
+    assert smaller[0].out_channels == int(result.masks["0.bias"].sum()) or not result.masks["0.bias"].any()
