@@ -29,7 +29,7 @@ _LAZY = {
     "prunable_parameters": "pruning",
     "structured_parameters": "structure",
     "shrink_sequential": "export",
-    "footprint": "footprint",
+    "footprint": "costs",
     "Schedule": "training",
     "SGDConfig": "training",
     "pretrain": "training",

@@ -34,7 +34,12 @@ Rules
 
 Every rule works on units: single parameters with the vanilla features, or a
 parameter's three momentum features, kept or pruned together; a multi-column
-unit's lasso score is the Euclidean norm of its coefficients.
+unit's lasso score is the Euclidean norm of its coefficients.  With weight-shared
+``groups`` (:class:`granger_prune.grouping.ParameterGroups`) a unit is a filter
+or a layer: one column per feature type holding the sum of its members'
+features, and the rank rule's density counts units.  The baselines follow:
+``magnitude`` becomes L1-norm filter pruning (Li et al. 2017) and ``random``
+draws one score per filter.
 
 This module works on plain NumPy arrays and never imports torch.
 """

@@ -29,7 +29,7 @@ import torch
 from . import __version__
 from .data import load_dataset
 from .export import shrink_sequential
-from .footprint import footprint
+from .costs import footprint
 from .models import build_model
 from .report import phase_shift_table, plot_phase_shift
 from .masks import full_masks

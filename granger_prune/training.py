@@ -169,9 +169,10 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
     data : granger_prune.data.TensorData
     method : granger_prune.selection.PruningMethod
     sparsity : float in [0, 1) or None
-        Target sparsity of the rank rules; the zero and significance rules
-        take ``None`` and keep, each round, the parameters with non-zero lasso
-        coefficients or significant F-tests.
+        Target sparsity of the rank rules: the fraction of units pruned
+        (weights, or filters and layers with ``method.granularity``); the zero
+        and significance rules take ``None`` and keep, each round, the units
+        with non-zero lasso coefficients or significant F-tests.
     schedule : Schedule
     sgd : SGDConfig
     seed : int

@@ -82,7 +82,8 @@ def test_bad_design_input():
 
 def test_statistical_core_never_imports_torch_or_cupy():
     code = ("import sys, granger_prune, granger_prune.design, granger_prune.lasso, "
-            "granger_prune.selection, granger_prune.masks, granger_prune.backend, granger_prune.stats; "
+            "granger_prune.selection, granger_prune.masks, granger_prune.backend, granger_prune.stats, "
+            "granger_prune.grouping; "
             "bad = [m for m in ('torch', 'cupy') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

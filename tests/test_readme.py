@@ -43,3 +43,14 @@ def test_ci_runs_the_readme_test_command():
     awk = re.search(r"cmd=\$\(awk '([^']+)' README.md\)", ci.read_text()).group(1)
     extracted = subprocess.run(["awk", awk, str(README)], capture_output=True, text=True, check=True)
     assert extracted.stdout.strip() == command
+
+
+def test_readme_structured_example_runs():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    (block,) = [b for b in blocks if "shrink_sequential" in b]
+    namespace = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    result, model, smaller, x = (namespace[k] for k in ("result", "model", "smaller", "x"))
+    assert [int(result.masks[f"{c}.bias"].sum()) for c in ("0", "3", "8")] == [8, 16, 32]
+    assert smaller[0].out_channels == 8 and smaller[3].out_channels == 16
+    assert (smaller(x) - model(x)).abs().max() < 1e-5

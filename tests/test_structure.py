@@ -8,7 +8,7 @@ from torch import nn
 
 from granger_prune import (MaskEnforcer, ParameterGroups, PruningMethod, SmallCNN, MLP,
                            select_causal, shrink_sequential, structured_parameters)
-from granger_prune.footprint import footprint, layer_flops, model_size
+from granger_prune.costs import footprint, layer_flops, model_size
 from granger_prune.grouping import keep_highest_groups
 from granger_prune.masks import full_masks
 from granger_prune.pruning import weights_numpy

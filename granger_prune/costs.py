@@ -1,4 +1,4 @@
-"""Parameter and FLOP counts of a model, dense and with its zeros skipped.
+"""Costs of a model: parameter and FLOP counts, dense and with its zeros skipped.
 
 The definitions are ShrinkBench's (Blalock et al. 2020, "What is the state of
 neural network pruning?"):
