@@ -64,9 +64,19 @@ class ParameterGroups(Mapping):
     def __repr__(self):
         return f"ParameterGroups(n_groups={self.n_groups}, tensors={list(self._ids)})"
 
+    def _names(self, names):
+        """``names`` (all tensors when None) after checking every one has group ids."""
+        if names is None:
+            return list(self)
+        missing = [n for n in names if n not in self._ids]
+        if missing:
+            raise ValueError(f"groups does not cover tensor(s) {missing}: every tensor to "
+                             f"select on needs group ids; groups cover {list(self._ids)}")
+        return list(names)
+
     def present(self, names=None):
         """Sorted ids of the groups with an entry in ``names`` (all tensors by default)."""
-        names = list(self) if names is None else names
+        names = self._names(names)
         return np.unique(np.concatenate([self[n].reshape(-1) for n in names]))
 
     def layers(self, names=None):
@@ -77,7 +87,7 @@ class ParameterGroups(Mapping):
         -------
         list of list of str
         """
-        names = list(self) if names is None else list(names)
+        names = self._names(names)
         parent = list(range(len(names)))
 
         def root(i):
@@ -110,7 +120,7 @@ class ParameterGroups(Mapping):
         -------
         ndarray of shape (n_groups,)
         """
-        names = list(self) if names is None else names
+        names = self._names(names)
         total = np.zeros(self.n_groups)
         for name in names:
             total += np.bincount(self[name].reshape(-1),
@@ -172,6 +182,8 @@ def keep_highest_groups(scores, alive, groups, density, scope="layer"):
         raise ValueError(f"density must lie in (0, 1], got {density!r}")
     if scope not in ("layer", "global"):
         raise ValueError(f"scope must be one of ('layer', 'global'), got {scope!r}")
+    if set(alive) != set(groups):
+        raise ValueError(f"alive covers tensors {sorted(alive)}, groups cover {sorted(groups)}")
     scores = np.asarray(scores, dtype=np.float64)
     is_alive = groups.alive(alive)
     keep = np.zeros(groups.n_groups, dtype=bool)

@@ -168,11 +168,8 @@ def keep_highest(scores, alive, density, scope="layer"):
     for group in _problems(list(alive), scope):
         flat_alive = np.concatenate([np.asarray(alive[n], dtype=bool).reshape(-1) for n in group])
         flat_scores = np.concatenate([np.asarray(scores[n], dtype=np.float64).reshape(-1) for n in group])
-        n_keep = min(int(round(flat_alive.size * density)), int(flat_alive.sum()))
-        candidates = np.flatnonzero(flat_alive)
-        order = np.argsort(-flat_scores[candidates], kind="stable")
         keep = np.zeros(flat_alive.size, dtype=bool)
-        keep[candidates[order[:n_keep]]] = True
+        keep[top_units(flat_scores, np.flatnonzero(flat_alive), int(round(flat_alive.size * density)))] = True
         start = 0
         for n in group:
             size = np.asarray(alive[n]).size

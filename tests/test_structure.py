@@ -90,6 +90,8 @@ def test_keep_highest_groups_counts_pruned_groups_and_never_revives():
     assert masks["b.w"].tolist() == [[False, False], [True, True]]
     glob = keep_highest_groups(scores, alive, groups, density=0.5, scope="global")
     assert glob["b.w"].all() and glob["a.b"].tolist() == [False, True, False, False]
+    with pytest.raises(ValueError, match="alive covers tensors"):
+        keep_highest_groups(scores, {**alive, "c.w": np.ones(2, bool)}, groups, 0.5)
 
 
 def test_structured_masks_zero_exactly_the_selected_filters_with_bias_and_batchnorm():
@@ -162,6 +164,8 @@ def test_causal_selection_rejects_groups_that_miss_a_tensor():
     alive = {"w": np.ones((6, 4), dtype=bool), "b": np.ones(6, dtype=bool)}
     with pytest.raises(ValueError, match="groups does not cover tensor 'b'"):
         select_causal(trajectory, alive, density=0.5, groups=partial, scope="global")
+    with pytest.raises(ValueError, match=r"groups does not cover tensor\(s\) \['b'\]"):
+        select_causal(trajectory, alive, density=0.5, groups=partial, scope="layer")
 
 
 def test_structured_pruning_method_validation_and_labels():
