@@ -228,7 +228,7 @@ def select_causal(trajectory, alive, *, rule="rank", density=None, scope="layer"
                   tol=1e-4, max_iter=1000, groups=None):
     """Causal pruning: fit the Granger lasso or test, and keep the causal parameters.
 
-    For each problem (one per tensor with ``scope="layer"``, one for all tensors
+    For each problem (one per layer with ``scope="layer"``, one for all tensors
     with ``scope="global"``) the design of the alive parameters is built by
     :func:`granger_prune.design.granger_design` and, for the lasso rules, the lasso
 
@@ -249,8 +249,8 @@ def select_causal(trajectory, alive, *, rule="rank", density=None, scope="layer"
         ``"significance"`` keeps the units whose F-test rejects at level ``q``
         after ``correction``.
     density : float in (0, 1], optional
-        Fraction of parameters to keep (counting already-pruned ones); required
-        by the rank rule, ignored by the others.
+        Fraction of units (parameters, or the ``groups``) to keep, counting
+        already-pruned ones; required by the rank rule, ignored by the others.
     scope : {"layer", "global"}
         One problem (and one multiple-testing family) per tensor, or one for all.
     alpha_ratio : float
@@ -310,14 +310,12 @@ def select_causal(trajectory, alive, *, rule="rank", density=None, scope="layer"
         if rule == "significance":
             keep, row, unit_p, unit_gamma = _significant_units(design, options)
             pvalue.update(design.to_tensors(unit_p, fill=1.0))
-            group_masks = design.to_tensors(keep, fill=False)
         else:
             data = design.partialled()
             unit_gamma, row = _fit_lasso(design, options, data)
-            support = unit_gamma != 0
+            keep = unit_gamma != 0
             if rule == "zero":
-                _warn_if_support_bound(int(support.sum()), design, group)
-                group_masks = design.to_tensors(support, fill=False)
+                _warn_if_support_bound(int(keep.sum()), design, group)
             else:
                 rank = _lexicographic_rank(np.abs(unit_gamma),
                                            _tiebreak_score(tie_breaker, design, weights, data))
@@ -325,12 +323,11 @@ def select_causal(trajectory, alive, *, rule="rank", density=None, scope="layer"
                            else groups.present(group).size)  # units counting pruned ones
                 keep = np.zeros(design.n_units, dtype=bool)
                 keep[top_units(rank, np.arange(design.n_units), int(round(n_total * density)))] = True
-                group_masks = design.to_tensors(keep, fill=False)
+        group_masks = design.to_tensors(keep, fill=False)
         coef.update(design.to_tensors(unit_gamma))
         masks.update(group_masks)
+        n_kept_units = int(keep.sum())
         n_kept = sum(int(np.count_nonzero(m)) for m in group_masks.values())
-        n_kept_units = int(np.unique(np.concatenate(
-            [design.unit_map[n][np.asarray(group_masks[n]).reshape(-1)] for n in group])).size)
         rows.append(dict(
             tensors=",".join(group), n_steps=design.n_steps, n_units=design.n_units,
             n_features=design.n_features, **row, kept=n_kept, kept_units=n_kept_units,
