@@ -46,7 +46,9 @@ def layer_flops(model, example_input):
     ----------
     model : torch.nn.Module
     example_input : torch.Tensor
-        A batch of inputs of shape ``(n, ...)``; counts are per input.
+        A batch of inputs of shape ``(n, ...)`` (the leading batch dimension
+        is required); counts are per input.  The model runs once in eval mode
+        and every module gets its own training mode back.
 
     Returns
     -------
@@ -73,12 +75,13 @@ def layer_flops(model, example_input):
         if isinstance(module, PRUNABLE_MODULES):
             names[module] = name
             handles.append(module.register_forward_hook(count))
-    was_training = model.training
+    modes = {module: module.training for module in model.modules()}
     model.eval()
     try:
         model(example_input)
     finally:
-        model.train(was_training)
+        for module, mode in modes.items():
+            module.training = mode
         for handle in handles:
             handle.remove()
     return pd.DataFrame(rows, columns=["layer", "flops", "weight_density", "nonzero_flops"])

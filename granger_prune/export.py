@@ -34,10 +34,17 @@ ZERO_PRESERVING = (
 )
 
 
+def is_plain_sequential(module):
+    """Whether ``module`` is an ``nn.Sequential`` that runs its children in order
+    (a subclass that overrides ``forward`` may do anything else)."""
+    return isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward
+
+
 def sequential_layers(model):
-    """The modules of a (nested) ``nn.Sequential``, flattened, in order."""
-    if not isinstance(model, nn.Sequential):
-        raise ValueError(f"shrink_sequential needs an nn.Sequential model, got {type(model).__name__}")
+    """The modules of a (nested) plain ``nn.Sequential``, flattened, in order."""
+    if not is_plain_sequential(model):
+        raise ValueError(f"shrink_sequential needs an nn.Sequential model that does not override "
+                         f"forward, got {type(model).__name__}")
     layers = []
     for module in model:
         layers.extend(sequential_layers(module) if isinstance(module, nn.Sequential) else [module])
@@ -63,14 +70,20 @@ def shrink_sequential(model):
     Returns
     -------
     torch.nn.Sequential
-        In ``model``'s training mode; its outputs equal ``model``'s for every
-        input up to floating-point summation order.
+        Every module in the training mode it had in ``model``.  In eval mode
+        its outputs equal ``model``'s for every input up to floating-point
+        summation order; in training mode too, unless the model has dropout
+        (whose random draws depend on the tensor shapes).
 
     Raises
     ------
     ValueError
-        For a model that is not an ``nn.Sequential``, a grouped convolution, or
-        a module this export does not know between two Conv/Linear layers.
+        For a model that is not a plain ``nn.Sequential`` (a nested subclass
+        that overrides ``forward`` included), a grouped convolution, a module
+        this export does not know between two Conv/Linear layers, or a channel
+        layout it cannot follow (a Linear layer on inputs with more than two
+        dimensions feeding a flattened layer, a Conv layer feeding a Linear
+        one without ``nn.Flatten()``).
 
     Examples
     --------
@@ -89,7 +102,8 @@ def shrink_sequential(model):
     for start, stop in zip(positions, positions[1:]):
         _drop_dead_channels(layers, start, stop)
     smaller = nn.Sequential(*layers)
-    return smaller.train(model.training)
+    smaller.training = model.training  # the copied modules keep their own modes
+    return smaller
 
 
 def _drop_dead_channels(layers, start, stop):
@@ -120,6 +134,7 @@ def _drop_dead_channels(layers, start, stop):
         elif not isinstance(module, ZERO_PRESERVING):
             raise ValueError(f"layer {i} ({type(module).__name__}) between Conv/Linear layers "
                              "is not supported by shrink_sequential")
+    _check_layout(layers, start, stop, n, flattened)
     keep = torch.nonzero(~dead).flatten()
     if keep.numel() == n:
         return
@@ -129,6 +144,22 @@ def _drop_dead_channels(layers, start, stop):
     for norm in norms:
         _keep_norm_channels(norm, keep)
     _keep_inputs(layers[stop], keep, n)
+
+
+def _check_layout(layers, start, stop, n_channels, flattened):
+    """``ValueError`` unless channel ``c`` of ``layers[start]`` reaches ``layers[stop]``
+    as its input channel ``c`` (Conv, Linear) or as block ``c`` of a flattened input."""
+    producer, consumer = layers[start], layers[stop]
+    if isinstance(consumer, nn.Linear) and not isinstance(producer, nn.Linear) and not flattened:
+        raise ValueError(f"layer {stop} (Linear) takes the output of convolution {start} without "
+                         "an nn.Flatten() between them; shrink_sequential cannot follow its channels")
+    if isinstance(producer, nn.Linear) and not isinstance(consumer, nn.Linear):
+        raise ValueError(f"layer {stop} ({type(consumer).__name__}) takes the output of Linear "
+                         f"layer {start}; shrink_sequential cannot follow its channels")
+    if isinstance(producer, nn.Linear) and flattened and consumer.in_features != n_channels:
+        raise ValueError(f"Linear layer {start} acts on inputs with more than two dimensions "
+                         f"(layer {stop} takes {consumer.in_features} flattened inputs from its "
+                         f"{n_channels} channels); shrink_sequential supports (n, features) inputs")
 
 
 def _keep_outputs(layer, keep):

@@ -45,7 +45,11 @@ class ParameterGroups(Mapping):
             gid = np.asarray(gid)
             if not np.issubdtype(gid.dtype, np.integer) or (gid.size and gid.min() < 0):
                 raise ValueError(f"ids[{name!r}] must hold integer group ids >= 0")
-            self._ids[name] = gid.astype(np.int64, copy=False)
+            gid = gid.astype(np.int64)  # a private copy, read-only: n_groups stays true
+            gid.setflags(write=False)
+            self._ids[name] = gid
+        if not any(g.size for g in self._ids.values()):
+            raise ValueError("every tensor of ids is empty: groups need at least one entry")
         self.kernels = tuple(self._ids) if kernels is None else tuple(kernels)
         unknown = sorted(set(self.kernels) - set(self._ids))
         if unknown:
@@ -123,8 +127,11 @@ class ParameterGroups(Mapping):
         names = self._names(names)
         total = np.zeros(self.n_groups)
         for name in names:
-            total += np.bincount(self[name].reshape(-1),
-                                 weights=np.asarray(values[name], dtype=np.float64).reshape(-1),
+            value = np.asarray(values[name], dtype=np.float64)
+            if value.shape != self[name].shape:
+                raise ValueError(f"values[{name!r}] has shape {value.shape}, groups have "
+                                 f"{self[name].shape}")
+            total += np.bincount(self[name].reshape(-1), weights=value.reshape(-1),
                                  minlength=self.n_groups)
         return total
 
@@ -152,6 +159,8 @@ class ParameterGroups(Mapping):
         dict of str to bool ndarray
         """
         keep = np.asarray(keep, dtype=bool)
+        if keep.shape != (self.n_groups,):
+            raise ValueError(f"keep must have shape ({self.n_groups},), got {keep.shape}")
         masks = {name: keep[gid] for name, gid in self.items()}
         if alive is not None:
             masks = {name: m & np.asarray(alive[name], dtype=bool) for name, m in masks.items()}
@@ -169,7 +178,8 @@ def keep_highest_groups(scores, alive, groups, density, scope="layer"):
         Entries still unpruned; a group is alive when any of its entries is.
     groups : ParameterGroups
     density : float in (0, 1]
-        Fraction of each problem's groups (counting pruned ones) to keep.
+        Fraction of each problem's groups (counting pruned ones) to keep; at
+        least one alive group of each problem is kept, so no layer is emptied.
     scope : {"layer", "global"}
         Rank within each layer (:meth:`ParameterGroups.layers`) or over all groups.
 
@@ -185,12 +195,15 @@ def keep_highest_groups(scores, alive, groups, density, scope="layer"):
     if set(alive) != set(groups):
         raise ValueError(f"alive covers tensors {sorted(alive)}, groups cover {sorted(groups)}")
     scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape != (groups.n_groups,):
+        raise ValueError(f"scores must have shape ({groups.n_groups},), one per group id, "
+                         f"got {scores.shape}")
     is_alive = groups.alive(alive)
     keep = np.zeros(groups.n_groups, dtype=bool)
     for names in (groups.layers() if scope == "layer" else [list(groups)]):
         units = groups.present(names)
         candidates = units[is_alive[units]]
-        keep[top_units(scores, candidates, int(round(units.size * density)))] = True
+        keep[top_units(scores, candidates, max(1, int(round(units.size * density))))] = True
     return groups.expand(keep, alive)
 
 

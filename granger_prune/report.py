@@ -71,6 +71,8 @@ def plot_phase_shift(results, path=None, title=None, x="sparsity"):
     """
     if x not in X_AXES:
         raise ValueError(f"x must be one of {tuple(X_AXES)}, got {x!r}")
+    if x == "flops" and "speedup_exported" not in results:
+        raise ValueError("x='flops' needs the speedup_exported column of a study's results")
     table = phase_shift_table(results).reset_index()
     column, xlabel = X_AXES[x]
     fig, ax = plt.subplots(figsize=(6.4, 4.2))

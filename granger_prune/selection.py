@@ -80,7 +80,7 @@ def check_sparsity(sparsity, name="sparsity"):
 
 
 def density_schedule(sparsity, n_iter):
-    """Fraction of parameters kept after each of ``n_iter`` pruning rounds.
+    """Fraction of units (parameters, or filters) kept after each of ``n_iter`` pruning rounds.
 
     Each round removes the same fraction ``p = 1 - (1 - sparsity)**(1 / n_iter)``
     of the parameters still alive, so the last round reaches ``sparsity``.
@@ -252,7 +252,8 @@ def select_causal(trajectory, alive, *, rule="rank", density=None, scope="layer"
         Fraction of units (parameters, or the ``groups``) to keep, counting
         already-pruned ones; required by the rank rule, ignored by the others.
     scope : {"layer", "global"}
-        One problem (and one multiple-testing family) per tensor, or one for all.
+        One problem (and one multiple-testing family) per layer, or one for all:
+        a layer is one tensor, or with ``groups`` the tensors its groups span.
     alpha_ratio : float
         ``alpha = alpha_ratio * alpha_max`` of each problem; ignored when
         ``alpha`` is given.
@@ -295,7 +296,7 @@ def select_causal(trajectory, alive, *, rule="rank", density=None, scope="layer"
     if tie_breaker == "magnitude" and rule == "rank" and weights is None:
         raise ValueError("tie_breaker='magnitude' needs weights")
     if rule == "rank" and density is None:
-        raise ValueError("the rank rule needs density, the fraction of parameters to keep")
+        raise ValueError("the rank rule needs density, the fraction of units to keep")
 
     masks, coef, pvalue, rows = {}, {}, {}, []
     for group in _problems(list(alive), scope, groups):
@@ -317,12 +318,14 @@ def select_causal(trajectory, alive, *, rule="rank", density=None, scope="layer"
             if rule == "zero":
                 _warn_if_support_bound(int(keep.sum()), design, group)
             else:
-                rank = _lexicographic_rank(np.abs(unit_gamma),
-                                           _tiebreak_score(tie_breaker, design, weights, data))
-                n_total = (sum(np.size(alive[n]) for n in group) if groups is None
-                           else groups.present(group).size)  # units counting pruned ones
+                rank = _lexicographic_rank(
+                    np.abs(unit_gamma), _tiebreak_score(tie_breaker, design, weights, data, groups))
+                if groups is None:
+                    n_keep = int(round(sum(np.size(alive[n]) for n in group) * density))
+                else:  # of the groups counting pruned ones; a layer keeps at least one
+                    n_keep = max(1, int(round(groups.present(group).size * density)))
                 keep = np.zeros(design.n_units, dtype=bool)
-                keep[top_units(rank, np.arange(design.n_units), int(round(n_total * density)))] = True
+                keep[top_units(rank, np.arange(design.n_units), n_keep)] = True
         group_masks = design.to_tensors(keep, fill=False)
         coef.update(design.to_tensors(unit_gamma))
         masks.update(group_masks)
@@ -398,13 +401,17 @@ def _significant_units(design, options):
     return keep, row, unit_p, unit_gamma
 
 
-def _tiebreak_score(tie_breaker, design, weights, data):
+def _tiebreak_score(tie_breaker, design, weights, data, groups=None):
     """Per-unit score that orders units with equal ``||γ_u||``; shape (n_units,).
 
-    ``data`` is ``design.partialled()``, as the lasso was fitted on."""
+    ``data`` is ``design.partialled()``, as the lasso was fitted on.  The
+    magnitude score of a group sums ``|θ|`` over its kernel entries only, as
+    L1-norm filter pruning does."""
     if tie_breaker == "magnitude":
-        return design.unit_sums({n: np.abs(np.asarray(weights[n], dtype=np.float64))
-                                 for n in design.tensor_names})
+        kernels = design.tensor_names if groups is None else groups.kernels
+        return design.unit_sums({
+            n: np.abs(np.asarray(weights[n], dtype=np.float64)) if n in kernels
+            else np.zeros(np.shape(weights[n])) for n in design.tensor_names})
     X, y, fit_intercept = data
     if fit_intercept:
         y = y - y.mean()
@@ -454,7 +461,10 @@ class PruningMethod:
         (default), filters (an output channel with its bias and BatchNorm
         channel; structured pruning) or whole layers (``scope="global"`` only).
         With filters or layers the sparsity of the rank rules is the fraction
-        of units pruned; see :mod:`granger_prune.structure`.
+        of units pruned, and every layer keeps at least one filter; see
+        :mod:`granger_prune.structure`.  Removing whole layers disconnects a
+        network without skip connections (the package's MLP and CNN): layer
+        units serve to ask which layers matter more than to prune them.
     """
 
     name: str

@@ -10,6 +10,11 @@ A BatchNorm belongs to the Conv/Linear layer registered before it when nothing
 prunable comes between them and its ``num_features`` equals the layer's output
 channels: the order of a sequential model, and of most models written as
 ``conv → bn → act``.
+
+A zeroed filter is removable only when its channel stays zero on the way to the
+next layer: after a BatchNorm without affine parameters, or an activation with
+``f(0) ≠ 0`` (sigmoid, softplus), it is a constant channel, which the masked
+model still computes and the export keeps.
 """
 
 import numpy as np

@@ -286,3 +286,71 @@ def test_shrinkbench_counts_by_hand():
     total = 18 + 2 + 384 + 3
     assert counts["params"] == total and counts["nonzero_params"] == total - 9 - 96
     assert counts["compression"] == pytest.approx(total / (total - 105), rel=1e-12)
+
+
+def test_every_layer_keeps_at_least_one_filter():
+    trajectory, groups = planted_filter_trajectory(n_steps=60)
+    alive = {"w": np.ones((6, 4), dtype=bool), "b": np.ones(6, dtype=bool)}
+    result = select_causal(trajectory, alive, density=0.05, groups=groups)  # round(0.3) = 0
+    assert result.masks["b"].sum() == 1
+    masks = keep_highest_groups(np.arange(6.0), alive, groups, density=0.05)
+    assert masks["b"].tolist() == [False] * 5 + [True]
+
+
+def test_magnitude_tie_breaker_scores_filters_by_their_kernels():
+    trajectory, groups = planted_filter_trajectory(n_steps=60)
+    alive = {"w": np.ones((6, 4), dtype=bool), "b": np.ones(6, dtype=bool)}
+    weights = {"w": np.arange(1.0, 7.0)[:, None].repeat(4, axis=1), "b": np.array([100.0, 0, 0, 0, 0, 0])}
+    # alpha = alpha_max leaves every gamma at zero: the tie-breaker alone ranks the filters
+    result = select_causal(trajectory, alive, density=1 / 6, alpha_ratio=1.0, groups=groups,
+                           tie_breaker="magnitude", weights=weights)
+    assert result.masks["b"].tolist() == [False] * 5 + [True]  # the largest kernel, not bias 100
+
+
+def test_parameter_groups_check_shapes_and_stay_read_only():
+    groups = ParameterGroups({"w": np.array([[0, 0], [1, 1]])})
+    with pytest.raises(ValueError, match="shape"):
+        groups.sums({"w": np.ones(4)})
+    with pytest.raises(ValueError, match="keep must have shape"):
+        groups.expand(np.ones(3, dtype=bool))
+    with pytest.raises(ValueError, match="scores must have shape"):
+        keep_highest_groups(np.ones(3), {"w": np.ones((2, 2), bool)}, groups, 0.5)
+    with pytest.raises(ValueError, match="empty"):
+        ParameterGroups({"w": np.zeros(0, dtype=int)})
+    with pytest.raises(ValueError, match="read-only"):
+        groups["w"][0, 0] = 5
+
+
+def test_export_refuses_sequential_subclasses_that_override_forward():
+    class Residual(nn.Sequential):
+        def forward(self, x):
+            return x + super().forward(x)
+
+    with pytest.raises(ValueError, match="override"):
+        shrink_sequential(nn.Sequential(nn.Linear(6, 8), Residual(nn.Linear(8, 8), nn.ReLU()),
+                                        nn.Linear(8, 3)))
+    with pytest.raises(ValueError, match="override"):
+        shrink_sequential(Residual(nn.Linear(3, 3)))
+
+
+def test_export_refuses_channel_layouts_it_cannot_follow():
+    with pytest.raises(ValueError, match="more than two dimensions"):
+        shrink_sequential(nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Flatten(), nn.Linear(20, 3)))
+    with pytest.raises(ValueError, match="without an nn.Flatten"):
+        shrink_sequential(nn.Sequential(nn.Conv1d(2, 4, 3), nn.ReLU(), nn.Linear(6, 3)))
+
+
+def test_export_and_counts_keep_each_modules_training_mode():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+    x = torch.randn(16, 6)
+    with_running_stats(model, x).train()
+    model[1].eval()  # a frozen BatchNorm inside a model in training mode
+    with torch.no_grad():
+        for p in (model[0].weight, model[0].bias, model[1].weight, model[1].bias):
+            p[:3] = 0
+    footprint(model, x)
+    assert model.training and not model[1].training
+    smaller = shrink_sequential(model)
+    assert smaller.training and not smaller[1].training and smaller[1].num_features == 5
+    torch.testing.assert_close(smaller(x), model(x), rtol=0, atol=1e-5)

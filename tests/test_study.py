@@ -131,3 +131,14 @@ def test_zero_rule_study_has_one_run_per_seed_without_target(tmp_path):
     # what the zero rule keeps is the lasso's support of the last round
     assert results.loc[0, "lasso_support"] == round((1 - results.loc[0, "sparsity_actual"]) * n_weights)
     assert results.loc[0, "kept_by_tiebreak"] == 0
+
+
+def test_flops_plot_needs_the_exported_speedup():
+    from granger_prune.report import plot_phase_shift
+    results = pd.DataFrame(dict(label=["a"], sparsity_target=[0.5], sparsity_actual=[0.5], seed=[0],
+                                accuracy=[0.9], loss=[0.3]))
+    with pytest.raises(ValueError, match="speedup_exported"):
+        plot_phase_shift(results, x="flops")
+    with pytest.raises(ValueError, match="x must be one of"):
+        plot_phase_shift(results, x="params")
+    assert plot_phase_shift(results.assign(speedup_exported=4.0), x="flops").axes[0].get_xlabel().startswith("FLOPs")
