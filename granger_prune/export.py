@@ -16,9 +16,9 @@ import copy
 import torch
 from torch import nn
 
+from .pruning import PRUNABLE_MODULES
 from .structure import NORM_MODULES, out_channels
 
-LINEAR_OR_CONV = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 #: Element-wise activations; a dead channel stays dead after one when ``f(0) = 0``.
 ACTIVATIONS = (
     nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.CELU, nn.SELU, nn.GELU, nn.SiLU, nn.Mish,
@@ -92,7 +92,7 @@ def shrink_sequential(model):
     True
     """
     layers = [copy.deepcopy(m) for m in sequential_layers(model)]
-    positions = [i for i, m in enumerate(layers) if isinstance(m, LINEAR_OR_CONV)]
+    positions = [i for i, m in enumerate(layers) if isinstance(m, PRUNABLE_MODULES)]
     if not positions:
         raise ValueError("the model has no Linear or Conv layer to shrink")
     for i in positions:
