@@ -1,12 +1,18 @@
 """Warnings and errors raised by granger_prune."""
 
+from sklearn.exceptions import ConvergenceWarning as _SklearnConvergenceWarning
+
 
 class GrangerPruneWarning(UserWarning):
     """Base class of every warning granger_prune emits."""
 
 
-class ConvergenceWarning(GrangerPruneWarning):
-    """A solver stopped at ``max_iter`` before reaching its tolerance."""
+class ConvergenceWarning(GrangerPruneWarning, _SklearnConvergenceWarning):
+    """A solver stopped at ``max_iter`` before reaching its tolerance.
+
+    Also a :class:`sklearn.exceptions.ConvergenceWarning`, so the filters users
+    set for scikit-learn's solvers apply to this package's too.
+    """
 
 
 class SupportLimitWarning(GrangerPruneWarning):

@@ -10,7 +10,18 @@ centred or scaled copy of ``X``.  :class:`ImplicitDesign` applies ``Xt`` and
 ``X`` may be float32 or float64, NumPy or CuPy.  Products with a float32 ``X``
 accumulate at most ``ROW_BLOCK`` rows in float32 (one BLAS call per block) and
 add the blocks in float64, so the rounding error does not grow with ``T``.
+
+Scale.  Raw (Δθ)² features are 1e-8 to 1e-20 and below, so float32 products
+of them with each other leave float32's normal range (about 1.2e-38 to 3.4e38):
+squares are accumulated in float64 (exact products of float32 numbers, whatever
+their scale), and the other operand of ``X^T V`` is rescaled by a power of two
+so that every product is of order one before the float32 BLAS call and the
+result is scaled back exactly.  Powers of two commute with rounding, so the
+results are the same, bit for bit, as without the rescaling wherever that did
+not underflow or overflow.
 """
+
+import math
 
 import numpy as np
 
@@ -33,8 +44,9 @@ class ImplicitDesign:
         ``numpy`` or ``cupy``, the namespace of ``X``.
     """
 
-    def __init__(self, X, mean, scale, xp):
+    def __init__(self, X, mean, scale, xp, x_exponent=0):
         self.X, self.mean, self.scale, self.xp = X, mean, scale, xp
+        self.x_exponent = x_exponent  # binary exponent of max |X| (scales float32 products)
         self.n_passes = 0  # full passes over X made through this operator
 
     @property
@@ -44,7 +56,7 @@ class ImplicitDesign:
     def raw_rmatvec(self, v):
         """``X^T v`` in float64; ``v`` of shape (n_samples,), result (n_features,)."""
         self.n_passes += 1
-        return transpose_product(self.X, v, self.xp)
+        return transpose_product(self.X, v, self.xp, self.x_exponent)
 
     def rmatvec(self, v):
         """``Xt^T v``, float64 of shape (n_features,): the one full pass over ``X``."""
@@ -93,9 +105,19 @@ class ImplicitDesign:
         the size of ``X``), plus a margin for the rounding of that difference
         (``1e-5`` relative for float32, ``1e-12`` for float64), so the bound is
         safe for screening.  Exactly zero for all-zero columns.
+
+        Raises
+        ------
+        ValueError
+            When a sum of squares overflows float64 (entries of about 1e154
+            and more, only possible in a float64 ``X``).
         """
         xp = self.xp
         sq_sums = self.raw_column_sq_sums()
+        if not bool(xp.all(xp.isfinite(sq_sums))):
+            raise ValueError("X has sums of squares beyond the float64 range (entries of about "
+                             "1e154 or more); multiply X by a power of two (the lasso is "
+                             "equivariant: alpha_max and the coefficients scale with it)")
         out = sq_sums
         if self.mean is not None:
             margin = 1e-5 if self.X.dtype == xp.float32 else 1e-12
@@ -115,7 +137,7 @@ class ImplicitDesign:
         X = take_columns(self.X, index, xp)
         mean = None if self.mean is None else self.mean[index]
         scale = None if self.scale is None else self.scale[index]
-        return ImplicitDesign(X, mean, scale, xp)
+        return ImplicitDesign(X, mean, scale, xp, self.x_exponent)
 
 
 def take_columns(X, index, xp):
@@ -129,34 +151,63 @@ def take_columns(X, index, xp):
     return xp.take(X, index, axis=1)
 
 
-def transpose_product(X, V, xp):
+def binary_exponent(value):
+    """``e`` with ``|value| * 2**-e`` in ``[0.5, 1)`` (0 for zero or a non-finite value)."""
+    value = float(value)
+    if value == 0.0 or not math.isfinite(value):
+        return 0
+    return math.frexp(value)[1]
+
+
+def max_abs_exponent(X, xp):
+    """:func:`binary_exponent` of ``max |X|`` (two reductions, no temporary)."""
+    return binary_exponent(max(abs(float(xp.max(X))), abs(float(xp.min(X)))))
+
+
+def transpose_product(X, V, xp, x_exponent=0):
     """``X^T V`` in float64 for ``V`` of shape (n_samples,) or (n_samples, k), one pass.
 
-    With a float32 ``X``, ``V`` is rounded to float32 and each block of
-    ``ROW_BLOCK`` rows is one BLAS call accumulating in float32; the blocks are
-    added in float64.
+    With a float32 ``X``, each column of ``V`` is multiplied by the power of two
+    that brings it to at most ``2**-x_exponent`` in absolute value
+    (``x_exponent`` the binary exponent of ``max |X|``, see
+    :func:`max_abs_exponent`), so that every product is at most 1 and far from
+    float32's underflow; the scaled ``V`` is rounded to float32, each block of
+    ``ROW_BLOCK`` rows is one BLAS call accumulating in float32, the blocks are
+    added in float64 and the scale is undone exactly.  A float64 ``X`` goes to
+    BLAS as it is.
     """
     if X.dtype == xp.float64:
         return X.T @ xp.asarray(V, dtype=xp.float64)
-    V32 = xp.asarray(V, dtype=xp.float32)
-    out = xp.zeros((X.shape[1],) + V32.shape[1:], dtype=xp.float64)
+    V = xp.asarray(V, dtype=xp.float64)
+    flat = V.ndim == 1
+    V2 = V[:, None] if flat else V
+    v_max = xp.max(xp.abs(V2), axis=0) if V2.shape[0] else xp.zeros(V2.shape[1])
+    shift = -xp.frexp(v_max)[1] - int(x_exponent)  # frexp(0) has exponent 0
+    V32 = xp.ldexp(V2, shift[None, :]).astype(xp.float32)
+    out = xp.zeros((X.shape[1], V2.shape[1]), dtype=xp.float64)
     for start in range(0, X.shape[0], ROW_BLOCK):
         stop = start + ROW_BLOCK
         out += X[start:stop].T @ V32[start:stop]
-    return out
+    out = xp.ldexp(out, -shift[None, :])
+    return out[:, 0] if flat else out
 
 
 def raw_column_sq_sums(X, xp):
     """``sum_t X[t, j]^2`` in float64, shape (n_features,), in one pass.
 
-    ``einsum`` makes no temporary the size of ``X``; a float32 ``X`` is
-    accumulated in float32 over at most ``ROW_BLOCK`` rows at a time.
+    A float32 ``X`` is squared and summed in float64: the square of a float32
+    number is exact in float64 and can neither underflow nor overflow there
+    (in float32 it does below about 1e-19 and above 1e19).  NumPy's ``einsum``
+    does this without a float64 copy of ``X``; CuPy converts blocks of
+    ``ROW_BLOCK`` rows.  A float64 ``X`` goes to ``einsum`` as it is.
     """
     if X.dtype == xp.float64:
         return xp.einsum("ij,ij->j", X, X)
+    if xp is np:
+        return np.einsum("ij,ij->j", X, X, dtype=np.float64)
     out = xp.zeros(X.shape[1], dtype=xp.float64)
     for start in range(0, X.shape[0], ROW_BLOCK):
-        block = X[start:start + ROW_BLOCK]
+        block = X[start:start + ROW_BLOCK].astype(xp.float64)
         out += xp.einsum("ij,ij->j", block, block)
     return out
 

@@ -62,7 +62,15 @@ def as_design(X, y, xp):
     ValueError
         On wrong dimensions, mismatched lengths, empty input, or NaN/infinity in
         ``y`` (``X`` is checked for finiteness by :func:`column_sums`).
+    TypeError
+        On complex ``X`` or ``y`` (the models are real; dropping the imaginary
+        part would be silent).
     """
+    for name, value in (("X", X), ("y", y)):
+        if np.iscomplexobj(value) if xp is np or not hasattr(value, "dtype") \
+                else value.dtype.kind == "c":
+            raise TypeError(f"{name} is complex ({name}.dtype={getattr(value, 'dtype', None)}); "
+                            "the designs and losses are real: pass the real part explicitly")
     if not (hasattr(X, "dtype") and X.dtype in (xp.float32, xp.float64)):
         X = xp.asarray(X, dtype=xp.float64)
     y = xp.asarray(y, dtype=xp.float64)

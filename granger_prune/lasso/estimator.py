@@ -82,11 +82,13 @@ class CausalLasso(RegressorMixin, BaseEstimator):
     Attributes
     ----------
     coef_ : ndarray of shape (n_features,)
-        Coefficients ``w`` (NumPy, on the scale of ``X``).
+        Coefficients ``w`` (NumPy, on the scale of ``X``), in the dtype of
+        ``X`` as scikit-learn keeps it (the solver works in float64: a
+        float32 ``coef_`` is its rounding).
     intercept_ : float
         Intercept ``b`` (0.0 when ``fit_intercept=False``).
     support_ : ndarray of shape (n_features,), dtype=bool
-        Mask of the non-zero coefficients.
+        Mask of the non-zero coefficients (of the float64 solution).
     dual_gap_ : float
         Duality gap at the end of the fit (scale of the objective; of the
         standardized problem when ``standardize``).
@@ -162,9 +164,10 @@ class CausalLasso(RegressorMixin, BaseEstimator):
             column_scale=scale)
         if not converged:
             _warn_not_converged(result, self.max_iter, "CausalLasso", stacklevel=2)
-        self.coef_ = to_numpy(result.w)
+        coef = to_numpy(result.w)
+        self.support_ = coef != 0.0
+        self.coef_ = coef.astype(X.dtype, copy=False)  # scikit-learn keeps float32 as float32
         self.intercept_ = float(result.intercept)
-        self.support_ = self.coef_ != 0.0
         self.dual_gap_ = float(result.dual_gap)
         self.n_iter_ = int(result.n_iter)
         self.n_passes_ = int(result.n_passes)

@@ -2,7 +2,7 @@
 
 from ..backend import get_namespace, to_numpy
 from ._dual import dual_norm
-from ._operator import ImplicitDesign
+from ._operator import ImplicitDesign, max_abs_exponent
 from ._validation import as_coef, as_design, check_bool, column_sums
 
 
@@ -13,13 +13,28 @@ def _check_scale(column_scale, n_features, xp):
     return scale
 
 
+#: float64 designs with ``max |X|`` beyond ``2**±FLOAT64_EXPONENT_LIMIT`` are refused:
+#: sums of their squares overflow, or underflow into subnormals.
+FLOAT64_EXPONENT_LIMIT = 500
+
 
 class Problem:
     """A design and target prepared once for several fits (a path, a support search).
 
     Holds the validated ``X`` (never copied), the column means, the centred
-    target, the column scale and, lazily, the squared column norms and
-    ``Xt^T yc / n`` (the correlations at ``w = 0``), each one pass over ``X``.
+    target, the column scale, the binary exponent of ``max |X|`` (which scales
+    float32 products, see :mod:`._operator`) and, lazily, the squared column
+    norms and ``Xt^T yc / n`` (the correlations at ``w = 0``), each one pass
+    over ``X``.
+
+    Raises
+    ------
+    ValueError
+        Besides the input checks, for a float64 ``X`` whose entries reach
+        ``2**500`` (about 1e150) or whose largest entry is below ``2**-500``:
+        their squares leave the float64 range.  Multiply ``X`` by a power of
+        two first; the lasso is equivariant (``alpha_max`` and ``1 / coef``
+        scale with ``X``).
 
     Parameters
     ----------
@@ -41,8 +56,15 @@ class Problem:
         self.yc_host = to_numpy(self.yc)
         self.yc_norm2 = float(self.yc @ self.yc)
         self.scale = None if column_scale is None else _check_scale(column_scale, self.n_features, xp)
-        self.design = ImplicitDesign(X, mean, self.scale, xp)
-        self.design.n_passes = 1  # the column sums (also the finiteness check of X)
+        x_exponent = max_abs_exponent(X, xp)
+        if X.dtype == xp.float64 and abs(x_exponent) > FLOAT64_EXPONENT_LIMIT and bool(xp.any(X)):
+            raise ValueError(
+                f"max |X| = 2**{x_exponent}: the squares of entries this "
+                f"{'large' if x_exponent > 0 else 'small'} leave the float64 range; multiply X "
+                "by a power of two (the lasso is equivariant: alpha_max scales with X and the "
+                "coefficients inversely)")
+        self.design = ImplicitDesign(X, mean, self.scale, xp, x_exponent)
+        self.design.n_passes = 2  # the column sums (also the finiteness check of X) and max |X|
         self._sq_norms = None
         self._correlation_at_zero = None
 
