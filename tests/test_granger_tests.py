@@ -56,8 +56,8 @@ def _statsmodels_unit_test(design, unit):
     Z = design.Z
     restricted = sm.OLS(design.y, Z).fit()
     full = sm.OLS(design.y, np.column_stack([Z, columns])).fit()
-    f, p, _ = full.compare_f_test(restricted)
-    return f, p, restricted
+    f, p, df = full.compare_f_test(restricted)
+    return f, p, df, restricted
 
 
 @pytest.mark.parametrize("features, lags", [("vanilla", 0), ("vanilla", 2), ("momentum", 2)])
@@ -67,11 +67,13 @@ def test_unit_tests_on_a_recorded_trajectory_match_statsmodels(digits_trajectory
         warnings.simplefilter("ignore", GrangerPruneWarning)  # pixels that are always 0
         result = granger_f_tests(design)
     assert result.n_tests == design.n_units == 64 * 16
-    assert_array_equal(result.df_num, design.features_per_unit)
+    assert_array_equal(result.n_columns, design.features_per_unit)
     tested = np.flatnonzero(np.isfinite(result.fvalue))
+    assert np.all(result.df_num[~np.isfinite(result.fvalue)] == 0)
     assert tested.size > 500
     for unit in tested[:: max(1, tested.size // 25)]:
-        f, p, restricted = _statsmodels_unit_test(design, unit)
+        f, p, df, restricted = _statsmodels_unit_test(design, unit)
+        assert result.df_num[unit] == df
         assert_f_close(result.fvalue[unit], f, tol=F_TOL)
         assert_p_close(result.pvalue[unit], f, result.df_num[unit], result.df_denom[unit], tol=F_TOL)
     assert_allclose(result.durbin_watson, durbin_watson(restricted.resid),

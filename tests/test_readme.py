@@ -29,7 +29,8 @@ def test_readme_significance_example_runs():
         for block in blocks[:2]:
             exec(compile(block, "README.md", "exec"), namespace)
     tests, streamed, result = namespace["tests"], namespace["streamed"], namespace["result"]
-    assert tests.n_tests == 64 * 128 and np.all(tests.df_num == 3)
+    assert tests.n_tests == 64 * 128 and np.all(tests.n_columns == 3)
+    assert np.all(tests.df_num[np.isfinite(tests.fvalue)] >= 1) and np.all(tests.df_num <= 3)
     assert streamed.n_tests == tests.n_tests and streamed.n_samples == 89
     kept = sum(int(m.sum()) for m in result.masks.values())
     assert kept == int(result.diagnostics["n_significant"].sum()) > 0

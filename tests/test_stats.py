@@ -50,7 +50,8 @@ def test_single_feature_tests_match_compare_f_test(problem):
     assert_allclose(result.ssr_restricted, restricted.ssr, rtol=residual_rtol(y, Z))
     assert_allclose(result.durbin_watson, durbin_watson(restricted.resid), rtol=residual_rtol(y, Z))
     assert np.all(result.df_num == 1) and np.all(result.df_denom == X.shape[0] - 3)
-    assert set(result.to_frame().columns) == {"fvalue", "pvalue", "df_num", "df_denom", "ssr_full"}
+    assert set(result.to_frame().columns) == {"fvalue", "pvalue", "df_num", "df_denom",
+                                              "n_columns", "ssr_full"}
     assert "Durbin-Watson" in result.summary()
 
 
@@ -124,10 +125,32 @@ def test_degenerate_features_warn_once_and_give_nan(problem):
     assert len(record) == 1
     assert np.isnan(result.fvalue[[4, 9]]).all() and np.all(result.pvalue[[4, 9]] == 1.0)
     assert np.isfinite(np.delete(result.fvalue, [4, 9])).all()
+    # a group keeps its test on the columns that are not degenerate
     groups = np.repeat(np.arange(8), 3)
-    with pytest.warns(GrangerPruneWarning, match="2 of 8"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GrangerPruneWarning)
         grouped = nested_f_tests(y, X, Z, groups=groups)
-    assert np.isnan(grouped.fvalue[[1, 3]]).all()
+    assert_array_equal(grouped.df_num, [3, 2, 3, 2, 3, 3, 3, 3])
+    assert_array_equal(grouped.n_columns, 3)
+    for g in (1, 3):
+        f, p, df = sm.OLS(y, np.column_stack([Z, X[:, groups == g]])).fit().compare_f_test(
+            sm.OLS(y, Z).fit())
+        assert df == 2
+        assert_tests_close(_one(grouped, g), [f], [p], tol=F_TOL)
+    # only a group of rank 0 is degenerate
+    X[:, 10] = 0.0
+    X[:, 11] = -1.5
+    with pytest.warns(GrangerPruneWarning, match="1 of 8"):
+        grouped = nested_f_tests(y, X, Z, groups=groups)
+    assert np.isnan(grouped.fvalue[3]) and grouped.pvalue[3] == 1.0 and grouped.df_num[3] == 0
+
+
+def _one(result, i):
+    """The ``i``-th test of a results object, as a results object."""
+    from dataclasses import replace
+    return replace(result, fvalue=result.fvalue[[i]], pvalue=result.pvalue[[i]],
+                   df_num=result.df_num[[i]], df_denom=result.df_denom[[i]],
+                   ssr_full=result.ssr_full[[i]], n_columns=result.n_columns[[i]])
 
 
 def test_bad_input(problem):

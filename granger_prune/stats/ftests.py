@@ -14,9 +14,11 @@ and ``SSR_r - SSR_f = e^T X~_g (X~_g^T X~_g)^{-1} X~_g^T e``; since ``Q^T e = 0`
 pass over ``X`` and the column norms another, so a million tests cost two passes
 and one vectorised F tail, never a regression per feature.
 
-A feature whose partialled-out column is (numerically) zero — constant with
-an intercept, or all zero — has no test: F = NaN and p = 1, counted in one
-warning.
+Groups are tested on their rank: a column numerically dependent on ``Z`` and
+on its group's earlier columns (judged on its own scale) is dropped and the
+numerator degrees of freedom are the rank, as statsmodels' pseudo-inverse
+does.  A feature or group of rank 0 — constant with an intercept, or all zero —
+has no test: F = NaN and p = 1, counted in one warning.
 """
 
 import warnings
@@ -28,12 +30,26 @@ from scipy import special
 
 from ..backend import get_namespace, to_numpy
 from ..exceptions import GrangerPruneWarning
-from ..lasso._operator import raw_column_sq_sums, transpose_product
+from ..lasso._operator import (binary_exponent, max_abs_exponent, raw_column_sq_sums,
+                               transpose_product)
 from ..lasso._validation import as_design, column_sums
 
 #: A partialled-out column whose squared norm is below this fraction of its raw
-#: squared norm is numerically in the span of ``Z``: no test.
+#: squared norm is numerically in the span of ``Z`` (and of its group's earlier
+#: columns): dropped from its test, judged on the column's own scale.
 DEGENERACY = 1e-10
+#: The same for the single-feature tests of a float32 ``X``, whose products
+#: ``Q^T x`` carry float32 rounding (about 1e-6 of ``||x||^2`` after the
+#: cancellation in ``||x||^2 - ||Q^T x||^2``): below 1e-4 the statistic would be
+#: rounding noise.  Grouped tests run in float64 and use ``DEGENERACY``.
+DEGENERACY_FLOAT32 = 1e-4
+#: Columns of ``Z`` are dependent when ``|R_jj|`` of the QR factorisation of the
+#: column-equilibrated ``Z`` is below this fraction of the column's norm.
+Z_RANK_RTOL = 1e-10
+#: An unrestricted model with ``SSR_f <= FIT_RTOL * SSR_r`` fits ``y`` exactly to
+#: the working precision (float64 arithmetic; float32 single-feature tests).
+FIT_RTOL = 1e-12
+FIT_RTOL_FLOAT32 = 1e-5
 #: ``y`` is in the span of ``Z`` (nothing to test) when ``SSR_r`` is below this
 #: fraction of ``||y||^2``.
 SPAN_TOLERANCE = 1e-24
@@ -51,9 +67,11 @@ class FTestResults:
         F statistics (NaN for degenerate tests) and upper-tail p-values (1 for
         degenerate tests).
     df_num : ndarray of shape (n_tests,), int
-        Numerator degrees of freedom ``m`` (the group sizes).
+        Numerator degrees of freedom: the rank of the tested columns once
+        ``Z`` is partialled out (the group size ``m`` unless some columns
+        are dependent; 0 for degenerate tests).
     df_denom : ndarray of shape (n_tests,), int
-        ``T - k - m``.
+        ``T - k - df_num``.
     ssr_restricted : float
         Residual sum of squares of ``y ~ Z`` (shared by all tests).
     ssr_full : ndarray of shape (n_tests,)
@@ -63,6 +81,9 @@ class FTestResults:
         they are serially uncorrelated; F p-values assume they are).
     n_samples, n_restricted : int
         ``T`` and ``k``.
+    n_columns : ndarray of shape (n_tests,), int
+        Columns in each test (the group sizes); ``df_num < n_columns`` marks
+        a test run on a reduced rank.
     """
 
     fvalue: np.ndarray
@@ -74,15 +95,17 @@ class FTestResults:
     durbin_watson: float
     n_samples: int
     n_restricted: int
+    n_columns: np.ndarray
 
     @property
     def n_tests(self):
         return self.fvalue.shape[0]
 
     def to_frame(self):
-        """One row per test: fvalue, pvalue, df_num, df_denom, ssr_full."""
+        """One row per test: fvalue, pvalue, df_num, df_denom, n_columns, ssr_full."""
         return pd.DataFrame(dict(fvalue=self.fvalue, pvalue=self.pvalue, df_num=self.df_num,
-                                 df_denom=self.df_denom, ssr_full=self.ssr_full))
+                                 df_denom=self.df_denom, n_columns=self.n_columns,
+                                 ssr_full=self.ssr_full))
 
     def summary(self):
         """A short text summary (counts at the usual levels, Durbin–Watson)."""
@@ -92,6 +115,8 @@ class FTestResults:
             f"{self.n_restricted} restricted regressors",
             f"restricted SSR = {self.ssr_restricted:.6g}, Durbin-Watson = {self.durbin_watson:.3f}",
             f"degenerate (no test): {int((~valid).sum())}",
+            f"tested on a reduced rank (dependent columns): "
+            f"{int(np.sum(valid & (self.df_num < self.n_columns)))}",
         ]
         for level in (0.05, 0.01, 0.001):
             lines.append(f"p <= {level:g} (uncorrected): {int((self.pvalue <= level).sum())}")
@@ -117,6 +142,16 @@ def f_sf(fvalue, df_num, df_denom):
 def nested_f_tests(y, X, Z=None, groups=None):
     """F-test of ``y ~ Z`` against ``y ~ Z + X_g`` for every feature or group.
 
+    Every statistic is invariant to the scale of ``y``, of each column of
+    ``Z`` and of each column of ``X``, and is computed so that the scale
+    cannot break it: ``y`` and the columns of ``Z`` are rescaled by powers of
+    two (exactly), squares of ``X`` are summed in float64, float32 products are
+    scaled as :mod:`granger_prune.lasso._operator` describes, and a float64
+    ``X`` whose squares would leave the float64 range is rescaled (one scaled
+    copy).  Results are the same for ``X`` multiplied by any power of ten that
+    keeps its entries finite and normal in its dtype (to about 1e-6 relative in
+    float32 and 1e-12 in float64 on well-conditioned columns).
+
     Parameters
     ----------
     y : ndarray of shape (T,)
@@ -127,31 +162,52 @@ def nested_f_tests(y, X, Z=None, groups=None):
         Restricted design; include a column of ones for an intercept.  None
         means no regressors (k = 0).
     groups : ndarray of shape (d,), int, optional
-        Group ``0 ... G-1`` of each column; one test per group, on
-        ``m_g`` numerator degrees of freedom.  None: one test per column.
+        Group ``0 ... G-1`` of each column; one test per group.  None: one
+        test per column.
 
     Returns
     -------
     FTestResults
-        Indexed by feature (or group).
+        Indexed by feature (or group).  A group is tested on the rank its
+        columns have once ``Z`` is partialled out (``df_num``; ``n_columns``
+        is its size): a column whose part orthogonal to ``Z`` and to the
+        group's earlier columns is below ``DEGENERACY`` of its own squared norm
+        is dropped, as statsmodels' pseudo-inverse drops a direction.  Only a
+        test of rank 0 is degenerate (F = NaN, p = 1).
 
     Raises
     ------
     ValueError
         When ``T <= k + m`` (too few steps for the regressors; the message
         names T and the number of regressors), on NaN or infinity, on
-        mismatched shapes, or on invalid groups.
+        mismatched shapes, on invalid groups, when the columns of ``Z`` are
+        linearly dependent (judged on each column's own scale) or when ``y``
+        lies in the span of ``Z``.
+    TypeError
+        On complex input.
 
     Warns
     -----
     GrangerPruneWarning
-        Once, counting the degenerate tests (F = NaN, p = 1).
+        Once, counting the degenerate tests (F = NaN, p = 1), and once when a
+        model fits ``y`` exactly to the working precision (F = inf, p = 0).
+
+    Notes
+    -----
+    statsmodels judges rank relative to the largest singular value of the
+    whole unrestricted design.  On raw-scale (Δθ)² features (1e-8 to 1e-20)
+    next to an intercept of 1, a column that is independent on its own scale
+    can fall below that threshold, and statsmodels then tests it on fewer
+    degrees of freedom than this function does; on designs of comparable column
+    scales the two agree.
     """
     xp = get_namespace(y, X, Z)
-    X, y = as_design(X, y, xp)  # shapes, and y finite
+    X, y = as_design(X, y, xp)  # shapes, real dtypes, y finite
     n_samples = y.shape[0]
     if Z is None:
         Z = xp.zeros((n_samples, 0))
+    if np.iscomplexobj(to_numpy(Z[:1]) if hasattr(Z, "shape") else np.asarray(Z)):
+        raise TypeError("Z is complex; the restricted design is real")
     Z = xp.asarray(Z, dtype=xp.float64)
     if Z.ndim != 2 or Z.shape[0] != n_samples:
         raise ValueError(f"Z must have shape (T, k) with T={n_samples}, got Z.shape={Z.shape}")
@@ -159,11 +215,9 @@ def nested_f_tests(y, X, Z=None, groups=None):
         raise ValueError("Z contains NaN or infinity")
     column_sums(X, xp)  # finiteness of X without a boolean copy of it
 
-    Q, R = xp.linalg.qr(Z) if Z.shape[1] else (Z, None)
-    if R is not None:
-        diag = xp.abs(xp.diag(R))
-        if bool(xp.any(diag <= 1e-12 * xp.max(diag))):
-            raise ValueError("Z is rank deficient: its columns are linearly dependent")
+    y_exponent = max_abs_exponent(y, xp)
+    y = xp.ldexp(y, -y_exponent)  # exact; F is invariant to the scale of y
+    Q = restricted_basis(Z, xp)
     k = Z.shape[1]
     e = y - Q @ (Q.T @ y)
     ssr_r = float(e @ e)
@@ -171,26 +225,72 @@ def nested_f_tests(y, X, Z=None, groups=None):
     if not ssr_r > SPAN_TOLERANCE * float(y @ y):
         raise ValueError("y lies in the span of Z (the restricted model fits it exactly): "
                          "there is nothing to test")
-    durbin_watson = float(xp.sum(xp.diff(e) ** 2) / ssr_r) if ssr_r > 0 else float("nan")
+    durbin_watson = float(xp.sum(xp.diff(e) ** 2) / ssr_r)
 
-    projected = transpose_product(X, xp.concatenate([Q, e[:, None]], axis=1), xp).T  # (k+1, d)
-    xte = projected[k]
-    qtx = projected[:k]
-    sq = raw_column_sq_sums(X, xp)
-    partial_sq = sq - xp.sum(qtx * qtx, axis=0)  # ||x~_j||^2
-
+    X, sq, x_exponent = _safely_scaled(X, xp)
     if groups is None:
-        check_rows(n_samples, k, 1)
-        explained, degenerate = quadratic_forms(partial_sq[:, None, None], xte[:, None], sq[:, None], xp)
-        df_num = xp.ones(X.shape[1], dtype=xp.int64)
+        projected = transpose_product(X, xp.concatenate([Q, e[:, None]], axis=1), xp,
+                                      x_exponent).T  # (k+1, d)
+        partial_sq = sq - xp.sum(projected[:k] ** 2, axis=0)  # ||x~_j||^2
+        rtol = DEGENERACY if X.dtype == xp.float64 else DEGENERACY_FLOAT32
+        explained, rank = quadratic_forms(partial_sq[:, None, None], projected[k][:, None],
+                                          sq[:, None], xp, rtol=rtol)
+        n_columns = xp.ones(X.shape[1], dtype=xp.int64)
     else:
-        explained, degenerate, df_num = _group_explained(X, groups, Q, e, sq, n_samples, k, xp)
-    return f_test_results(explained, degenerate, df_num, ssr_r, n_samples, k, durbin_watson,
+        explained, rank, n_columns = _group_explained(X, groups, Q, e, sq, n_samples, k, xp)
+    return f_test_results(explained, rank, n_columns, ssr_r, n_samples, k, durbin_watson,
+                          ssr_exponent=2 * y_exponent,
+                          fit_rtol=FIT_RTOL if X.dtype == xp.float64 else FIT_RTOL_FLOAT32,
                           stacklevel=2)
 
 
-def quadratic_forms(gram, b, raw_sq, xp):
-    """``b_g^T gram_g^{-1} b_g`` per group, with degenerate groups flagged.
+def restricted_basis(Z, xp):
+    """Orthonormal basis ``Q`` (T, k) of the columns of ``Z``.
+
+    Each column is first divided by the power of two nearest its norm, so the
+    QR factorisation sees columns of comparable scale (an intercept next to a
+    1e-12 regressor is full rank); the columns are dependent when some
+    ``|R_jj|`` is below ``Z_RANK_RTOL`` of its column's norm.
+    """
+    if Z.shape[1] == 0:
+        return Z
+    norms = xp.sqrt(xp.sum(Z * Z, axis=0))
+    if not bool(xp.all(norms > 0)):
+        raise ValueError("Z is rank deficient: it has an all-zero column")
+    Zs = xp.ldexp(Z, -xp.frexp(norms)[1][None, :])
+    Q, R = xp.linalg.qr(Zs)
+    column_norms = xp.sqrt(xp.sum(Zs * Zs, axis=0))
+    if bool(xp.any(xp.abs(xp.diag(R)) <= Z_RANK_RTOL * column_norms)):
+        raise ValueError("Z is rank deficient: its columns are linearly dependent")
+    return Q
+
+
+def _safely_scaled(X, xp):
+    """``(X, sq, x_exponent)``: squared column norms in float64 and the exponent of ``max |X|``.
+
+    A float64 ``X`` whose squares leave the float64 range (an overflow, or all
+    of them below ``2**-960``) is replaced by an exactly rescaled copy.
+    """
+    sq = raw_column_sq_sums(X, xp)
+    finite = bool(xp.all(xp.isfinite(sq)))
+    top = float(xp.max(sq)) if finite else float("inf")
+    if X.dtype == xp.float64 and not (finite and top >= 2.0 ** -960):
+        exponent = max_abs_exponent(X, xp)
+        if exponent:
+            X = xp.ldexp(X, -exponent)
+            sq = raw_column_sq_sums(X, xp)
+            top = float(xp.max(sq))
+    return X, sq, binary_exponent(np.sqrt(top))
+
+
+def quadratic_forms(gram, b, raw_sq, xp, rtol=None):
+    """``b_g^T gram_g^+ b_g`` per group on the columns a sequential rank test keeps.
+
+    Column ``i`` of a group is kept when the squared norm of its part
+    orthogonal to the group's earlier kept columns (the pivot of an unpivoted
+    Cholesky factorisation of ``gram``) exceeds ``rtol`` times its raw squared
+    norm; dropped columns take no part, so a group of dependent columns is
+    tested on its rank.
 
     Parameters
     ----------
@@ -199,54 +299,86 @@ def quadratic_forms(gram, b, raw_sq, xp):
     b : array of shape (G, m)
         ``X~_g^T e``.
     raw_sq : array of shape (G, m)
-        Raw squared norms of the columns (the scale the degeneracy test uses).
+        Raw squared norms of the columns (the scale the rank test uses).
+    rtol : float, default=DEGENERACY
 
     Returns
     -------
     explained : ndarray of shape (G,)
-        ``SSR_r - SSR_f`` (0 for degenerate groups), in the namespace ``xp``.
-    degenerate : ndarray of shape (G,), bool
-        Groups whose partialled-out columns are numerically dependent or zero.
+        ``SSR_r - SSR_f`` (0 for groups of rank 0), in the namespace ``xp``.
+    rank : ndarray of shape (G,), int
+        The number of columns kept.
     """
-    if gram.shape[1] == 1:
+    rtol = DEGENERACY if rtol is None else rtol
+    n_groups, m = b.shape
+    if m == 1:
         g = gram[:, 0, 0]
-        bad = g <= DEGENERACY * raw_sq[:, 0]
-        explained = xp.where(bad, 0.0, b[:, 0] ** 2 / xp.where(bad, 1.0, g))
-        return explained, bad
-    eig = xp.linalg.eigvalsh(gram)
-    bad = eig[:, 0] <= DEGENERACY * xp.max(raw_sq, axis=1)
-    safe = xp.where(bad[:, None, None], xp.eye(gram.shape[1])[None], gram)
-    sol = xp.linalg.solve(safe, b[..., None])[..., 0]
-    return xp.where(bad, 0.0, xp.sum(b * sol, axis=1)), bad
+        keep = g > rtol * raw_sq[:, 0]
+        explained = xp.where(keep, b[:, 0] ** 2 / xp.where(keep, g, 1.0), 0.0)
+        return explained, keep.astype(xp.int64)
+    L = xp.zeros(gram.shape)
+    z = xp.zeros((n_groups, m))
+    keep = xp.zeros((n_groups, m), dtype=bool)
+    for i in range(m):
+        for j in range(i):
+            s = gram[:, i, j] - xp.sum(L[:, i, :j] * L[:, j, :j], axis=1)
+            L[:, i, j] = xp.where(keep[:, j], s / xp.where(keep[:, j], L[:, j, j], 1.0), 0.0)
+        pivot = gram[:, i, i] - xp.sum(L[:, i, :i] ** 2, axis=1)
+        keep[:, i] = pivot > rtol * raw_sq[:, i]
+        L[:, i, i] = xp.sqrt(xp.where(keep[:, i], pivot, 0.0))
+        residual = b[:, i] - xp.sum(L[:, i, :i] * z[:, :i], axis=1)
+        z[:, i] = xp.where(keep[:, i], residual / xp.where(keep[:, i], L[:, i, i], 1.0), 0.0)
+    return xp.sum(z * z, axis=1), xp.sum(keep, axis=1).astype(xp.int64)
 
 
-def f_test_results(explained, degenerate, df_num, ssr_restricted, n_samples, n_restricted,
-                   durbin_watson, stacklevel=2):
+def f_test_results(explained, rank, n_columns, ssr_restricted, n_samples, n_restricted,
+                   durbin_watson, ssr_exponent=0, fit_rtol=None, stacklevel=2):
     """F statistics and p-values from ``SSR_r - SSR_f`` per test.
 
-    The arithmetic (p-values included) runs where ``explained`` lives (NumPy or
-    CuPy); the results are returned on the host.  Warns once
-    (:class:`GrangerPruneWarning`) when some tests are degenerate.
+    ``rank`` is each test's numerator degrees of freedom (0: degenerate, F =
+    NaN, p = 1).  The sums of squares may be on a scale ``2**-ssr_exponent``
+    of the reported ones.  The arithmetic (p-values included) runs where
+    ``explained`` lives (NumPy or CuPy); the results are returned on the host.
+    Warns once (:class:`GrangerPruneWarning`) when some tests are degenerate,
+    and once when some unrestricted models fit exactly to the working
+    precision (``SSR_f <= fit_rtol * SSR_r``: F = inf, p = 0).
     """
     xp = get_namespace(explained)
-    degenerate = xp.asarray(degenerate)
-    df_num = xp.asarray(df_num)
+    fit_rtol = FIT_RTOL if fit_rtol is None else fit_rtol
+    rank = xp.asarray(rank)
+    degenerate = rank == 0
+    df_num = rank
     df_denom = n_samples - n_restricted - df_num
     ssr_f = xp.maximum(ssr_restricted - explained, 0.0)
-    safe_ssr = xp.where(ssr_f > 0, ssr_f, 1.0)
-    fvalue = xp.where(ssr_f > 0, (explained / df_num) / (safe_ssr / df_denom), xp.inf)
+    exact = (ssr_f <= fit_rtol * ssr_restricted) & ~degenerate
+    safe_ssr = xp.where(exact, 1.0, ssr_f)
+    fvalue = xp.where(exact, xp.inf,
+                      (explained / xp.maximum(df_num, 1)) / (safe_ssr / df_denom))
     fvalue = xp.where(degenerate, xp.nan, fvalue)
-    pvalue = xp.where(degenerate, 1.0, f_sf(xp.where(degenerate, 0.0, fvalue), df_num, df_denom))
-    n_bad = int(degenerate.sum())
+    pvalue = f_sf(xp.where(degenerate | exact, 0.0, fvalue), xp.maximum(df_num, 1), df_denom)
+    pvalue = xp.where(degenerate, 1.0, xp.where(exact, 0.0, pvalue))
+    n_bad, n_exact = int(degenerate.sum()), int(exact.sum())
     if n_bad:
-        warnings.warn(f"{n_bad} of {fvalue.size} tests are degenerate (a constant or all-zero "
-                      "feature, in the span of Z): F = NaN, p = 1", GrangerPruneWarning,
+        warnings.warn(f"{n_bad} of {fvalue.size} tests are degenerate (constant or all-zero "
+                      "features, in the span of Z): F = NaN, p = 1", GrangerPruneWarning,
                       stacklevel=stacklevel + 1)
+    if n_exact:
+        warnings.warn(f"{n_exact} of {fvalue.size} unrestricted models fit y exactly to the "
+                      f"working precision (SSR_full <= {fit_rtol:g} SSR_restricted): F = inf, "
+                      "p = 0", GrangerPruneWarning, stacklevel=stacklevel + 1)
     return FTestResults(fvalue=to_numpy(fvalue), pvalue=to_numpy(pvalue),
                         df_num=to_numpy(df_num), df_denom=to_numpy(df_denom),
-                        ssr_restricted=ssr_restricted, ssr_full=to_numpy(ssr_f),
+                        ssr_restricted=float(_unscale(np.float64(ssr_restricted), ssr_exponent)),
+                        ssr_full=to_numpy(_unscale(ssr_f, ssr_exponent)),
                         durbin_watson=durbin_watson, n_samples=n_samples,
-                        n_restricted=n_restricted)
+                        n_restricted=n_restricted, n_columns=to_numpy(xp.asarray(n_columns)))
+
+
+def _unscale(values, exponent):
+    """``values * 2**exponent`` (infinite where that leaves the float64 range)."""
+    xp = get_namespace(values)
+    with np.errstate(over="ignore", under="ignore"):
+        return xp.ldexp(values, exponent)
 
 
 def check_rows(n_samples, k, m):
@@ -271,19 +403,21 @@ def check_groups(groups, n_features):
 
 
 def _group_explained(X, groups, Q, e, sq, n_samples, k, xp):
-    """``SSR_r - SSR_f`` per group, degenerate flags and group sizes (host arrays).
+    """``SSR_r - SSR_f``, rank and size per group (host arrays).
 
     Each group's columns are partialled out of ``Z`` and orthonormalised by
     classical Gram–Schmidt with reorthogonalisation, batched over the groups in
     chunks of :data:`GROUP_CHUNK` columns; then ``SSR_r - SSR_f = ||Q_g^T e||^2``.
     Unlike the normal equations of the group's Gram matrix, whose rounding
     error grows like ``cond(X_g)²``, this keeps its accuracy on nearly
-    collinear groups (the momentum features of a parameter often are).
+    collinear groups (the momentum features of a parameter often are).  A
+    column left with less than ``DEGENERACY`` of its squared norm is dropped:
+    the group is tested on its rank.
     """
     groups, sizes = check_groups(groups, X.shape[1])
     check_rows(n_samples, k, int(sizes.max()))
     explained = np.zeros(sizes.size)
-    degenerate = np.zeros(sizes.size, dtype=bool)
+    rank = np.zeros(sizes.size, dtype=np.int64)
     order = np.argsort(groups, kind="stable")
     starts = np.concatenate([[0], np.cumsum(sizes)])
     for m in np.unique(sizes):
@@ -294,9 +428,9 @@ def _group_explained(X, groups, Q, e, sq, n_samples, k, xp):
             members = same_size[first:first + step]
             cols = columns[first:first + step]
             block = _feature_major(X, cols, xp)
-            explained[members], degenerate[members] = _orthogonal_projections(
+            explained[members], rank[members] = _orthogonal_projections(
                 block, Q, e, sq[xp.asarray(cols)], xp)
-    return explained, degenerate, sizes
+    return explained, rank, sizes
 
 
 def _feature_major(X, cols, xp):
@@ -314,25 +448,25 @@ def _feature_major(X, cols, xp):
 
 
 def _orthogonal_projections(block, Q, e, raw_sq, xp):
-    """``||P_g e||^2`` with ``P_g`` the projection on ``M_Z X_g``, per group.
+    """``||P_g e||^2`` with ``P_g`` the projection on ``M_Z X_g``, and the rank of ``M_Z X_g``.
 
     Parameters
     ----------
     block : array of shape (m, T, G), float64
         The groups' columns, column ``i`` of every group in ``block[i]``
-        (overwritten by the orthonormalised columns).
+        (overwritten by the orthonormalised columns, zero where dropped).
     Q : array of shape (T, k)
         Orthonormal basis of ``Z``.
     e : array of shape (T,)
         Restricted residuals.
     raw_sq : array of shape (G, m)
         Raw squared column norms; a column whose part orthogonal to ``Z`` and
-        to the group's earlier columns is below ``DEGENERACY`` of it makes the
-        group degenerate.
+        to the group's earlier columns is below ``DEGENERACY`` of it is
+        dropped (numerically dependent on its own scale).
     """
     m, _, n_groups = block.shape
     explained = xp.zeros(n_groups)
-    bad = xp.zeros(n_groups, dtype=bool)
+    rank = xp.zeros(n_groups, dtype=xp.int64)
     scratch = xp.empty_like(block[0])
     for i in range(m):
         v = block[i]
@@ -343,7 +477,8 @@ def _orthogonal_projections(block, Q, e, raw_sq, xp):
                 xp.multiply(block[j], xp.einsum("tg,tg->g", block[j], v)[None], out=scratch)
                 v -= scratch
         norm_sq = xp.einsum("tg,tg->g", v, v)
-        bad |= norm_sq <= DEGENERACY * raw_sq[:, i]
-        v /= xp.sqrt(xp.where(bad, 1.0, norm_sq))[None]
+        kept = norm_sq > DEGENERACY * raw_sq[:, i]
+        v *= xp.where(kept, 1.0 / xp.sqrt(xp.where(kept, norm_sq, 1.0)), 0.0)[None]
         explained += (e @ v) ** 2
-    return to_numpy(xp.where(bad, 0.0, explained)), to_numpy(bad)
+        rank += kept
+    return to_numpy(explained), to_numpy(rank)

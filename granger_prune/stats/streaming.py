@@ -222,9 +222,9 @@ class StreamingGrangerTests:
         coef = np.append(-beta, 1.0)  # residual e_t = y_t - z'_t β (- intercept)
         dw_num = float(coef @ self._dww @ coef)
         durbin_watson = dw_num / ssr_r if ssr_r > 0 else float("nan")
-        explained, degenerate = quadratic_forms(gram, b, self._sq, np)
-        df_num = np.full(self.n_units, m, dtype=np.int64)
-        return f_test_results(explained, degenerate, df_num, ssr_r, self.n_rows, n_restricted,
+        explained, rank = quadratic_forms(gram, b, self._sq, np)
+        n_columns = np.full(self.n_units, m, dtype=np.int64)
+        return f_test_results(explained, rank, n_columns, ssr_r, self.n_rows, n_restricted,
                               durbin_watson, stacklevel=2)
 
 
