@@ -186,6 +186,21 @@ def test_adjust_pvalues_matches_multipletests(method):
     assert reject.sum() > 0
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_adjust_pvalues_decides_at_the_threshold_as_statsmodels_does(method):
+    """p-values exactly at a threshold: ``p * m`` rounds above alpha for 0.05 / 11."""
+    m = 11
+    cases = [np.full(m, 0.05 / m),                          # Bonferroni's and Holm's first threshold
+             np.arange(1, m + 1) * 0.05 / m,                # every BH threshold
+             np.r_[np.full(m - 1, 1e-6), 0.05],             # Holm's last threshold
+             np.linspace(0.001, 0.3, m)]
+    for p in cases:
+        reject, _ = adjust_pvalues(p, 0.05, method)
+        ref_reject = multipletests(p, 0.05, method)[0]
+        assert_array_equal(reject, ref_reject)
+    assert adjust_pvalues(cases[0], 0.05, "bonferroni")[0].all()  # the case of issue 12
+
+
 def test_adjust_pvalues_bad_input():
     with pytest.raises(ValueError, match="NaN"):
         adjust_pvalues([0.1, np.nan])

@@ -48,6 +48,11 @@ def fit_shared_target(designs, y, *, alpha=None, alpha_ratio=None, l1_ratio=1.0,
         As in :func:`~granger_prune.lasso.enet_coordinate_descent`.
     n_jobs : int, default=1
         Threads; with more than one, host BLAS runs single-threaded in each.
+        ``n_jobs=1`` gives, bit for bit, what
+        :func:`~granger_prune.lasso.enet_coordinate_descent` gives on each
+        design (the same calls in the same thread); with threads the BLAS
+        calls sum in another order, so the results agree with those to the
+        solver's tolerance (the duality gaps), not bit for bit.
 
     Returns
     -------

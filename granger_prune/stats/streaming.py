@@ -19,12 +19,19 @@ stored trajectory.  The co-moments are updated by Welford's method (no
 catastrophic cancellation from subtracting large raw sums).  The Durbin–Watson
 statistic comes from the moments of the differenced ``(z, y)`` rows.
 
+A multi-column (momentum) unit is solved by an unpivoted Cholesky
+factorisation of ``G_u`` that drops a column whose pivot is below
+``DEGENERACY`` of its raw squared norm, exactly as the stored Gram–Schmidt
+drops it: a unit of dependent columns is tested on its rank (``df_num``), the
+same rank as the stored path gives.
+
 Accuracy: single-column units agree with the stored computation to about
-1e-13 relative on recorded trajectories.  A multi-column (momentum) unit is
-solved from its Gram matrix, whose rounding error grows like
-``eps · cond(M_Z X_u)²``; on a recorded digits layer the median disagreement
-with the stored (Gram–Schmidt) computation was 1e-14 and the worst of 869
-units 1e-6.
+1e-13 relative on recorded trajectories.  A multi-column unit is solved from
+its Gram matrix, whose rounding error grows like ``eps · cond(M_Z X_u)²``; on a
+recorded digits layer the median disagreement with the stored (Gram–Schmidt)
+computation was 1e-14 and the worst of 869 units 1e-6 (``|ΔF| / max(F, 1)``).
+The moments are float64 sums of float64 products of the (float32) steps, so
+features down to about 1e-77 keep their squares in range.
 """
 
 import numpy as np
