@@ -398,5 +398,9 @@ def test_solver_follows_the_input_namespace(problem, xp, fit_intercept):
     result = lasso_coordinate_descent(xp.asarray(X), xp.asarray(y), alpha,
                                       fit_intercept=fit_intercept, tol=1e-10)
     assert_allclose(to_numpy(result.w), reference.w, rtol=1e-6, atol=1e-9)
-    assert primal_objective(X, y, to_numpy(result.w), alpha, float(result.intercept)) == pytest.approx(
-        primal_objective(X, y, reference.w, alpha, float(reference.intercept)), rel=1e-9)
+    # both are within their duality gaps of the optimum (another backend sums in another order)
+    p_device = primal_objective(X, y, to_numpy(result.w), alpha, float(result.intercept))
+    p_host = primal_objective(X, y, reference.w, alpha, float(reference.intercept))
+    yc = y - y.mean() if fit_intercept else y
+    assert abs(p_device - p_host) <= (max(result.dual_gap, reference.dual_gap)
+                                      + 1e-13 * float(yc @ yc) / len(y))

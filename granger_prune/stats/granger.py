@@ -3,7 +3,8 @@
 The restricted model is the design's ``Z`` (intercept and lagged losses); the
 unrestricted one adds a unit's columns: one column (1 df) for a vanilla
 parameter or weight-shared group, its three momentum features (3 df) for the
-momentum feature set.
+momentum feature set, tested on their rank when they are linearly dependent
+(``df_num`` below 3; see :func:`granger_prune.stats.nested_f_tests`).
 
 The F distribution of the statistics assumes independent Gaussian errors.
 Trajectory residuals are serially correlated and a selection made on the same
@@ -31,8 +32,8 @@ def granger_f_tests(design, units=None, rows=None):
     Returns
     -------
     FTestResults
-        One test per unit, on ``design.features_per_unit`` numerator degrees
-        of freedom.
+        One test per unit, on at most ``design.features_per_unit`` numerator
+        degrees of freedom (the rank of the unit's partialled columns).
     """
     m = design.features_per_unit
     X, y, Z = design.X, design.y, design.Z
