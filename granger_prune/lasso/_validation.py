@@ -51,6 +51,17 @@ def check_bool(value, name):
     return bool(value)
 
 
+def check_not_complex(value, name):
+    """``TypeError`` naming ``name`` when ``value`` (NumPy, CuPy or array-like) is complex.
+
+    NumPy would drop the imaginary part with only a warning.
+    """
+    dtype = value.dtype if hasattr(value, "dtype") else np.asarray(value).dtype  # no device copy
+    if getattr(dtype, "kind", None) == "c" or getattr(dtype, "is_complex", False):  # torch dtypes
+        raise TypeError(f"{name} is complex ({name}.dtype={dtype}); the designs and losses "
+                        "are real: pass the real part explicitly")
+
+
 def as_design(X, y, xp):
     """Check ``X`` (2-D, float32 or float64, kept as it is) and ``y`` (1-D, to float64).
 
@@ -66,11 +77,8 @@ def as_design(X, y, xp):
         On complex ``X`` or ``y`` (the models are real; dropping the imaginary
         part would be silent).
     """
-    for name, value in (("X", X), ("y", y)):
-        if np.iscomplexobj(value) if xp is np or not hasattr(value, "dtype") \
-                else value.dtype.kind == "c":
-            raise TypeError(f"{name} is complex ({name}.dtype={getattr(value, 'dtype', None)}); "
-                            "the designs and losses are real: pass the real part explicitly")
+    check_not_complex(X, "X")
+    check_not_complex(y, "y")
     if not (hasattr(X, "dtype") and X.dtype in (xp.float32, xp.float64)):
         X = xp.asarray(X, dtype=xp.float64)
     y = xp.asarray(y, dtype=xp.float64)

@@ -32,7 +32,7 @@ from ..backend import get_namespace, to_numpy
 from ..exceptions import GrangerPruneWarning
 from ..lasso._operator import (binary_exponent, max_abs_exponent, raw_column_sq_sums,
                                transpose_product)
-from ..lasso._validation import as_design, column_sums
+from ..lasso._validation import as_design, check_not_complex, column_sums
 
 #: A partialled-out column whose squared norm is below this fraction of its raw
 #: squared norm is numerically in the span of ``Z`` (and of its group's earlier
@@ -206,8 +206,7 @@ def nested_f_tests(y, X, Z=None, groups=None):
     n_samples = y.shape[0]
     if Z is None:
         Z = xp.zeros((n_samples, 0))
-    if np.iscomplexobj(to_numpy(Z[:1]) if hasattr(Z, "shape") else np.asarray(Z)):
-        raise TypeError("Z is complex; the restricted design is real")
+    check_not_complex(Z, "Z")
     Z = xp.asarray(Z, dtype=xp.float64)
     if Z.ndim != 2 or Z.shape[0] != n_samples:
         raise ValueError(f"Z must have shape (T, k) with T={n_samples}, got Z.shape={Z.shape}")
