@@ -44,6 +44,7 @@ from ._validation import as_coef, check_alpha, check_bool, check_int, check_l1_r
 from .problem import Problem
 
 _EPS = np.finfo(np.float64).eps
+_SMALLEST_POSITIVE = float(np.nextafter(0.0, 1.0))
 #: Compact ``X`` once screening leaves at most 1/COMPACTION of its columns: the
 #: copy costs a few passes, so it must make each later pass much cheaper.
 COMPACTION = 8
@@ -197,7 +198,8 @@ def solve_enet(X, y, alpha, *, l1_ratio=1.0, fit_intercept=True, positive=False,
         score = xp.where(support, xp.inf, violation - l1)
         if extra is not None:  # the strong set of a path joins the first working set
             extra_x = xp.asarray(extra)
-            score[extra_x] = xp.maximum(score[extra_x], _EPS)
+            # positive (a candidate) but below every real score, at any scale of X
+            score[extra_x] = xp.maximum(score[extra_x], _SMALLEST_POSITIVE)
             extra = None
         score[dead | screened] = -xp.inf
         ws, ws_size = _next_working_set(score, int(xp.count_nonzero(support)), ws_size, p0,
