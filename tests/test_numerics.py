@@ -240,3 +240,24 @@ def test_momentum_units_of_rank_one_in_the_stored_and_streaming_paths():
     assert_tests_close(stored, [e[0] for e in expected], [e[1] for e in expected], tol=1e-8)
     # the streaming docstring's accuracy for multi-column units (Gram solves)
     assert_tests_close(streamed, stored.fvalue, tol=1e-6)
+
+
+@pytest.mark.parametrize("step_scale", [1e-12, 1e-6, 1e6])
+def test_streaming_and_stored_tests_do_not_depend_on_the_step_size(step_scale):
+    """Steps of 1e-12 make features of 1e-24 and squared features of 1e-48."""
+    traj = geometric_trajectory()
+    scaled = InMemoryTrajectory(traj.shapes)
+    before, after = traj.losses()
+    for t in range(traj.n_steps):
+        scaled.append(before[t], after[t], {"w": traj.deltas("w")[t] * step_scale})
+    options = dict(features="momentum", lags=1)
+    reference = granger_f_tests(granger_design(traj, **options))
+    stored = granger_f_tests(granger_design(scaled, **options))
+    stream = StreamingGrangerTests(scaled.shapes, **options)
+    for t in range(scaled.n_steps):
+        stream.append(before[t], after[t], {"w": scaled.deltas("w")[t]})
+    streamed = stream.f_tests()
+    for result in (stored, streamed):
+        np.testing.assert_array_equal(result.df_num, reference.df_num)
+        # the float32 steps times step_scale round differently: float32 accuracy
+        assert_tests_close(result, reference.fvalue, tol=1e-5)
