@@ -27,6 +27,9 @@ import numpy as np
 
 #: Rows accumulated in float32 before the partial sums are added in float64.
 ROW_BLOCK = 128
+#: Entries of a float32 block converted to float64 at a time (256 MB) where
+#: there is no casting ``einsum`` (CuPy).
+CONVERTED_BLOCK = 2 ** 25
 
 
 class ImplicitDesign:
@@ -198,16 +201,18 @@ def raw_column_sq_sums(X, xp):
     A float32 ``X`` is squared and summed in float64: the square of a float32
     number is exact in float64 and can neither underflow nor overflow there
     (in float32 it does below about 1e-19 and above 1e19).  NumPy's ``einsum``
-    does this without a float64 copy of ``X``; CuPy converts blocks of
-    ``ROW_BLOCK`` rows.  A float64 ``X`` goes to ``einsum`` as it is.
+    does this without a float64 copy of ``X``; CuPy converts blocks of at most
+    ``ROW_BLOCK`` rows and ``CONVERTED_BLOCK`` entries.  A float64 ``X`` goes
+    to ``einsum`` as it is.
     """
     if X.dtype == xp.float64:
         return xp.einsum("ij,ij->j", X, X)
     if xp is np:
         return np.einsum("ij,ij->j", X, X, dtype=np.float64)
+    rows = max(1, min(ROW_BLOCK, CONVERTED_BLOCK // max(X.shape[1], 1)))
     out = xp.zeros(X.shape[1], dtype=xp.float64)
-    for start in range(0, X.shape[0], ROW_BLOCK):
-        block = X[start:start + ROW_BLOCK].astype(xp.float64)
+    for start in range(0, X.shape[0], rows):
+        block = X[start:start + rows].astype(xp.float64)
         out += xp.einsum("ij,ij->j", block, block)
     return out
 
