@@ -212,7 +212,6 @@ def nested_f_tests(y, X, Z=None, groups=None):
         raise ValueError(f"Z must have shape (T, k) with T={n_samples}, got Z.shape={Z.shape}")
     if not bool(xp.all(xp.isfinite(Z))):
         raise ValueError("Z contains NaN or infinity")
-    column_sums(X, xp)  # finiteness of X without a boolean copy of it
 
     y_exponent = max_abs_exponent(y, xp)
     y = xp.ldexp(y, -y_exponent)  # exact; F is invariant to the scale of y
@@ -268,10 +267,14 @@ def _safely_scaled(X, xp):
     """``(X, sq, x_exponent)``: squared column norms in float64 and the exponent of ``max |X|``.
 
     A float64 ``X`` whose squares leave the float64 range (an overflow, or all
-    of them below ``2**-960``) is replaced by an exactly rescaled copy.
+    of them below ``2**-960``) is replaced by an exactly rescaled copy.  The
+    squares are also the finiteness check of ``X`` (a float32 square cannot
+    overflow in float64), so no other pass is needed for it.
     """
     sq = raw_column_sq_sums(X, xp)
     finite = bool(xp.all(xp.isfinite(sq)))
+    if not finite:
+        column_sums(X, xp)  # raises on NaN or infinity in X, naming it
     top = float(xp.max(sq)) if finite else float("inf")
     if X.dtype == xp.float64 and not (finite and top >= 2.0 ** -960):
         exponent = max_abs_exponent(X, xp)
