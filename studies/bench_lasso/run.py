@@ -243,6 +243,24 @@ def summary_table(rows):
     return pd.DataFrame(rows)[columns]
 
 
+def _provenance():
+    """Package version, git SHA, the solvers' library versions and the load average."""
+    import importlib.metadata
+
+    import granger_prune
+    from granger_prune.study import git_sha
+
+    versions = {}
+    for name in ("scipy", "scikit-learn", "skglm", "celer", "cupy-cuda13x"):
+        try:
+            versions[name.replace("-", "_")] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return dict(granger_prune=granger_prune.__version__,
+                git_sha=git_sha(Path(__file__).resolve().parent), **versions,
+                load_average=list(os.getloadavg()) if hasattr(os, "getloadavg") else None)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
@@ -273,7 +291,7 @@ def main(argv=None):
     meta = dict(device=args.device, quick=args.quick, alpha_ratio=args.alpha_ratio, target=args.target,
                 budget_s=args.budget, missing=missing, machine=platform.machine(),
                 processor=platform.processor(), cpu_count=os.cpu_count(), python=platform.python_version(),
-                numpy=np.__version__)
+                numpy=np.__version__, **_provenance())
     out.write_text(json.dumps(dict(meta=meta, results=rows), indent=2, default=float))
     print(f"\nwrote {out}")
 
