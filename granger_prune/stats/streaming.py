@@ -28,8 +28,10 @@ same rank as the stored path gives.
 Accuracy: single-column units agree with the stored computation to about
 1e-13 relative on recorded trajectories.  A multi-column unit is solved from
 its Gram matrix, whose rounding error grows like ``eps · cond(M_Z X_u)²``; on a
-recorded digits layer the median disagreement with the stored (Gram–Schmidt)
-computation was 1e-14 and the worst of 869 units 1e-6 (``|ΔF| / max(F, 1)``).
+recorded digits layer (MLP 64-16-10, 200 steps of SGD with momentum, momentum
+design with 2 lags) the median disagreement with the stored (Gram–Schmidt)
+computation was 1.5e-14 and the worst of 896 tested units 1.2e-6
+(``|ΔF| / max(F, 1)``), with the same rank for every unit.
 The moments are float64 sums of float64 products of the (float32) steps, so
 features down to about 1e-77 keep their squares in range.
 """
