@@ -20,7 +20,7 @@ from granger_prune.lasso import CausalLasso, alpha_max, duality_gap, enet_coordi
 from granger_prune.stats import StreamingGrangerTests, granger_f_tests, nested_f_tests
 from granger_prune.trajectory import InMemoryTrajectory
 
-from _tolerances import assert_same_enet_solution, assert_tests_close
+from _tolerances import assert_same_enet_solution, assert_tests_close, reduction_atol
 
 SCALES = [10.0 ** k for k in range(-30, 31, 5)]
 #: F error against the unscaled float64 answer, scaled by max(F, 1) (issue 12's targets).
@@ -135,8 +135,12 @@ def test_lasso_is_the_same_at_every_scale(dtype, fit_intercept):
     for scale in SCALES:
         Xs = (X * scale).astype(dtype)
         a_max = alpha_max(Xs, y, fit_intercept=fit_intercept)
-        # alpha_max scales with X (to the rounding of X * scale in dtype)
-        np.testing.assert_allclose(a_max / scale, a_ref, rtol=8 * np.finfo(dtype).eps * 20)
+        # alpha_max scales with X, to the rounding of X * scale in dtype (eps / 2 per
+        # entry) and of the products: the reduction bound, twice
+        yc = y - y.mean() if fit_intercept else y
+        Xc = X - X.mean(0) if fit_intercept else X
+        atol = 2 * np.max(reduction_atol(np.abs(X) + np.abs(Xc), yc, dtype)) / len(y)
+        np.testing.assert_allclose(a_max / scale, a_ref, rtol=0, atol=atol)
         result = enet_coordinate_descent(Xs, y, 0.05 * a_max, fit_intercept=fit_intercept, tol=tol)
         assert np.count_nonzero(result.w) == np.count_nonzero(ref.w)
         # the rescaled solution solves the unscaled problem as far as the gap allows
