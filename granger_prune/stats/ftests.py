@@ -149,8 +149,9 @@ def nested_f_tests(y, X, Z=None, groups=None):
     scaled as :mod:`granger_prune.lasso._operator` describes, and a float64
     ``X`` whose squares would leave the float64 range is rescaled (one scaled
     copy).  Results are the same for ``X`` multiplied by any power of ten that
-    keeps its entries finite and normal in its dtype (to about 1e-6 relative in
-    float32 and 1e-12 in float64 on well-conditioned columns).
+    keeps its entries finite and normal in its dtype (to a few 1e-6 of
+    ``max(F, 1)`` in float32 and 1e-12 in float64 on well-conditioned columns;
+    the tests sweep 1e-30 to 1e30).
 
     Parameters
     ----------
