@@ -110,6 +110,19 @@ class ParameterGroups(Mapping):
             layers.setdefault(root(i), []).append(name)
         return list(layers.values())
 
+    def floored_layers(self, names=None):
+        """The layers of ``names`` (as :meth:`layers`) that have more than one group.
+
+        These are the layers a ranking must not empty (the filters of a layer);
+        a layer that is a single group (``granularity="layer"``, or a layer with
+        one filter) is a unit like any other and is left out.
+
+        Returns
+        -------
+        list of list of str
+        """
+        return [layer for layer in self.layers(names) if self.present(layer).size > 1]
+
     def sums(self, values, names=None):
         """Per group, the sum of ``values`` over its entries in ``names``.
 
@@ -179,7 +192,8 @@ def keep_highest_groups(scores, alive, groups, density, scope="layer"):
     groups : ParameterGroups
     density : float in (0, 1]
         Fraction of each problem's groups (counting pruned ones) to keep; at
-        least one alive group of each problem is kept, so no layer is emptied.
+        least one alive group of each layer is kept, so no layer is emptied
+        (in a global ranking too, see :func:`top_units_with_layer_floor`).
     scope : {"layer", "global"}
         Rank within each layer (:meth:`ParameterGroups.layers`) or over all groups.
 
@@ -203,8 +217,42 @@ def keep_highest_groups(scores, alive, groups, density, scope="layer"):
     for names in (groups.layers() if scope == "layer" else [list(groups)]):
         units = groups.present(names)
         candidates = units[is_alive[units]]
-        keep[top_units(scores, candidates, max(1, int(round(units.size * density))))] = True
+        n_keep = max(1, int(round(units.size * density)))
+        layer_units = [candidates[np.isin(candidates, groups.present(layer))]
+                       for layer in groups.floored_layers(names)]
+        keep[top_units_with_layer_floor(scores, candidates, n_keep, layer_units)] = True
     return groups.expand(keep, alive)
+
+
+def top_units_with_layer_floor(scores, candidates, n_keep, layer_units):
+    """:func:`top_units`, with at least the best candidate of every layer kept.
+
+    In a global ranking the layers compete for one budget, so a layer whose
+    units all score low would be emptied and the network disconnected.  The
+    best candidate of each layer in ``layer_units`` is kept first, then the
+    remaining budget goes to the best of the rest; the floor wins when the
+    budget is smaller than the number of layers.
+
+    Parameters
+    ----------
+    scores : ndarray
+        Score of every unit index.
+    candidates : int ndarray
+        Unit indices that may be kept.
+    n_keep : int
+    layer_units : list of int ndarray
+        The candidates of each floored layer (see
+        :meth:`ParameterGroups.floored_layers`: a layer that is one unit is not
+        floored).
+
+    Returns
+    -------
+    int ndarray
+    """
+    floor = [top_units(scores, units, 1) for units in layer_units if units.size]
+    floor = np.concatenate(floor) if floor else np.empty(0, dtype=np.int64)
+    rest = candidates[~np.isin(candidates, floor)]
+    return np.concatenate([floor, top_units(scores, rest, n_keep - floor.size)]).astype(np.int64)
 
 
 def top_units(scores, candidates, n_keep):

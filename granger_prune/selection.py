@@ -55,7 +55,7 @@ from ._checks import check_choice
 from .design import (FEATURE_SETS, LOSS_CHANGES, MIN_ROWS, RESTRICTED_MODELS, SCALES, check_lags,
                      granger_design, n_design_rows)
 from .exceptions import SupportLimitWarning
-from .grouping import GRANULARITIES, keep_highest_groups, top_units
+from .grouping import GRANULARITIES, keep_highest_groups, top_units, top_units_with_layer_floor
 from .lasso import CausalLasso, alpha_max
 from .stats import METHODS as CORRECTIONS
 from .stats import adjust_pvalues, granger_f_tests
@@ -130,6 +130,13 @@ def check_causal_options(options):
         raise ValueError(f"tol must be a positive number, got {tol!r}")
     if not isinstance(max_iter, int) or isinstance(max_iter, bool) or max_iter < 1:
         raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
+
+
+def _design_units_of_layers(design, names, groups):
+    """The design's units in each floored layer of ``names`` (the floor of one filter
+    per layer inside a global ranking, :meth:`ParameterGroups.floored_layers`)."""
+    return [np.unique(np.concatenate([design.unit_map[n][design.unit_map[n] >= 0] for n in layer]))
+            for layer in groups.floored_layers(names)]
 
 
 def _problems(names, scope, groups=None):
@@ -325,7 +332,9 @@ def select_causal(trajectory, alive, *, rule="rank", density=None, scope="layer"
                 else:  # of the groups counting pruned ones; a layer keeps at least one
                     n_keep = max(1, int(round(groups.present(group).size * density)))
                 keep = np.zeros(design.n_units, dtype=bool)
-                keep[top_units(rank, np.arange(design.n_units), n_keep)] = True
+                layer_units = [] if groups is None else _design_units_of_layers(design, group, groups)
+                keep[top_units_with_layer_floor(rank, np.arange(design.n_units), n_keep,
+                                                layer_units)] = True
         group_masks = design.to_tensors(keep, fill=False)
         coef.update(design.to_tensors(unit_gamma))
         masks.update(group_masks)
@@ -461,8 +470,9 @@ class PruningMethod:
         (default), filters (an output channel with its bias and BatchNorm
         channel; structured pruning) or whole layers (``scope="global"`` only).
         With filters or layers the sparsity of the rank rules is the fraction
-        of units pruned, and every layer keeps at least one filter; see
-        :mod:`granger_prune.structure`.  Removing whole layers disconnects a
+        of units pruned, and every layer keeps at least one filter, in a global
+        ranking too (the best filter of each layer is kept first; layers as
+        units are not floored); see :mod:`granger_prune.structure`.  Removing whole layers disconnects a
         network without skip connections (the package's MLP and CNN): layer
         units serve to ask which layers matter more than to prune them.
     """

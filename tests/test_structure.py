@@ -354,3 +354,41 @@ def test_export_and_counts_keep_each_modules_training_mode():
     smaller = shrink_sequential(model)
     assert smaller.training and not smaller[1].training and smaller[1].num_features == 5
     torch.testing.assert_close(smaller(x), model(x), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["causal", "magnitude", "random"])
+def test_a_global_filter_ranking_keeps_a_filter_in_every_layer(name):
+    """Issue 13's example: MLP 64-32-32-10 at density 0.05 kept {'1.weight': 3, '3.weight': 0}."""
+    torch.manual_seed(0)
+    model = MLP(64, (32, 32), 10)
+    params, groups = structured_parameters(model, "filter")
+    x, y = torch.randn(64, 64), torch.randint(0, 10, (64,))
+    trajectory = None
+    if name == "causal":
+        from granger_prune.trajectory import TrajectoryRecorder
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        recorder = TrajectoryRecorder(model, params)
+        for t in range(40):
+            recorder.step(optimizer, nn.functional.cross_entropy, x[t % 4 * 16:][:16], y[t % 4 * 16:][:16])
+        trajectory = recorder.trajectory
+    method = PruningMethod(name, scope="global", granularity="filter")
+    masks, _ = method.select(weights_numpy(params), full_masks(params), 0.05, trajectory=trajectory,
+                             rng=0, groups=groups)
+    kept = {layer[0]: int(masks[layer[0]].any(axis=1).sum()) for layer in groups.layers()}
+    assert set(kept) == {"1.weight", "3.weight"} and min(kept.values()) >= 1, kept
+    assert sum(kept.values()) == max(2, round(64 * 0.05))  # the budget, or the floor when larger
+
+
+def test_the_layer_floor_keeps_the_best_filter_of_each_layer_then_the_best_of_the_rest():
+    ids = {"a.w": np.arange(4)[:, None].repeat(2, axis=1), "b.w": 4 + np.arange(3)}
+    groups = ParameterGroups(ids)
+    alive = {n: np.ones(g.shape, dtype=bool) for n, g in ids.items()}
+    scores = np.array([5.0, 6.0, 7.0, 8.0, 0.1, 0.3, 0.2])  # layer b scores low everywhere
+    masks = keep_highest_groups(scores, alive, groups, density=3 / 7, scope="global")
+    assert masks["b.w"].tolist() == [False, True, False]  # b's best survives the global ranking
+    assert masks["a.w"].all(axis=1).tolist() == [False, False, True, True]
+    # a layer that is a single unit (layers as units) is ranked like any other unit
+    layer_groups = ParameterGroups({"a.w": np.zeros((4, 2), int), "b.w": np.ones(3, int)})
+    masks = keep_highest_groups(np.array([1.0, 0.5]), alive, layer_groups, density=0.5,
+                                scope="global")
+    assert masks["a.w"].all() and not masks["b.w"].any()
