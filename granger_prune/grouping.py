@@ -235,11 +235,8 @@ def top_units_with_layer_floor(scores, candidates, n_keep, layer_units):
 
     Parameters
     ----------
-    scores : ndarray
-        Score of every unit index.
-    candidates : int ndarray
-        Unit indices that may be kept.
-    n_keep : int
+    scores, candidates, n_keep
+        As for :func:`top_units`.
     layer_units : list of int ndarray
         The candidates of each floored layer (see
         :meth:`ParameterGroups.floored_layers`: a layer that is one unit is not
