@@ -121,7 +121,14 @@ def check_causal_options(options):
     if o["split"] is not None and (not isinstance(o["split"], (int, float)) or not 0 < o["split"] < 1):
         raise ValueError(f"split must be None or lie in (0, 1), got {o['split']!r}")
     alpha, alpha_ratio, tol, max_iter = o["alpha"], o["alpha_ratio"], o["tol"], o["max_iter"]
-    if alpha is None:
+    if alpha is not None and o["l1_coeff"] is not None:
+        raise ValueError(f"give at most one of alpha and l1_coeff, got alpha={alpha!r} and "
+                         f"l1_coeff={o['l1_coeff']!r}")
+    if o["l1_coeff"] is not None:
+        if not isinstance(o["l1_coeff"], (int, float)) or isinstance(o["l1_coeff"], bool) \
+                or not o["l1_coeff"] >= 0:
+            raise ValueError(f"l1_coeff must be a non-negative number, got {o['l1_coeff']!r}")
+    elif alpha is None:
         if not isinstance(alpha_ratio, (int, float)) or not 0 < alpha_ratio <= 1:
             raise ValueError(f"alpha_ratio must lie in (0, 1], got {alpha_ratio!r}")
     elif not isinstance(alpha, (int, float)) or not alpha >= 0:
@@ -229,7 +236,7 @@ class CausalSelection:
 
 
 def select_causal(trajectory, alive, *, rule="rank", density=None, scope="layer",
-                  alpha_ratio=0.05, alpha=None, tie_breaker="marginal", weights=None,
+                  alpha_ratio=0.05, alpha=None, l1_coeff=None, tie_breaker="marginal", weights=None,
                   features="vanilla", lags=0, restricted="intercept", scale="raw",
                   loss_change="same_batch", q=0.05, correction="fdr_bh", split=None,
                   tol=1e-4, max_iter=1000, groups=None):
@@ -262,11 +269,18 @@ def select_causal(trajectory, alive, *, rule="rank", density=None, scope="layer"
         One problem (and one multiple-testing family) per layer, or one for all:
         a layer is one tensor, or with ``groups`` the tensors its groups span.
     alpha_ratio : float
-        ``alpha = alpha_ratio * alpha_max`` of each problem; ignored when
-        ``alpha`` is given.
+        ``alpha = alpha_ratio * alpha_max`` of each problem (``alpha_max`` the
+        smallest ``alpha`` giving ``γ = 0``); ignored when ``alpha`` or
+        ``l1_coeff`` is given.
     alpha : float, optional
-        Absolute penalty on the design's scale (the papers' ``L1_coeff`` when
-        ``scale="raw"``).
+        The absolute penalty of the objective above, on the design's scale
+        (raw ``(Δθ)²`` with ``scale="raw"``).
+    l1_coeff : float, optional
+        The papers' penalty (seeds 000/001), whose objective is
+        ``Σ_t (ΔL^t - Z_t b - X_t γ)² + l1_coeff * ||γ||_1``: the same minimiser
+        as the objective above at ``alpha = l1_coeff / (2 * T)``, with ``T`` the
+        problem's design rows (``T = 150``, ``l1_coeff = 1e-8`` is
+        ``alpha = 3.3e-11``).  At most one of ``alpha`` and ``l1_coeff``.
     tie_breaker : {"marginal", "magnitude"}
         Order among equal ``||γ_u||`` (rank rule).  ``"magnitude"`` needs ``weights``.
     weights : mapping of str to ndarray, optional
@@ -295,7 +309,8 @@ def select_causal(trajectory, alive, *, rule="rank", density=None, scope="layer"
     -------
     CausalSelection
     """
-    options = dict(rule=rule, alpha_ratio=alpha_ratio, alpha=alpha, tie_breaker=tie_breaker,
+    options = dict(rule=rule, alpha_ratio=alpha_ratio, alpha=alpha, l1_coeff=l1_coeff,
+                   tie_breaker=tie_breaker,
                    features=features, lags=lags, restricted=restricted, scale=scale,
                    loss_change=loss_change, q=q, correction=correction, split=split, tol=tol,
                    max_iter=max_iter)
@@ -366,7 +381,12 @@ def _fit_lasso(design, options, data):
     absolute value."""
     X, y, fit_intercept = data
     a_max = alpha_max(X, y, fit_intercept=fit_intercept)
-    a = options["alpha"] if options["alpha"] is not None else options["alpha_ratio"] * a_max
+    if options["l1_coeff"] is not None:  # Σ_t r_t² + c ||γ||_1 = 2T ((1/2T) Σ_t r_t² + c/(2T) ||γ||_1)
+        a = options["l1_coeff"] / (2 * X.shape[0])
+    elif options["alpha"] is not None:
+        a = options["alpha"]
+    else:
+        a = options["alpha_ratio"] * a_max
     if a_max == 0:
         gamma, gap, n_iter = np.zeros(design.n_features), 0.0, 0
     else:
@@ -509,6 +529,9 @@ class PruningMethod:
         if self.name != "causal":
             return f"{self.name}{unit}/{self.scope}"
         features = "" if self.option("features") == "vanilla" else f"-{self.option('features')}"
+        for penalty in ("alpha", "l1_coeff"):  # absolute penalties replace alpha_ratio
+            if self.option(penalty) is not None:
+                features += f"-{penalty.replace('_', '')}{self.option(penalty):g}"
         if self.option("lags") != CAUSAL_DEFAULTS["lags"]:
             features += f"-lags{self.option('lags')}"
         if self.rule == "zero":

@@ -161,3 +161,33 @@ def test_magnitude_and_random_methods():
     m2, _ = PruningMethod("random").select(weights, alive, 0.5, rng=0)
     np.testing.assert_array_equal(m1["w"], m2["w"])
     assert m1["w"].sum() == 2
+
+
+def test_l1_coeff_is_the_papers_penalty():
+    """Seeds 000/001 minimise Σ_t r_t² + L1_coeff ||γ||_1: the package's alpha is L1_coeff / (2T)."""
+    from granger_prune.design import granger_design
+
+    traj = planted_trajectory()
+    alive = {"w": np.ones(40, bool)}
+    design = granger_design(traj, ["w"])
+    X, y, _ = design.partialled()
+    yc, Xc = y - y.mean(), X - X.mean(axis=0)
+    c = 0.2 * 2 * np.max(np.abs(Xc.T @ yc))  # 0.2 of the papers' smallest all-zero L1_coeff
+    by_l1 = select_causal(traj, alive, rule="zero", l1_coeff=c, tol=1e-10)
+    by_alpha = select_causal(traj, alive, rule="zero", alpha=c / (2 * design.n_steps), tol=1e-10)
+    np.testing.assert_array_equal(by_l1.coef["w"], by_alpha.coef["w"])
+    assert by_l1.diagnostics["alpha"].iloc[0] == c / (2 * design.n_steps)
+    # the KKT conditions of the papers' objective: 2 |x_j^T r| <= L1_coeff, with equality on the support
+    gamma = by_l1.coef["w"]
+    r = yc - Xc @ gamma
+    grad = 2 * np.abs(Xc.T @ r)
+    support = gamma != 0
+    assert 3 <= support.sum() < 40
+    np.testing.assert_allclose(grad[support], c, rtol=1e-4)
+    assert np.all(grad[~support] <= c * (1 + 1e-4))
+    assert PruningMethod("causal", rule="zero", options=dict(l1_coeff=1e-8)).label == \
+        "causal-zero-l1coeff1e-08/layer"
+    with pytest.raises(ValueError, match="at most one of alpha and l1_coeff"):
+        select_causal(traj, alive, rule="zero", l1_coeff=c, alpha=0.1)
+    with pytest.raises(ValueError, match="l1_coeff must be a non-negative number"):
+        PruningMethod("causal", options=dict(l1_coeff=-1.0))
