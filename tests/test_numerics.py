@@ -265,3 +265,22 @@ def test_streaming_and_stored_tests_do_not_depend_on_the_step_size(step_scale):
         np.testing.assert_array_equal(result.df_num, reference.df_num)
         # the float32 steps times step_scale round differently: float32 accuracy
         assert_tests_close(result, reference.fvalue, tol=1e-5)
+
+
+class _ArrayModule:
+    """NumPy under another name: runs the code paths written for CuPy on the CPU."""
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+
+def test_blocked_float64_squares_of_the_cupy_path(monkeypatch):
+    from granger_prune.lasso import _operator
+
+    rng = np.random.default_rng(0)
+    X = (rng.random((300, 70)) * 1e-21).astype(np.float32)  # float32 squares would underflow
+    expected = np.einsum("ij,ij->j", X.astype(np.float64), X.astype(np.float64))
+    monkeypatch.setattr(_operator, "CONVERTED_BLOCK", 150)  # 2 rows per converted block
+    got = _operator.raw_column_sq_sums(X, _ArrayModule())
+    np.testing.assert_allclose(got, expected, rtol=300 * np.finfo(np.float64).eps)
+    assert np.all(got > 0)
