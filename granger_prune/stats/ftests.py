@@ -256,10 +256,9 @@ def restricted_basis(Z, xp):
     norms = xp.sqrt(xp.sum(Z * Z, axis=0))
     if not bool(xp.all(norms > 0)):
         raise ValueError("Z is rank deficient: it has an all-zero column")
-    Zs = xp.ldexp(Z, -xp.frexp(norms)[1][None, :])
-    Q, R = xp.linalg.qr(Zs)
-    column_norms = xp.sqrt(xp.sum(Zs * Zs, axis=0))
-    if bool(xp.any(xp.abs(xp.diag(R)) <= Z_RANK_RTOL * column_norms)):
+    mantissa, exponent = xp.frexp(norms)  # the scaled columns' norms are the mantissas
+    Q, R = xp.linalg.qr(xp.ldexp(Z, -exponent[None, :]))
+    if bool(xp.any(xp.abs(xp.diag(R)) <= Z_RANK_RTOL * mantissa)):
         raise ValueError("Z is rank deficient: its columns are linearly dependent")
     return Q
 
