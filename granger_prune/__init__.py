@@ -5,7 +5,7 @@ parameter changes, keep the parameters whose changes explain the loss (lasso or
 significance tests), prune the rest, rewind and retrain.
 
 The statistical core (:mod:`~granger_prune.design`, :mod:`~granger_prune.lasso`,
-:mod:`~granger_prune.selection`, :mod:`~granger_prune.masks`) works on NumPy
+:mod:`~granger_prune.selection`, :mod:`~granger_prune.selection.masks`) works on NumPy
 arrays and never imports torch; the names that need torch are imported lazily on
 first use, and CuPy is never imported here.
 """
@@ -14,31 +14,30 @@ import importlib
 
 from .design import GrangerDesign, granger_design, momentum_design, vanilla_design
 from .exceptions import ConvergenceWarning, GrangerPruneWarning, SupportLimitWarning
-from .grouping import ParameterGroups
 from .lasso import CausalLasso, alpha_max
-from .masks import sparsity, sparsity_table
-from .selection import PruningMethod, density_schedule, keep_highest, select_causal
+from .selection import (ParameterGroups, PruningMethod, density_schedule, keep_highest, select_causal,
+                        sparsity, sparsity_table)
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "TrajectoryRecorder": "trajectory",
-    "InMemoryTrajectory": "trajectory",
-    "Trajectory": "trajectory",
-    "MaskEnforcer": "pruning",
-    "prunable_parameters": "pruning",
-    "structured_parameters": "structure",
-    "shrink_sequential": "export",
-    "footprint": "costs",
+    "TrajectoryRecorder": "record",
+    "InMemoryTrajectory": "record",
+    "Trajectory": "record",
+    "MaskEnforcer": "network",
+    "prunable_parameters": "network",
+    "structured_parameters": "network",
+    "shrink_sequential": "network",
+    "footprint": "network",
     "Schedule": "training",
     "SGDConfig": "training",
     "pretrain": "training",
     "prune_and_retrain": "training",
-    "StudyConfig": "config",
+    "StudyConfig": "study",
     "run_study": "study",
-    "MLP": "models",
-    "SmallCNN": "models",
-    "load_dataset": "data",
+    "MLP": "zoo",
+    "SmallCNN": "zoo",
+    "load_dataset": "zoo",
 }
 
 __all__ = [

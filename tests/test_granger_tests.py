@@ -11,14 +11,14 @@ from numpy.testing import assert_allclose, assert_array_equal
 from statsmodels.stats.stattools import durbin_watson
 from torch import nn
 
-from granger_prune.data import load_dataset
-from granger_prune.design import granger_design
+from granger_prune.zoo.datasets import load_dataset
+from granger_prune.design.granger import granger_design
 from granger_prune.exceptions import GrangerPruneWarning
-from granger_prune.models import build_model
-from granger_prune.pruning import prunable_parameters
-from granger_prune.selection import PruningMethod, select_causal
+from granger_prune.zoo.models import build_model
+from granger_prune.network.pruning import prunable_parameters
+from granger_prune.selection.rules import PruningMethod, select_causal
 from granger_prune.stats import StreamingGrangerTests, adjust_pvalues, granger_f_tests
-from granger_prune.trajectory import InMemoryTrajectory, TrajectoryRecorder
+from granger_prune.record.trajectory import InMemoryTrajectory, TrajectoryRecorder
 
 from _tolerances import assert_f_close, assert_p_close, assert_tests_close, residual_rtol
 

@@ -3,10 +3,10 @@ import pandas as pd
 import pytest
 
 from granger_prune.exceptions import SupportLimitWarning
-from granger_prune.masks import full_masks, intersect, mask_overlap, sparsity, sparsity_table
-from granger_prune.selection import (PruningMethod, density_schedule, keep_highest, magnitude_scores,
+from granger_prune.selection.masks import full_masks, intersect, mask_overlap, sparsity, sparsity_table
+from granger_prune.selection.rules import (PruningMethod, density_schedule, keep_highest, magnitude_scores,
                                      select_causal)
-from granger_prune.trajectory import InMemoryTrajectory
+from granger_prune.record.trajectory import InMemoryTrajectory
 
 
 def test_density_schedule_reaches_the_target_geometrically():
@@ -165,7 +165,7 @@ def test_magnitude_and_random_methods():
 
 def test_l1_coeff_is_the_papers_penalty():
     """Seeds 000/001 minimise Σ_t r_t² + L1_coeff ||γ||_1: the package's alpha is L1_coeff / (2T)."""
-    from granger_prune.design import granger_design
+    from granger_prune.design.granger import granger_design
 
     traj = planted_trajectory()
     alive = {"w": np.ones(40, bool)}

@@ -14,11 +14,11 @@ import pytest
 import statsmodels.api as sm
 from statsmodels.tools.sm_exceptions import SingularMatrixWarning
 
-from granger_prune.design import granger_design
+from granger_prune.design.granger import granger_design
 from granger_prune.exceptions import GrangerPruneWarning
 from granger_prune.lasso import CausalLasso, alpha_max, duality_gap, enet_coordinate_descent
 from granger_prune.stats import StreamingGrangerTests, granger_f_tests, nested_f_tests
-from granger_prune.trajectory import InMemoryTrajectory
+from granger_prune.record.trajectory import InMemoryTrajectory
 
 from _tolerances import (assert_same_enet_solution, assert_tests_close, reduction_atol,
                          residual_rtol)

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from granger_prune.models import MLP, SmallCNN
-from granger_prune.pruning import MaskEnforcer, prunable_parameters
+from granger_prune.zoo.models import MLP, SmallCNN
+from granger_prune.network.pruning import MaskEnforcer, prunable_parameters
 
 
 def random_masks(params, density=0.5, seed=0):

@@ -8,12 +8,12 @@ from torch import nn
 
 from granger_prune import (MaskEnforcer, ParameterGroups, PruningMethod, SmallCNN, MLP,
                            select_causal, shrink_sequential, structured_parameters)
-from granger_prune.costs import footprint, layer_flops, model_size
-from granger_prune.grouping import keep_highest_groups
-from granger_prune.masks import full_masks
-from granger_prune.pruning import weights_numpy
-from granger_prune.structure import prunable_layers, pruning_units
-from granger_prune.trajectory import InMemoryTrajectory
+from granger_prune.network.costs import footprint, layer_flops, model_size
+from granger_prune.selection.grouping import keep_highest_groups
+from granger_prune.selection.masks import full_masks
+from granger_prune.network.pruning import weights_numpy
+from granger_prune.network.structure import prunable_layers, pruning_units
+from granger_prune.record.trajectory import InMemoryTrajectory
 
 
 def bn_cnn(seed=0):
@@ -365,7 +365,7 @@ def test_a_global_filter_ranking_keeps_a_filter_in_every_layer(name):
     x, y = torch.randn(64, 64), torch.randint(0, 10, (64,))
     trajectory = None
     if name == "causal":
-        from granger_prune.trajectory import TrajectoryRecorder
+        from granger_prune.record.trajectory import TrajectoryRecorder
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
         recorder = TrajectoryRecorder(model, params)
         for t in range(40):

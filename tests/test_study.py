@@ -4,9 +4,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from granger_prune.cli import main
-from granger_prune.config import StudyConfig, resolve_study
-from granger_prune.study import RESULT_COLUMNS, run_study
+from granger_prune.study.cli import main
+from granger_prune.study.config import StudyConfig, resolve_study
+from granger_prune.study.runner import RESULT_COLUMNS, run_study
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
@@ -95,7 +95,7 @@ def test_end_to_end_tiny_study_writes_a_complete_run_folder(tmp_path):
 
 
 def test_a_failed_study_leaves_nothing_behind(tmp_path, monkeypatch):
-    import granger_prune.study as study
+    import granger_prune.study.runner as study
 
     def explode(*args, **kwargs):
         raise RuntimeError("boom")
@@ -134,7 +134,7 @@ def test_zero_rule_study_has_one_run_per_seed_without_target(tmp_path):
 
 
 def test_flops_plot_needs_the_exported_speedup():
-    from granger_prune.report import plot_phase_shift
+    from granger_prune.study.report import plot_phase_shift
     results = pd.DataFrame(dict(label=["a"], sparsity_target=[0.5], sparsity_actual=[0.5], seed=[0],
                                 accuracy=[0.9], loss=[0.3]))
     with pytest.raises(ValueError, match="speedup_exported"):

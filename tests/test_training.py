@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from granger_prune.data import Minibatches, digits, load_dataset
-from granger_prune.models import MLP, build_model
-from granger_prune.pruning import prunable_parameters
-from granger_prune.selection import PruningMethod
-from granger_prune.training import Schedule, SGDConfig, evaluate, pretrain, prune_and_retrain
+from granger_prune.zoo.datasets import Minibatches, digits, load_dataset
+from granger_prune.zoo.models import MLP, build_model
+from granger_prune.network.pruning import prunable_parameters
+from granger_prune.selection.rules import PruningMethod
+from granger_prune.training.algorithm import Schedule, SGDConfig, evaluate, pretrain, prune_and_retrain
 
 SGD = SGDConfig(lr=0.05, momentum=0.9, weight_decay=1e-4, batch_size=64)
 

@@ -4,8 +4,8 @@ import torch
 from torch import nn
 
 from granger_prune.exceptions import NonFiniteLossError
-from granger_prune.pruning import prunable_parameters
-from granger_prune.trajectory import InMemoryTrajectory, TrajectoryRecorder, optimizer_step
+from granger_prune.network.pruning import prunable_parameters
+from granger_prune.record.trajectory import InMemoryTrajectory, TrajectoryRecorder, optimizer_step
 
 
 def mse(pred, target):

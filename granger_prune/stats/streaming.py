@@ -39,17 +39,17 @@ features down to about 1e-77 keep their squares in range.
 import numpy as np
 
 from .._checks import check_choice
-from ..design import (FEATURE_SETS, LOSS_CHANGES, MIN_ROWS, RESTRICTED_MODELS, add_unit_features,
-                      check_lags, first_row, tensor_names, unit_layout)
+from ..design.granger import (FEATURE_SETS, LOSS_CHANGES, MIN_ROWS, RESTRICTED_MODELS,
+                              add_unit_features, check_lags, first_row, tensor_names, unit_layout)
 from .ftests import SPAN_TOLERANCE, check_rows, f_test_results, quadratic_forms
 
 
 class StreamingGrangerTests:
     """Per-unit Granger F-tests accumulated step by step.
 
-    Takes the same steps as a :class:`granger_prune.trajectory.Trajectory`
+    Takes the same steps as a :class:`granger_prune.record.Trajectory`
     (``append(loss_before, loss_after, deltas)``), so it can be the
-    ``trajectory`` of a :class:`granger_prune.trajectory.TrajectoryRecorder`;
+    ``trajectory`` of a :class:`granger_prune.record.TrajectoryRecorder`;
     it keeps only moments, never the steps.  The rows, units and tests are
     those of :func:`granger_prune.design.granger_design` with the same
     arguments.
@@ -116,7 +116,7 @@ class StreamingGrangerTests:
                 f"lags={self.lags}, n_rows={self.n_rows})")
 
     def append(self, loss_before, loss_after, deltas):
-        """Add one optimizer step (see :meth:`granger_prune.trajectory.Trajectory.append`).
+        """Add one optimizer step (see :meth:`granger_prune.record.Trajectory.append`).
 
         Raises
         ------

@@ -380,7 +380,7 @@ def summary_table(rows):
 
 def source_sha():
     """The package checkout's git SHA (``-dirty`` with uncommitted changes to tracked files)."""
-    from granger_prune.study import git_sha
+    from granger_prune.study.runner import git_sha
 
     return git_sha(Path(__file__).resolve().parent)
 

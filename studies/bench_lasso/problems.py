@@ -77,7 +77,7 @@ def digits(layer, *, n_samples=1000, seed=0, dtype=np.float64):
 
     from granger_prune import (MLP, SGDConfig, TrajectoryRecorder, load_dataset,
                                prunable_parameters, vanilla_design)
-    from granger_prune.data import Minibatches
+    from granger_prune.zoo.datasets import Minibatches
 
     torch.manual_seed(seed)
     data = load_dataset("digits")

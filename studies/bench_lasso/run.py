@@ -248,7 +248,7 @@ def _provenance():
     import importlib.metadata
 
     import granger_prune
-    from granger_prune.study import git_sha
+    from granger_prune.study.runner import git_sha
 
     versions = {}
     for name in ("scipy", "scikit-learn", "skglm", "celer", "cupy-cuda13x"):

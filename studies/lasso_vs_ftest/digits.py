@@ -27,8 +27,8 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 import granger_prune as gp  # noqa: E402
-from granger_prune.masks import mask_overlap  # noqa: E402
-from granger_prune.study import git_sha  # noqa: E402
+from granger_prune.selection.masks import mask_overlap  # noqa: E402
+from granger_prune.study.runner import git_sha  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 

@@ -94,7 +94,7 @@ from threadpoolctl import threadpool_limits
 import granger_prune
 from granger_prune.lasso import alpha_for_support, alpha_max, lasso_path
 from granger_prune.stats import adjust_pvalues, nested_f_tests
-from granger_prune.study import git_sha
+from granger_prune.study.runner import git_sha
 
 HERE = Path(__file__).resolve().parent
 

@@ -22,10 +22,10 @@ import torch
 import granger_prune
 from granger_prune import (MLP, PruningMethod, StudyConfig, TrajectoryRecorder,
                            load_dataset, pretrain, prunable_parameters)
-from granger_prune.masks import full_masks, mask_overlap
-from granger_prune.pruning import weights_numpy
-from granger_prune.study import git_sha
-from granger_prune.training import minibatches, train_epochs
+from granger_prune.selection.masks import full_masks, mask_overlap
+from granger_prune.network.pruning import weights_numpy
+from granger_prune.study.runner import git_sha
+from granger_prune.training.algorithm import minibatches, train_epochs
 
 HERE = Path(__file__).resolve().parent
 

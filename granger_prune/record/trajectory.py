@@ -26,9 +26,9 @@ from abc import ABC, abstractmethod
 import numpy as np
 import torch
 
-from ._checks import check_choice
-from .design import LOSS_CHANGES
-from .exceptions import NonFiniteLossError
+from .._checks import check_choice
+from ..design.granger import LOSS_CHANGES
+from ..exceptions import NonFiniteLossError
 
 
 class Trajectory(ABC):

@@ -11,11 +11,11 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._checks import check_choice
-from .data import DATASETS
-from .models import MODELS
-from .selection import PruningMethod, check_sparsity
-from .training import Schedule, SGDConfig
+from .._checks import check_choice
+from ..zoo.datasets import DATASETS
+from ..zoo.models import MODELS
+from ..selection.rules import PruningMethod, check_sparsity
+from ..training.algorithm import Schedule, SGDConfig
 
 
 def _check_keys(section, mapping, allowed):
@@ -39,7 +39,7 @@ class StudyConfig:
     ----------
     name : str
     dataset : str
-        A name from :data:`granger_prune.data.DATASETS`.
+        A name from :data:`granger_prune.zoo.DATASETS`.
     model : {"mlp", "cnn"}
     model_options : dict
         Keyword arguments of the model class (e.g. ``hidden`` for the MLP).

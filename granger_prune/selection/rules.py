@@ -1,6 +1,6 @@
 """Selection rules: from scores or a Granger fit to the parameters that survive.
 
-Every rule returns a new mask set (see :mod:`granger_prune.masks`) that is a
+Every rule returns a new mask set (see :mod:`granger_prune.selection.masks`) that is a
 subset of the ``alive`` mask set it was given: pruned parameters never revive.
 
 Rules
@@ -35,7 +35,7 @@ Rules
 Every rule works on units: single parameters with the vanilla features, or a
 parameter's three momentum features, kept or pruned together; a multi-column
 unit's lasso score is the Euclidean norm of its coefficients.  With weight-shared
-``groups`` (:class:`granger_prune.grouping.ParameterGroups`) a unit is a filter
+``groups`` (:class:`granger_prune.selection.grouping.ParameterGroups`) a unit is a filter
 or a layer: one column per feature type holding the sum of its members'
 features, and the rank rule's density counts units.  The baselines follow:
 ``magnitude`` becomes L1-norm filter pruning (Li et al. 2017) and ``random``
@@ -51,14 +51,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ._checks import check_choice
-from .design import (FEATURE_SETS, LOSS_CHANGES, MIN_ROWS, RESTRICTED_MODELS, SCALES, check_lags,
-                     granger_design, n_design_rows)
-from .exceptions import SupportLimitWarning
+from .._checks import check_choice
+from ..design import (FEATURE_SETS, LOSS_CHANGES, MIN_ROWS, RESTRICTED_MODELS, SCALES, check_lags,
+                      granger_design, n_design_rows)
+from ..exceptions import SupportLimitWarning
 from .grouping import GRANULARITIES, keep_highest_groups, top_units, top_units_with_layer_floor
-from .lasso import CausalLasso, alpha_max
-from .stats import METHODS as CORRECTIONS
-from .stats import adjust_pvalues, granger_f_tests
+from ..lasso import CausalLasso, alpha_max
+from ..stats import METHODS as CORRECTIONS
+from ..stats import adjust_pvalues, granger_f_tests
 
 SCOPES = ("layer", "global")
 CAUSAL_RULES = ("rank", "zero", "significance")
@@ -299,7 +299,7 @@ def select_causal(trajectory, alive, *, rule="rank", density=None, scope="layer"
         Passed to :class:`granger_prune.CausalLasso`.
     groups : ParameterGroups, optional
         Weight-shared groups (filters or layers, see
-        :func:`granger_prune.structure.structured_parameters`): each group is
+        :func:`granger_prune.network.structure.structured_parameters`): each group is
         one unit whose feature is the sum of its members' features, kept or
         pruned whole.  With ``scope="layer"`` a problem is the tensors of one
         layer (weight, bias and norm), and ``density`` is the fraction of its
@@ -492,7 +492,7 @@ class PruningMethod:
         With filters or layers the sparsity of the rank rules is the fraction
         of units pruned, and every layer keeps at least one filter, in a global
         ranking too (the best filter of each layer is kept first; layers as
-        units are not floored); see :mod:`granger_prune.structure`.  Removing whole layers disconnects a
+        units are not floored); see :mod:`granger_prune.network.structure`.  Removing whole layers disconnects a
         network without skip connections (the package's MLP and CNN): layer
         units serve to ask which layers matter more than to prune them.
     """

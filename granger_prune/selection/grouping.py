@@ -4,7 +4,7 @@ A :class:`ParameterGroups` gives every entry of some tensors an integer group id
 (>= 0).  Entries sharing an id are pruned together and share one γ per feature
 type in the Granger design (seed 000 §3, "weight-sharing"): a *filter* is one
 output channel of a Conv or Linear weight with its bias and the matching
-BatchNorm channel, a *layer* is all of them.  :mod:`granger_prune.structure`
+BatchNorm channel, a *layer* is all of them.  :mod:`granger_prune.network.structure`
 builds the groups of a PyTorch model; this module works on plain NumPy arrays
 and never imports torch.
 """

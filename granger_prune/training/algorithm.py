@@ -21,12 +21,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .data import Minibatches
-from .masks import full_masks, sparsity as mask_sparsity
-from .pruning import MaskEnforcer, named_parameters, weights_numpy
-from .selection import density_schedule
-from .structure import pruning_units
-from .trajectory import TrajectoryRecorder, optimizer_step
+from ..zoo.datasets import Minibatches
+from ..selection.masks import full_masks, sparsity as mask_sparsity
+from ..network.pruning import MaskEnforcer, named_parameters, weights_numpy
+from ..selection.rules import density_schedule
+from ..network.structure import pruning_units
+from ..record.trajectory import TrajectoryRecorder, optimizer_step
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class SGDConfig:
 def train_epochs(model, batches, optimizer, n_epochs, *, loss_fn=None, recorder=None):
     """Train ``n_epochs`` over ``batches``; return the mean training loss of each epoch.
 
-    With a :class:`~granger_prune.trajectory.TrajectoryRecorder` every step is
+    With a :class:`~granger_prune.record.TrajectoryRecorder` every step is
     recorded; without one the steps are plain ``optimizer_step`` calls.
     """
     loss_fn = loss_fn or nn.functional.cross_entropy
@@ -131,7 +131,7 @@ class PruningResult:
     masks : dict of str to bool ndarray
         The final surviving parameters, for the tensors the method selects on
         (Linear/Conv weights; with filters or layers also their biases and
-        BatchNorm parameters, see :func:`granger_prune.structure.pruning_units`).
+        BatchNorm parameters, see :func:`granger_prune.network.structure.pruning_units`).
     accuracy, loss : float
         Test accuracy and loss after post-training.
     sparsity : float
@@ -166,7 +166,7 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
     ----------
     model : torch.nn.Module
         Its weights are overwritten by ``pretrained_state`` first.
-    data : granger_prune.data.TensorData
+    data : granger_prune.zoo.TensorData
     method : granger_prune.selection.PruningMethod
     sparsity : float in [0, 1) or None
         Target sparsity of the rank rules: the fraction of units pruned

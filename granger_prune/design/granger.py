@@ -49,7 +49,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import check_choice
+from .._checks import check_choice
 
 LOSS_CHANGES = ("same_batch", "consecutive")
 RESTRICTED_MODELS = ("intercept", "none")
@@ -410,7 +410,7 @@ def granger_design(trajectory, tensors=None, *, features="vanilla", lags=0, aliv
     trajectory : Trajectory
         A recorded trajectory (any object with ``shapes``, ``n_steps``,
         ``losses()`` and ``deltas(name)``, e.g.
-        :class:`granger_prune.trajectory.InMemoryTrajectory`).
+        :class:`granger_prune.record.InMemoryTrajectory`).
     tensors : sequence of str, optional
         Tensors whose parameters make the units (one layer, or several for a
         global problem).  All recorded tensors by default.

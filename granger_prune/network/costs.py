@@ -16,7 +16,7 @@ ShrinkBench derives a convolution's output shape from its input assuming
 "same" padding; here it is read from the real output, which agrees for the
 stride-1 "same" convolutions of the package's models.  Zeroed filters also
 leave the next layer's matching input weights useless, which these per-layer
-counts do not see: :func:`granger_prune.export.shrink_sequential` removes them,
+counts do not see: :func:`granger_prune.network.shrink_sequential` removes them,
 and the footprint of the smaller model is the speed-up a dense runtime gets.
 """
 

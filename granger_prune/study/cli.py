@@ -32,7 +32,7 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     from .config import StudyConfig, resolve_study
     from .report import phase_shift_table
-    from .study import print_progress, run_study
+    from .runner import print_progress, run_study
 
     try:
         path = resolve_study(args.study)

@@ -4,7 +4,7 @@ A *filter* of a Conv or Linear layer is one output channel: a row ``weight[c]``,
 the bias entry ``bias[c]`` and, when a BatchNorm follows the layer, its channel
 ``c`` (``weight[c]`` and ``bias[c]`` of the norm).  Zeroing all of them makes the
 channel's output exactly zero after the norm, so the next layer can drop it (see
-:func:`granger_prune.export.shrink_sequential`).
+:func:`granger_prune.network.shrink_sequential`).
 
 A BatchNorm belongs to the Conv/Linear layer registered before it when nothing
 prunable comes between them and its ``num_features`` equals the layer's output
@@ -20,8 +20,8 @@ model still computes and the export keeps.
 import numpy as np
 from torch import nn
 
-from ._checks import check_choice
-from .grouping import GRANULARITIES, ParameterGroups
+from .._checks import check_choice
+from ..selection.grouping import GRANULARITIES, ParameterGroups
 from .pruning import PRUNABLE_MODULES, prunable_parameters
 
 NORM_MODULES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)

@@ -10,7 +10,7 @@ per method, sparsity and seed), ``summary.csv`` (mean accuracy over seeds),
 Every run reports ShrinkBench's compression ratio (parameters / non-zero
 parameters) and theoretical speed-up (FLOPs / non-zero FLOPs) of the pruned
 model, and the same two ratios for the physically smaller model that
-:func:`granger_prune.export.shrink_sequential` exports (dense counts of the
+:func:`granger_prune.network.shrink_sequential` exports (dense counts of the
 original over dense counts of the smaller model).  The folder is written under a ``.partial`` name and renamed
 only when everything is in it, so a failed run leaves no half-written result.
 """
@@ -26,15 +26,15 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import __version__
-from .data import load_dataset
-from .export import shrink_sequential
-from .costs import footprint
-from .models import build_model
+from .. import __version__
+from ..zoo.datasets import load_dataset
+from ..network.export import shrink_sequential
+from ..network.costs import footprint
+from ..zoo.models import build_model
 from .report import phase_shift_table, plot_phase_shift
-from .masks import full_masks
-from .pruning import prunable_parameters
-from .training import minibatches, post_train, pretrain, prune_and_retrain
+from ..selection.masks import full_masks
+from ..network.pruning import prunable_parameters
+from ..training.algorithm import minibatches, post_train, pretrain, prune_and_retrain
 
 RESULT_COLUMNS = ["method", "rule", "scope", "granularity", "label", "sparsity_target",
                   "sparsity_actual", "seed", "accuracy", "loss", "compression", "speedup",
@@ -65,7 +65,7 @@ def run_study(config, out_dir, *, progress=print_progress):
 
     Parameters
     ----------
-    config : granger_prune.config.StudyConfig
+    config : granger_prune.study.StudyConfig
     out_dir : path
         The run folder to create; it must not exist yet.
     progress : callable(str) or None
