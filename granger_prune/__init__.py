@@ -4,19 +4,23 @@ Record an SGD trajectory, regress each step's loss change on the squared
 parameter changes, keep the parameters whose changes explain the loss (lasso or
 significance tests), prune the rest, rewind and retrain.
 
-The statistical core (:mod:`~granger_prune.design`, :mod:`~granger_prune.lasso`,
-:mod:`~granger_prune.selection`, :mod:`~granger_prune.selection.masks`) works on NumPy
-arrays and never imports torch; the names that need torch are imported lazily on
-first use, and CuPy is never imported here.
+The pipeline's stages are subpackages: ``record`` → ``design`` → ``lasso`` and
+``stats`` → ``selection`` and ``criteria`` → ``network`` → ``training`` →
+``study`` (with the models and datasets in ``zoo``).  The statistical core
+(``design``, ``lasso``, ``stats``, ``selection``) works on NumPy arrays and
+never imports torch; the names that need torch are imported lazily on first
+use, and CuPy is never imported here.
 """
 
 import importlib
 
-from .design import GrangerDesign, granger_design, momentum_design, vanilla_design
+from . import criteria
+from .criteria import Causal, Magnitude, PruningMethod, Random, RoundInputs, criterion_from_dict
+from .design import DesignSpec, GrangerDesign, granger_design, momentum_design, vanilla_design
 from .exceptions import ConvergenceWarning, GrangerPruneWarning, SupportLimitWarning
 from .lasso import CausalLasso, alpha_max
-from .selection import (ParameterGroups, PruningMethod, density_schedule, keep_highest, select_causal,
-                        sparsity, sparsity_table)
+from .selection import (ParameterGroups, Rank, Selection, Significance, Zero, density_schedule,
+                        keep_highest, select_causal, sparsity, sparsity_table)
 
 __version__ = "0.1.0"
 
@@ -41,15 +45,19 @@ _LAZY = {
 }
 
 __all__ = [
-    "CausalLasso", "ConvergenceWarning", "GrangerDesign", "GrangerPruneWarning", "ParameterGroups",
-    "PruningMethod",
-    "SupportLimitWarning", "alpha_max", "density_schedule", "granger_design", "keep_highest",
-    "momentum_design", "select_causal",
+    "Causal", "CausalLasso", "ConvergenceWarning", "DesignSpec", "GrangerDesign", "GrangerPruneWarning",
+    "Magnitude", "ParameterGroups", "PruningMethod", "Random", "Rank", "RoundInputs", "Selection",
+    "Significance", "SupportLimitWarning", "Zero", "alpha_max", "criterion_from_dict",
+    "density_schedule", "granger_design", "keep_highest", "momentum_design", "select_causal",
     "sparsity", "sparsity_table", "vanilla_design", *_LAZY,
+    *(name for name in criteria.class_names() if name not in globals()),
 ]
 
 
 def __getattr__(name):
     if name in _LAZY:
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    for registry_name, entry in criteria.CRITERIA.items():  # every criterion, imported on first use
+        if entry.partition(":")[2] == name:
+            return criteria.criterion_class(registry_name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

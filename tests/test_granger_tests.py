@@ -16,7 +16,9 @@ from granger_prune.design.granger import granger_design
 from granger_prune.exceptions import GrangerPruneWarning
 from granger_prune.zoo.models import build_model
 from granger_prune.network.pruning import prunable_parameters
-from granger_prune.selection.rules import PruningMethod, select_causal
+from granger_prune.criteria import Causal, RoundInputs
+from granger_prune.design import DesignSpec
+from granger_prune.selection import Significance, select_causal
 from granger_prune.stats import StreamingGrangerTests, adjust_pvalues, granger_f_tests
 from granger_prune.record.trajectory import InMemoryTrajectory, TrajectoryRecorder
 
@@ -225,7 +227,7 @@ def planted(n_steps=200, d=40, causal=(3, 7, 11), seed=0):
 def test_significance_rule_keeps_what_the_tests_find():
     traj = planted()
     alive = {"w": np.ones(40, bool), "v": np.ones(6, bool)}
-    result = select_causal(traj, alive, rule="significance", q=0.05)
+    result = select_causal(traj, alive, rule=Significance(q=0.05))
     assert set(np.flatnonzero(result.masks["w"])) == {3, 7, 11}
     diag = result.diagnostics.set_index("tensors")
     assert diag.loc["w", "n_tested"] == 40 and diag.loc["w", "n_significant"] == 3
@@ -242,7 +244,7 @@ def test_significance_rule_keeps_what_the_tests_find():
 def test_significance_rule_global_scope_is_one_family():
     traj = planted()
     alive = {"w": np.ones(40, bool), "v": np.ones(6, bool)}
-    result = select_causal(traj, alive, rule="significance", scope="global", correction="bonferroni")
+    result = select_causal(traj, alive, rule=Significance(correction="bonferroni"), scope="global")
     p = np.concatenate([result.pvalue["w"], result.pvalue["v"]])
     kept = np.concatenate([result.masks["w"], result.masks["v"]])
     assert_array_equal(kept, p <= 0.05 / 46)
@@ -252,12 +254,11 @@ def test_significance_rule_global_scope_is_one_family():
 def test_significance_rule_with_sample_splitting_tests_the_screened_units_on_fresh_steps():
     traj = planted(n_steps=300)
     alive = {"w": np.ones(40, bool)}
-    result = select_causal(traj, {"w": alive["w"]}, rule="significance", split=0.5,
-                           alpha_ratio=0.1)
+    result = select_causal(traj, {"w": alive["w"]}, rule=Significance(split=0.5, alpha_ratio=0.1))
     diag = result.diagnostics.iloc[0]
     assert 3 <= diag["n_tested"] == diag["lasso_support"] < 40
     assert set(np.flatnonzero(result.masks["w"])) == {3, 7, 11}
-    untested = result.coef["w"] == 0
+    untested = result.scores["w"] == 0
     assert np.all(result.pvalue["w"][untested] == 1.0) and not result.masks["w"][untested].any()
     # the tests used only the second half of the steps
     design = granger_design(traj, ["w"])
@@ -266,13 +267,13 @@ def test_significance_rule_with_sample_splitting_tests_the_screened_units_on_fre
     assert_p_close(result.pvalue["w"][screened], second.fvalue, second.df_num, second.df_denom,
                    tol=1e-10)
     with pytest.raises(ValueError, match="split=0.005 of T=300 rows leaves 1 rows to screen"):
-        select_causal(traj, alive, rule="significance", split=0.005)
+        select_causal(traj, alive, rule=Significance(split=0.005))
 
 
 def test_significance_rule_with_momentum_units():
     traj = planted()
-    result = select_causal(traj, {"w": np.ones(40, bool)}, rule="significance",
-                           features="momentum", lags=2)
+    result = select_causal(traj, {"w": np.ones(40, bool)}, rule=Significance(),
+                           design=DesignSpec(features="momentum", lags=2))
     assert {3, 7, 11} <= set(np.flatnonzero(result.masks["w"]))
     pvalue = granger_f_tests(granger_design(traj, ["w"], features="momentum", lags=2)).pvalue
     assert_array_equal(result.masks["w"], adjust_pvalues(pvalue, alpha=0.05)[0])
@@ -281,28 +282,28 @@ def test_significance_rule_with_momentum_units():
 
 
 def test_significance_method_in_the_pruning_loop_options():
-    method = PruningMethod("causal", rule="significance", options=dict(q=0.01, correction="holm"))
-    assert method.label == "causal-significance-holm-q0.01/layer"
-    assert not method.targets_sparsity and PruningMethod("causal").targets_sparsity
-    masks, diag = method.select({"w": np.zeros(40), "v": np.zeros(6)},
-                                {"w": np.ones(40, bool), "v": np.ones(6, bool)}, density=None,
-                                trajectory=planted())
-    assert set(np.flatnonzero(masks["w"])) == {3, 7, 11}
-    assert PruningMethod("causal", options=dict(features="momentum", lags=2)).label == \
-        "causal-rank-marginal-momentum-lags2/layer"
-    assert PruningMethod("causal", rule="significance", options=dict(split=0.5)).label == \
-        "causal-significance-fdr_bh-split0.5/layer"
+    method = Causal(rule=Significance(q=0.01, correction="holm"))
+    assert method.label == "causal-significance(q=0.01, correction=holm)/layer"
+    assert not method.targets_sparsity and Causal().targets_sparsity
+    selection = method.select({"w": np.ones(40, bool), "v": np.ones(6, bool)}, None,
+                              RoundInputs({"w": np.zeros(40), "v": np.zeros(6)}, trajectory=planted()))
+    assert set(np.flatnonzero(selection.masks["w"])) == {3, 7, 11}
+    assert Causal(design=DesignSpec(features="momentum", lags=2)).label == \
+        "causal-rank(features=momentum, lags=2)/layer"
+    assert Causal(rule=Significance(split=0.5)).label == "causal-significance(split=0.5)/layer"
     # the F-tests of 3 momentum features with an intercept and two lags need T > 6
-    momentum = PruningMethod("causal", rule="significance", options=dict(features="momentum", lags=2))
+    momentum = Causal(design=DesignSpec(features="momentum", lags=2), rule=Significance())
     momentum.check_recorded_steps(8)  # 7 rows
     with pytest.raises(ValueError, match="needs at least 7"):
         momentum.check_recorded_steps(7)
     with pytest.raises(ValueError, match="needs at least 6"):
-        PruningMethod("causal", rule="significance", options=dict(split=0.5)).check_recorded_steps(5)
-    for bad in (dict(q=0.0), dict(q=1.5), dict(correction="sidak"), dict(split=1.0),
-                dict(lags=-2), dict(features="adam")):
+        Causal(rule=Significance(split=0.5)).check_recorded_steps(5)
+    for bad in (dict(q=0.0), dict(q=1.5), dict(correction="sidak"), dict(split=1.0)):
         with pytest.raises(ValueError, match=next(iter(bad))):
-            PruningMethod("causal", rule="significance", options=bad)
+            Significance(**bad)
+    for bad in (dict(lags=-2), dict(features="adam")):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            DesignSpec(**bad)
 
 
 def test_streaming_with_an_emptied_tensor_and_rejected_steps():

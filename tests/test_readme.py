@@ -55,3 +55,28 @@ def test_readme_structured_example_runs():
     assert [int(result.masks[f"{c}.bias"].sum()) for c in ("0", "3", "8")] == [8, 16, 32]
     assert smaller[0].out_channels == 8 and smaller[3].out_channels == 16
     assert (smaller(x) - model(x)).abs().max() < 1e-5
+
+
+def test_readme_criteria_labels_and_method_table_are_what_the_code_gives():
+    import tomllib
+
+    from granger_prune import Causal, DesignSpec, Rank, criterion_from_dict
+
+    text = README.read_text()
+    block = re.search(r"```python\n(from granger_prune import Causal, DesignSpec.*?)```", text, flags=re.S).group(1)
+    namespace = {}
+    exec(compile(block.split("\n", 1)[0], "README.md", "exec"), namespace)
+    lines = block.split("\n")[1:]
+    checked = 0
+    for i, line in enumerate(lines):
+        expression, _, comment = line.partition("#")
+        if ".label" not in expression:
+            continue
+        expected = comment.strip() or lines[i + 1].strip().lstrip("#").strip()
+        assert repr(eval(expression, namespace)) == expected, line
+        checked += 1
+    assert checked == 3
+    table = re.search(r"```toml\n(\[\[methods\]\].*?)```", text, flags=re.S).group(1)
+    (spec,) = tomllib.loads(table)["methods"]
+    assert criterion_from_dict(spec) == Causal(design=DesignSpec(features="momentum", lags=2),
+                                               rule=Rank(alpha_ratio=0.01))

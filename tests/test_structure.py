@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from granger_prune import (MaskEnforcer, ParameterGroups, PruningMethod, SmallCNN, MLP,
+from granger_prune import (Causal, DesignSpec, Magnitude, MaskEnforcer, ParameterGroups, Random, Rank,
+                           RoundInputs, Significance, SmallCNN, MLP, Zero, criterion_from_dict,
                            select_causal, shrink_sequential, structured_parameters)
 from granger_prune.network.costs import footprint, layer_flops, model_size
 from granger_prune.selection.grouping import keep_highest_groups
@@ -99,7 +100,7 @@ def test_structured_masks_zero_exactly_the_selected_filters_with_bias_and_batchn
     params, groups = structured_parameters(model, "filter")
     before = weights_numpy(params)
     alive = full_masks(params)
-    masks, _ = PruningMethod("magnitude", granularity="filter").select(before, alive, 0.5, groups=groups)
+    masks = Magnitude(granularity="filter").select(alive, 0.5, RoundInputs(before, groups=groups)).masks
     # L1-norm filter pruning (Li et al. 2017): the kernel's sum |W|, per layer
     for layer, norm, n in (("0", "1", 16), ("3", "4", 32), ("8", None, 64)):
         l1 = np.abs(before[f"{layer}.weight"]).reshape(n, -1).sum(axis=1)
@@ -143,10 +144,10 @@ def planted_filter_trajectory(seed=0, n_steps=300):
 
 
 @pytest.mark.parametrize("rule, options", [
-    ("rank", dict(density=1 / 6)),
-    ("zero", dict(alpha_ratio=0.5)),
-    ("significance", dict(q=0.01, correction="bonferroni")),
-    ("significance", dict(q=0.01, features="momentum", lags=1)),
+    (Rank(), dict(density=1 / 6)),
+    (Zero(alpha_ratio=0.5), {}),
+    (Significance(q=0.01, correction="bonferroni"), {}),
+    (Significance(q=0.01), dict(design=DesignSpec(features="momentum", lags=1))),
 ])
 def test_causal_selection_on_filters_finds_the_planted_filter(rule, options):
     trajectory, groups = planted_filter_trajectory()
@@ -169,28 +170,26 @@ def test_causal_selection_rejects_groups_that_miss_a_tensor():
 
 
 def test_structured_pruning_method_validation_and_labels():
-    assert PruningMethod("magnitude", granularity="filter").label == "magnitude-filter/layer"
-    assert PruningMethod("causal", granularity="filter").label == "causal-rank-marginal-filter/layer"
-    assert (PruningMethod("causal", scope="global", granularity="layer",
-                          options=dict(features="momentum")).label
-            == "causal-rank-marginal-momentum-layer/global")
+    assert Magnitude(granularity="filter").label == "magnitude-filter/layer"
+    assert Causal(granularity="filter").label == "causal-rank-filter/layer"
+    assert (Causal(scope="global", granularity="layer", design=DesignSpec(features="momentum")).label
+            == "causal-rank-layer(features=momentum)/global")
     with pytest.raises(ValueError, match="granularity"):
-        PruningMethod("magnitude", granularity="channel")
+        Magnitude(granularity="channel")
     with pytest.raises(ValueError, match="scope='global'"):
-        PruningMethod("random", granularity="layer")
+        Random(granularity="layer")
     weights = {"w": np.ones((2, 2))}
     alive = {"w": np.ones((2, 2), dtype=bool)}
     with pytest.raises(ValueError, match="pass groups"):
-        PruningMethod("magnitude", granularity="filter").select(weights, alive, 0.5)
+        Magnitude(granularity="filter").select(alive, 0.5, RoundInputs(weights))
     with pytest.raises(ValueError, match="pass groups"):
-        PruningMethod("magnitude").select(weights, alive, 0.5,
-                                          groups=ParameterGroups({"w": np.zeros((2, 2), int)}))
+        Magnitude().select(alive, 0.5, RoundInputs(weights, groups=ParameterGroups({"w": np.zeros((2, 2), int)})))
 
 
 def random_filter_masks(model, seed=0, density=0.5):
     params, groups = structured_parameters(model, "filter")
-    masks, _ = PruningMethod("random", granularity="filter").select(
-        weights_numpy(params), full_masks(params), density, rng=seed, groups=groups)
+    masks = Random(granularity="filter").select(
+        full_masks(params), density, RoundInputs(weights_numpy(params), rng=seed, groups=groups)).masks
     MaskEnforcer(params, masks).apply()
     return masks
 
@@ -302,8 +301,8 @@ def test_magnitude_tie_breaker_scores_filters_by_their_kernels():
     alive = {"w": np.ones((6, 4), dtype=bool), "b": np.ones(6, dtype=bool)}
     weights = {"w": np.arange(1.0, 7.0)[:, None].repeat(4, axis=1), "b": np.array([100.0, 0, 0, 0, 0, 0])}
     # alpha = alpha_max leaves every gamma at zero: the tie-breaker alone ranks the filters
-    result = select_causal(trajectory, alive, density=1 / 6, alpha_ratio=1.0, groups=groups,
-                           tie_breaker="magnitude", weights=weights)
+    result = select_causal(trajectory, alive, density=1 / 6, groups=groups, weights=weights,
+                           rule=Rank(alpha_ratio=1.0, tie_breaker="magnitude"))
     assert result.masks["b"].tolist() == [False] * 5 + [True]  # the largest kernel, not bias 100
 
 
@@ -371,9 +370,9 @@ def test_a_global_filter_ranking_keeps_a_filter_in_every_layer(name):
         for t in range(40):
             recorder.step(optimizer, nn.functional.cross_entropy, x[t % 4 * 16:][:16], y[t % 4 * 16:][:16])
         trajectory = recorder.trajectory
-    method = PruningMethod(name, scope="global", granularity="filter")
-    masks, _ = method.select(weights_numpy(params), full_masks(params), 0.05, trajectory=trajectory,
-                             rng=0, groups=groups)
+    method = criterion_from_dict(dict(name=name, scope="global", granularity="filter"))
+    masks = method.select(full_masks(params), 0.05, RoundInputs(weights_numpy(params), trajectory=trajectory,
+                                                                 rng=0, groups=groups)).masks
     kept = {layer[0]: int(masks[layer[0]].any(axis=1).sum()) for layer in groups.layers()}
     assert set(kept) == {"1.weight", "3.weight"} and min(kept.values()) >= 1, kept
     assert sum(kept.values()) == max(2, round(64 * 0.05))  # the budget, or the floor when larger

@@ -5,7 +5,9 @@ import torch
 from granger_prune.zoo.datasets import Minibatches, digits, load_dataset
 from granger_prune.zoo.models import MLP, build_model
 from granger_prune.network.pruning import prunable_parameters
-from granger_prune.selection.rules import PruningMethod
+from granger_prune.criteria import Causal, Magnitude, Random
+from granger_prune.design import DesignSpec
+from granger_prune.selection import Rank, Significance, Zero
 from granger_prune.training.algorithm import Schedule, SGDConfig, evaluate, pretrain, prune_and_retrain
 
 SGD = SGDConfig(lr=0.05, momentum=0.9, weight_decay=1e-4, batch_size=64)
@@ -41,9 +43,8 @@ def test_schedule_validation():
         SGDConfig(lr=0)
 
 
-@pytest.mark.parametrize("method", [PruningMethod("causal", options={"alpha_ratio": 0.1}),
-                                    PruningMethod("magnitude", scope="global"),
-                                    PruningMethod("random")])
+@pytest.mark.parametrize("method", [Causal(rule=Rank(alpha_ratio=0.1)),
+                                    Magnitude(scope="global"), Random()])
 def test_surviving_weights_are_rewound_to_pretrained_values(data, method):
     torch.manual_seed(0)
     model = MLP(64, (32,), 10)
@@ -65,7 +66,7 @@ def test_causal_pruning_end_to_end_learns(data):
     model = build_model("mlp", data.input_shape, data.n_classes, hidden=(32,))
     schedule = Schedule(n_pre=3, n_iter=2, n_prune=1, n_post=3)
     state = pretrain(model, data, schedule, SGD, seed=0)
-    result = prune_and_retrain(model, data, PruningMethod("causal"), 0.5, schedule=schedule,
+    result = prune_and_retrain(model, data, Causal(), 0.5, schedule=schedule,
                                sgd=SGD, seed=0, pretrained_state=state)
     assert result.accuracy > 0.8  # 10 classes: chance is 0.1
     assert set(result.diagnostics["round"]) == {0, 1}
@@ -80,7 +81,7 @@ def test_small_cnn_runs_causal_pruning_on_digit_images():
     model = build_model("cnn", data.input_shape, data.n_classes, channels=(4, 8), hidden=16)
     schedule = Schedule(n_pre=1, n_iter=1, n_prune=1, n_post=1)
     state = pretrain(model, data, schedule, SGD, seed=0)
-    result = prune_and_retrain(model, data, PruningMethod("causal", scope="global"), 0.6,
+    result = prune_and_retrain(model, data, Causal(scope="global"), 0.6,
                                schedule=schedule, sgd=SGD, seed=0, pretrained_state=state)
     assert set(result.masks) == {"0.weight", "2.weight", "6.weight", "8.weight"}
     assert result.masks["0.weight"].shape == (4, 1, 3, 3)
@@ -94,8 +95,7 @@ def test_consecutive_loss_change_and_zero_rule_in_algorithm_1(data):
     model = MLP(64, (32,), 10)
     schedule = Schedule(n_pre=1, n_iter=2, n_prune=1, n_post=1)
     state = pretrain(model, data, schedule, SGD, seed=0)
-    method = PruningMethod("causal", rule="zero", options={"loss_change": "consecutive",
-                                                           "alpha_ratio": 0.05})
+    method = Causal(design=DesignSpec(loss_change="consecutive"), rule=Zero(alpha_ratio=0.05))
     result = prune_and_retrain(model, data, method, None, schedule=schedule, sgd=SGD, seed=0,
                                pretrained_state=state)
     n_batches = len(data.x_train) // 64 + 1
@@ -113,8 +113,7 @@ def test_significance_rule_with_momentum_in_algorithm_1(data):
     model = MLP(64, (32,), 10)
     schedule = Schedule(n_pre=1, n_iter=2, n_prune=2, n_post=1)
     state = pretrain(model, data, schedule, SGD, seed=0)
-    method = PruningMethod("causal", rule="significance",
-                           options={"features": "momentum", "lags": 2, "q": 0.2})
+    method = Causal(design=DesignSpec(features="momentum", lags=2), rule=Significance(q=0.2))
     result = prune_and_retrain(model, data, method, None, schedule=schedule, sgd=SGD, seed=0,
                                pretrained_state=state)
     n_batches = len(data.x_train) // 64 + 1
@@ -133,28 +132,28 @@ def test_too_few_recorded_steps_fail_before_training(data):
     state = {k: v.clone() for k, v in model.state_dict().items()}
     big_batches = SGDConfig(batch_size=len(data.x_train))  # one step per epoch
     with pytest.raises(ValueError, match="n_steps=1"):
-        prune_and_retrain(model, data, PruningMethod("causal"), 0.5, schedule=Schedule(n_prune=1),
+        prune_and_retrain(model, data, Causal(), 0.5, schedule=Schedule(n_prune=1),
                           sgd=big_batches, seed=0, pretrained_state=state)
-    lagged = PruningMethod("causal", rule="significance", options={"lags": 3})
+    lagged = Causal(design=DesignSpec(lags=3), rule=Significance())
     with pytest.raises(ValueError, match="n_steps=2 steps, 0 design rows"):
         prune_and_retrain(model, data, lagged, None, schedule=Schedule(n_prune=2),
                           sgd=big_batches, seed=0, pretrained_state=state)
     with pytest.raises(ValueError, match="sparsity"):
-        prune_and_retrain(model, data, PruningMethod("magnitude"), None, schedule=Schedule(),
+        prune_and_retrain(model, data, Magnitude(), None, schedule=Schedule(),
                           sgd=SGD, seed=0, pretrained_state=state)
 
 
 def test_no_prunable_parameters(data):
     model = torch.nn.Sequential(torch.nn.Flatten())
     with pytest.raises(ValueError, match="no prunable parameters"):
-        prune_and_retrain(model, data, PruningMethod("random"), 0.5, schedule=Schedule(),
+        prune_and_retrain(model, data, Random(), 0.5, schedule=Schedule(),
                           sgd=SGD, seed=0, pretrained_state={})
 
 
 @pytest.mark.parametrize("method", [
-    PruningMethod("causal", granularity="filter"),
-    PruningMethod("causal", rule="significance", granularity="filter", options={"q": 0.2}),
-    PruningMethod("magnitude", granularity="filter"),
+    Causal(granularity="filter"),
+    Causal(granularity="filter", rule=Significance(q=0.2)),
+    Magnitude(granularity="filter"),
 ])
 def test_filter_pruning_in_algorithm_1_removes_whole_filters(method):
     from granger_prune import shrink_sequential

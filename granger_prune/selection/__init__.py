@@ -1,11 +1,16 @@
-"""Selection: keep rules, the causal rules on a Granger design, and mask sets.
+"""Selection: keep rules on scores, the causal rules on a Granger design, mask sets,
+and the one result type of every selection.
 
 Works on NumPy arrays and never imports torch.
 """
 
+from .causal import select_causal
+from .causal_rules import RULES, CausalRule, Rank, Significance, Zero
 from .grouping import ParameterGroups
+from .keep import check_sparsity, density_schedule, keep_highest
 from .masks import full_masks, sparsity, sparsity_table
-from .rules import PruningMethod, density_schedule, keep_highest, select_causal
+from .result import Selection
 
-__all__ = ["ParameterGroups", "PruningMethod", "density_schedule", "full_masks", "keep_highest",
-           "select_causal", "sparsity", "sparsity_table"]
+__all__ = ["RULES", "CausalRule", "ParameterGroups", "Rank", "Selection", "Significance", "Zero",
+           "check_sparsity", "density_schedule", "full_masks", "keep_highest", "select_causal",
+           "sparsity", "sparsity_table"]

@@ -14,7 +14,8 @@ from pathlib import Path
 from .._checks import check_choice
 from ..zoo.datasets import DATASETS
 from ..zoo.models import MODELS
-from ..selection.rules import PruningMethod, check_sparsity
+from ..criteria import Causal, Magnitude, Random, criterion_from_dict
+from ..selection.keep import check_sparsity
 from ..training.algorithm import Schedule, SGDConfig
 
 
@@ -44,6 +45,9 @@ class StudyConfig:
     model_options : dict
         Keyword arguments of the model class (e.g. ``hidden`` for the MLP).
     methods : tuple of PruningMethod
+        The criteria compared; a ``[[methods]]`` table names one by its registry
+        name (:data:`granger_prune.criteria.CRITERIA`) with its options, e.g.
+        ``name = "causal"``, ``scope = "layer"``, ``rule = {name = "rank", alpha_ratio = 0.01}``.
     sparsities : tuple of float in [0, 1)
     seeds : tuple of int
     schedule : Schedule
@@ -56,7 +60,7 @@ class StudyConfig:
     dataset: str = "digits"
     model: str = "mlp"
     model_options: dict = field(default_factory=dict)
-    methods: tuple = (PruningMethod("causal"), PruningMethod("magnitude"), PruningMethod("random"))
+    methods: tuple = (Causal(), Magnitude(), Random())
     sparsities: tuple = (0.5, 0.75, 0.9, 0.95, 0.98)
     seeds: tuple = (0, 1)
     schedule: Schedule = Schedule()
@@ -101,8 +105,10 @@ class StudyConfig:
         if "methods" in raw:
             methods = []
             for spec in raw["methods"]:
-                _check_keys("methods", spec, _field_names(PruningMethod))
-                methods.append(PruningMethod(**spec))
+                try:
+                    methods.append(criterion_from_dict(spec))
+                except (TypeError, ValueError) as error:
+                    raise ValueError(f"in [[methods]] {spec!r}: {error}") from None
             kwargs["methods"] = tuple(methods)
         for key in ("sparsities", "seeds"):
             if key in raw:
@@ -117,7 +123,10 @@ class StudyConfig:
 
     def to_dict(self):
         """The resolved configuration as plain JSON-serialisable data."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        raw = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        raw.update(methods=[m.to_dict() for m in self.methods],
+                   schedule=dataclasses.asdict(self.schedule), sgd=dataclasses.asdict(self.sgd))
+        return json.loads(json.dumps(raw))
 
     def with_overrides(self, overrides):
         """A copy with dotted ``key=value`` overrides applied.

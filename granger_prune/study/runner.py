@@ -133,7 +133,7 @@ def _run_grid(config, progress, started):
             for sparsity in _sparsities(method, config):
                 result = prune_and_retrain(model, data, method, sparsity, schedule=config.schedule,
                                            sgd=config.sgd, seed=seed, pretrained_state=state)
-                row = dict(method=method.name, rule=method.rule, scope=method.scope,
+                row = dict(method=method.name, rule=method.rule_name, scope=method.scope,
                            granularity=method.granularity, label=method.label,
                            sparsity_target=float("nan") if sparsity is None else sparsity,
                            sparsity_actual=result.sparsity, seed=seed,
@@ -142,8 +142,8 @@ def _run_grid(config, progress, started):
                 diag = result.diagnostics
                 if len(diag):
                     last = diag[diag["round"] == diag["round"].max()]
-                    row.update(lasso_support=int(last["lasso_support"].sum()),
-                               kept_by_tiebreak=int(last["kept_by_tiebreak"].sum()))
+                    row.update({column: int(last[column].sum()) for column in
+                                ("lasso_support", "kept_by_tiebreak") if column in last})
                     diagnostics.append(diag.assign(seed=seed, label=method.label,
                                                    sparsity_target=row["sparsity_target"]))
                 report(row)

@@ -22,9 +22,10 @@ import torch
 from torch import nn
 
 from ..zoo.datasets import Minibatches
+from ..criteria import RoundInputs
 from ..selection.masks import full_masks, sparsity as mask_sparsity
 from ..network.pruning import MaskEnforcer, named_parameters, weights_numpy
-from ..selection.rules import density_schedule
+from ..selection.keep import density_schedule
 from ..network.structure import pruning_units
 from ..record.trajectory import TrajectoryRecorder, optimizer_step
 
@@ -167,7 +168,10 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
     model : torch.nn.Module
         Its weights are overwritten by ``pretrained_state`` first.
     data : granger_prune.zoo.TensorData
-    method : granger_prune.selection.PruningMethod
+    method : granger_prune.criteria.PruningMethod
+        A criterion: it gets what its ``needs`` declare (the round's recorded
+        trajectory; the model, its parameters and minibatches of the training
+        data; or only the weights).
     sparsity : float in [0, 1) or None
         Target sparsity of the rank rules: the fraction of units pruned
         (weights, or filters and layers with ``method.granularity``); the zero
@@ -204,15 +208,19 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
     for round_index, density in enumerate(densities):
         optimizer = sgd.make(model)
         enforcer = MaskEnforcer(params, alive).attach(optimizer)
-        recorder = (TrajectoryRecorder(model, params, loss_change=method.loss_change)
-                    if method.needs_trajectory else None)
+        recorder = (TrajectoryRecorder(model, params, **method.recorder_options())
+                    if "trajectory" in method.needs else None)
         train_epochs(model, batches, optimizer, schedule.n_prune, recorder=recorder)
         enforcer.detach()
-        alive, diag = method.select(
-            weights_numpy(params), alive, density,
-            trajectory=recorder.trajectory if recorder else None, rng=rng, groups=groups)
-        if diag is not None and len(diag):
-            diagnostics.append(diag.assign(round=round_index))
+        inputs = RoundInputs(weights=weights_numpy(params), groups=groups, rng=rng,
+                             trajectory=recorder.trajectory if recorder else None)
+        if "model" in method.needs:
+            inputs.model, inputs.params, inputs.loss_fn = model, params, nn.functional.cross_entropy
+            inputs.batches = gradient_batches(data, sgd, rng)
+        selection = method.select(alive, density, inputs)
+        alive = selection.masks
+        if len(selection.diagnostics):
+            diagnostics.append(selection.diagnostics.assign(round=round_index))
         model.load_state_dict(pretrained_state)
 
     accuracy, loss = post_train(model, data, alive, schedule=schedule, sgd=sgd, batches=batches)
@@ -232,6 +240,13 @@ def post_train(model, data, masks, *, schedule, sgd, batches):
     train_epochs(model, batches, optimizer, schedule.n_post)
     enforcer.detach()
     return evaluate(model, data.x_test, data.y_test)
+
+
+def gradient_batches(data, sgd, rng):
+    """Minibatches of the training set for a criterion's gradients, in an order drawn
+    from the run's ``rng``, so the training order of the rounds is left as it is."""
+    generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    return Minibatches(data.x_train, data.y_train, sgd.batch_size, generator)
 
 
 def minibatches(data, sgd, seed):

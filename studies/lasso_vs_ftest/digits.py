@@ -33,18 +33,19 @@ from granger_prune.study.runner import git_sha  # noqa: E402
 HERE = Path(__file__).resolve().parent
 
 SIGNIFICANCE = {
-    "F-BH": dict(q=0.05, correction="fdr_bh"),
-    "F-Bonferroni": dict(q=0.05, correction="bonferroni"),
-    "F-BH-momentum": dict(q=0.05, correction="fdr_bh", features="momentum", lags=2),
-    "lasso-screen+F-BH (split 0.5)": dict(q=0.05, correction="fdr_bh", split=0.5, alpha_ratio=0.01),
+    "F-BH": gp.Causal(rule=gp.Significance(q=0.05, correction="fdr_bh")),
+    "F-Bonferroni": gp.Causal(rule=gp.Significance(q=0.05, correction="bonferroni")),
+    "F-BH-momentum": gp.Causal(design=gp.DesignSpec(features="momentum", lags=2),
+                               rule=gp.Significance(q=0.05, correction="fdr_bh")),
+    "lasso-screen+F-BH (split 0.5)": gp.Causal(rule=gp.Significance(q=0.05, correction="fdr_bh",
+                                                                    split=0.5, alpha_ratio=0.01)),
 }
 MATCHED = {
-    "lasso-rank-marginal": gp.PruningMethod("causal", options=dict(alpha_ratio=0.01)),
-    "lasso-rank-magnitude": gp.PruningMethod("causal", options=dict(alpha_ratio=0.01,
-                                                                   tie_breaker="magnitude")),
-    "magnitude/layer": gp.PruningMethod("magnitude"),
-    "magnitude/global": gp.PruningMethod("magnitude", scope="global"),
-    "random/layer": gp.PruningMethod("random"),
+    "lasso-rank-marginal": gp.Causal(rule=gp.Rank(alpha_ratio=0.01)),
+    "lasso-rank-magnitude": gp.Causal(rule=gp.Rank(alpha_ratio=0.01, tie_breaker="magnitude")),
+    "magnitude/layer": gp.Magnitude(),
+    "magnitude/global": gp.Magnitude(scope="global"),
+    "random/layer": gp.Random(),
 }
 
 
@@ -53,8 +54,7 @@ def run_seed(seed, schedule, sgd, data, progress):
     model = gp.MLP(int(np.prod(data.input_shape)), hidden=(128, 64), n_classes=data.n_classes)
     state = gp.pretrain(model, data, schedule, sgd, seed)
     rows = []
-    for name, options in SIGNIFICANCE.items():
-        method = gp.PruningMethod("causal", rule="significance", options=options)
+    for name, method in SIGNIFICANCE.items():
         tested = gp.prune_and_retrain(model, data, method, None, schedule=schedule, sgd=sgd,
                                       seed=seed, pretrained_state=state)
         diag = tested.diagnostics
@@ -126,7 +126,8 @@ def main(argv=None):
     plot(summary, args.out / "digits.png")
     meta = dict(granger_prune=gp.__version__, git_sha=git_sha(HERE), python=platform.python_version(),
                 torch=torch.__version__, seeds=seeds, schedule=vars(schedule), sgd=vars(sgd),
-                significance=SIGNIFICANCE, matched={k: m.label for k, m in MATCHED.items()},
+                significance={k: m.label for k, m in SIGNIFICANCE.items()},
+                matched={k: m.label for k, m in MATCHED.items()},
                 wall_seconds=time.time() - started)
     (args.out / "digits_meta.json").write_text(json.dumps(meta, indent=2, default=str))
     with pd.option_context("display.width", 160, "display.max_columns", 20):

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 import granger_prune
-from granger_prune import (MLP, PruningMethod, StudyConfig, TrajectoryRecorder,
+from granger_prune import (MLP, Random, RoundInputs, StudyConfig, TrajectoryRecorder,
                            load_dataset, pretrain, prunable_parameters)
 from granger_prune.selection.masks import full_masks, mask_overlap
 from granger_prune.network.pruning import weights_numpy
@@ -42,11 +42,11 @@ def selections(config, seed, densities):
     train_epochs(model, minibatches(data, config.sgd, seed), optimizer, config.schedule.n_prune,
                  recorder=recorder)
     weights, alive = weights_numpy(params), full_masks(params)
-    methods = [m for m in config.methods] + [PruningMethod("random")]
+    methods = [m for m in config.methods] + [Random()]
     masks = {}
     for method, density in itertools.product(methods, densities):
-        masks[method.label, density], _ = method.select(
-            weights, alive, density, trajectory=recorder.trajectory, rng=seed)
+        inputs = RoundInputs(weights, trajectory=recorder.trajectory, rng=seed)
+        masks[method.label, density] = method.select(alive, density, inputs).masks
     return masks
 
 

@@ -1,0 +1,64 @@
+"""A design specification: the options of :func:`~granger_prune.design.granger_design`
+that a causal criterion holds, as one frozen object.
+
+This module works on plain NumPy arrays and never imports torch.
+"""
+
+from dataclasses import dataclass
+
+from .._checks import check_choice
+from .._options import OptionSet
+from .granger import (FEATURE_SETS, LOSS_CHANGES, RESTRICTED_MODELS, SCALES, check_lags, granger_design,
+                      n_design_rows)
+
+
+@dataclass(frozen=True)
+class DesignSpec(OptionSet):
+    """How a recorded trajectory becomes the Granger regression ``ΔL ~ Z b + X γ``.
+
+    Parameters
+    ----------
+    features : {"vanilla", "momentum"}
+        ``(Δθ^t)²`` per unit (the papers' default), or ``(Δθ^t)²``, ``(Δθ^{t-1})²``
+        and ``Δθ^t·Δθ^{t-1}``, tested and pruned together.
+    lags : int >= 0
+        Lagged losses in the restricted model ``Z``.
+    restricted : {"intercept", "none"}
+        Whether ``Z`` holds an intercept.
+    scale : {"raw", "layer", "column"}
+        Column scaling of ``X``: raw ``(Δθ)²`` (default), one factor per problem,
+        or unit-RMS columns (which changes the method).
+    loss_change : {"same_batch", "consecutive"}
+        ``ΔL`` on the step's own minibatch (default) or between consecutive
+        minibatches; the recorder records what this needs.
+
+    See :mod:`granger_prune.design.granger` for the equations.
+    """
+
+    features: str = "vanilla"
+    lags: int = 0
+    restricted: str = "intercept"
+    scale: str = "raw"
+    loss_change: str = "same_batch"
+
+    def __post_init__(self):
+        check_choice("features", self.features, tuple(FEATURE_SETS))
+        check_lags(self.lags)
+        check_choice("restricted", self.restricted, RESTRICTED_MODELS)
+        check_choice("scale", self.scale, SCALES)
+        check_choice("loss_change", self.loss_change, LOSS_CHANGES)
+
+    def build(self, trajectory, tensors=None, *, alive=None, groups=None):
+        """The :class:`~granger_prune.design.GrangerDesign` of ``tensors`` of ``trajectory``."""
+        return granger_design(trajectory, tensors, features=self.features, lags=self.lags,
+                              alive=alive, groups=groups, restricted=self.restricted,
+                              scale=self.scale, loss_change=self.loss_change)
+
+    def n_rows(self, n_steps):
+        """Rows ``T`` of the design of ``n_steps`` recorded steps."""
+        return n_design_rows(n_steps, self.features, self.lags, self.loss_change)
+
+    @property
+    def n_regressors(self):
+        """Columns of the unrestricted regression of one unit: ``Z``'s and the unit's features."""
+        return self.lags + (self.restricted == "intercept") + len(FEATURE_SETS[self.features])
