@@ -24,7 +24,7 @@ def test_default_study_config_is_valid():
     config = StudyConfig.from_toml(resolve_study("digits_phase_shift", REPO))
     assert sorted(m.label for m in config.methods) == [
         "causal-rank(alpha_ratio=0.01)/layer", "causal-rank(alpha_ratio=0.01, tie_breaker=magnitude)/layer",
-        "magnitude/global", "magnitude/layer", "random/layer"]
+        "magnitude/global", "magnitude/layer", "random/layer", "taylor/layer"]
     assert len(config.sparsities) >= 5 and len(config.seeds) >= 2
 
 
@@ -49,6 +49,8 @@ def test_unknown_config_keys_are_errors():
         StudyConfig.from_dict({"methods": [{"name": "causal", "rule": {"tie_breaker": "x"}}]})
     with pytest.raises(ValueError, match="'options'"):  # the pre-0.2 layout of a method table
         StudyConfig.from_dict({"methods": [{"name": "causal", "options": {"alpha_ratio": 0.1}}]})
+    with pytest.raises(ValueError, match="n_batch"):
+        StudyConfig.from_dict({"methods": [{"name": "taylor", "n_batch": 3}]})
     with pytest.raises(ValueError, match="distinct labels"):
         StudyConfig.from_dict({"methods": [{"name": "random"}, {"name": "random"}]})
     with pytest.raises(ValueError, match="not found"):
@@ -64,8 +66,8 @@ def test_end_to_end_tiny_study_writes_a_complete_run_folder(tmp_path):
         "results.csv", "summary.csv"]
     table = pd.read_csv(out / "results.csv")
     assert list(table.columns) == RESULT_COLUMNS
-    # one dense reference + 5 methods x 2 sparsities, one seed
-    assert len(table) == 11 == len(results) == len(lines)
+    # one dense reference + 6 methods x 2 sparsities, one seed
+    assert len(table) == 13 == len(results) == len(lines)
     pruned = table[table["method"] != "dense"]
     assert sorted(pruned["label"].unique()) == sorted(m.label for m in tiny_config().methods)
     assert (abs(pruned["sparsity_actual"] - pruned["sparsity_target"]) < 2e-3).all()
@@ -80,6 +82,8 @@ def test_end_to_end_tiny_study_writes_a_complete_run_folder(tmp_path):
     assert (table["speedup_exported"] >= 1).all() and (table["compression_exported"] >= 1).all()
     causal = pruned[pruned["method"] == "causal"]
     diagnostics = pd.read_csv(out / "diagnostics.csv")
+    taylor = diagnostics[diagnostics["label"] == "taylor/layer"]
+    assert len(taylor) == 2 * 2 and (taylor["n_batches"] == 10).all()  # 2 sparsities x 2 rounds
     diagnostics = diagnostics[diagnostics["label"].isin(causal["label"])]
     last_round = diagnostics[diagnostics["round"] == diagnostics["round"].max()]
     totals = last_round.groupby(["label", "sparsity_target"])[["lasso_support", "kept_by_tiebreak"]].sum()

@@ -21,6 +21,7 @@ CRITERIA = {
     "causal": "causal:Causal",
     "magnitude": "magnitude:Magnitude",
     "random": "random:Random",
+    "taylor": "taylor:Taylor",
 }
 
 
