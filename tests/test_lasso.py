@@ -12,6 +12,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from granger_prune.exceptions import ConvergenceWarning
 from granger_prune.lasso import (
     CausalLasso,
+    WorkingSetCD,
     LassoResult,
     alpha_max,
     duality_gap,
@@ -372,7 +373,7 @@ def test_convergence_warning_at_max_iter(problem):
     X, y = problem
     alpha = 0.01 * alpha_max(X, y)
     with pytest.warns(ConvergenceWarning, match="max_iter=1"):
-        result = lasso_coordinate_descent(X, y, alpha, tol=1e-12, max_iter=1, p0=5)
+        result = lasso_coordinate_descent(X, y, alpha, tol=1e-12, max_iter=1, solver=WorkingSetCD(p0=5))
     assert result.n_iter == 1
     assert result.dual_gap > 1e-12 * np.sum((y - y.mean()) ** 2) / X.shape[0]
     with pytest.warns(ConvergenceWarning, match="did not converge"):
@@ -410,3 +411,19 @@ def test_solver_follows_the_input_namespace(problem, xp, fit_intercept):
     yc = y - y.mean() if fit_intercept else y
     assert abs(p_device - p_host) <= (max(result.dual_gap, reference.dual_gap)
                                       + 1e-13 * float(yc @ yc) / len(y))
+
+
+def test_solver_settings_are_validated_objects(problem):
+    X, y = problem
+    for bad, name in ((dict(p0=0), "p0"), (dict(max_epochs=0), "max_epochs"), (dict(anderson_m=-1), "anderson_m")):
+        with pytest.raises(ValueError, match=name):
+            WorkingSetCD(**bad)
+    with pytest.raises(TypeError, match="screening"):
+        WorkingSetCD(screening="yes")
+    with pytest.raises(TypeError, match="solver must be a WorkingSetCD"):
+        lasso_coordinate_descent(X, y, 0.1, solver={"p0": 5})
+    # the settings reach the solver: inner solves cut to one epoch need more outer iterations
+    alpha = 0.05 * alpha_max(X, y)
+    full = lasso_coordinate_descent(X, y, alpha, tol=1e-8)
+    truncated = lasso_coordinate_descent(X, y, alpha, tol=1e-8, solver=WorkingSetCD(max_epochs=1))
+    assert truncated.n_iter > 2 * full.n_iter

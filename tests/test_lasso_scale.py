@@ -24,6 +24,8 @@ from granger_prune.backend import from_torch, get_namespace, to_numpy
 from granger_prune.exceptions import ConvergenceWarning, GrangerPruneWarning
 from granger_prune.lasso import (
     CausalLasso,
+    GridBisection,
+    WorkingSetCD,
     LassoPath,
     alpha_for_support,
     alpha_max,
@@ -524,7 +526,7 @@ def test_screening_is_safe(positive_problem, rho, l1_ratio, positive):
     alpha = rho * alpha_max(X, y, l1_ratio=l1_ratio, positive=positive)
     screened = enet_coordinate_descent(X, y, alpha, l1_ratio=l1_ratio, positive=positive, tol=TOL)
     plain = enet_coordinate_descent(X, y, alpha, l1_ratio=l1_ratio, positive=positive, tol=TOL,
-                                    screening=False)
+                                    solver=WorkingSetCD(screening=False))
     scale = np.max(np.abs(plain.w))
     assert_allclose(screened.w, plain.w, rtol=0, atol=1e-9 * scale)
     assert plain.n_screened == 0
@@ -566,7 +568,7 @@ def test_compaction_keeps_the_solution(wide_problem, monkeypatch, l1_ratio, posi
     assert_allclose(result.w, ref.coef_, rtol=1e-6, atol=1e-7 * np.max(np.abs(ref.coef_)))
     assert_allclose(result.intercept, ref.intercept_, rtol=1e-6, atol=1e-7 * np.std(y))
     plain = enet_coordinate_descent(X, y, alpha, l1_ratio=l1_ratio, positive=positive, tol=TOL,
-                                    screening=False)
+                                    solver=WorkingSetCD(screening=False))
     assert_allclose(result.w, plain.w, rtol=0, atol=1e-9 * np.max(np.abs(plain.w)))
 
 
@@ -575,7 +577,7 @@ def test_compaction_of_a_float32_design(wide_problem):
     X32 = X.astype(np.float32)
     alpha = 0.2 * alpha_max(X32, y)
     result = enet_coordinate_descent(X32, y, alpha, tol=1e-7)
-    plain = enet_coordinate_descent(X32, y, alpha, tol=1e-7, screening=False)
+    plain = enet_coordinate_descent(X32, y, alpha, tol=1e-7, solver=WorkingSetCD(screening=False))
     assert result.n_screened > X.shape[1] * 7 // 8
     assert_allclose(result.w, plain.w, rtol=0, atol=1e-5 * np.max(np.abs(plain.w)))
 
@@ -617,7 +619,7 @@ def test_lasso_path_matches_sklearn(problem, fit_intercept):
     assert_array_equal(frame["n_iter"], path.n_iters)
 
     no_rule = lasso_path(X, y, n_alphas=n_alphas, eps=eps, fit_intercept=fit_intercept, tol=TOL,
-                         strong_rule=False)
+                         solver=WorkingSetCD(strong_rule=False))
     assert_array_equal(no_rule.alphas, path.alphas)
     assert_allclose(no_rule.coefs.toarray(), dense, rtol=0, atol=1e-7 * np.max(np.abs(dense)))
 
@@ -719,7 +721,7 @@ def test_alpha_for_support_errors(problem):
     with pytest.raises(TypeError, match="k"):
         alpha_for_support(X, y, 2.5)
     with pytest.raises(ValueError, match="grid_ratio"):
-        alpha_for_support(X, y, 2, grid_ratio=1.5)
+        GridBisection(grid_ratio=1.5)
 
 
 def test_alpha_for_support_when_alpha_max_is_zero(problem):

@@ -7,7 +7,8 @@ algorithm.  Modules:
 
 * ``objective``: objective, dual, duality gap, ``alpha_max``, soft threshold.
 * ``problem``: a design and target validated and prepared once for many fits.
-* ``solver``: the working-set solver (one design, NumPy and CuPy backends).
+* ``solver``: the working-set solver (one design, NumPy and CuPy backends) and
+  :class:`WorkingSetCD`, its settings.
 * ``path``: regularisation paths and the ``alpha`` giving a support of ``k``.
 * ``batch``: independent problems that share the target (one per layer).
 * ``estimator``: :class:`CausalLasso`, the scikit-learn estimator.
@@ -16,16 +17,18 @@ algorithm.  Modules:
 from .batch import fit_shared_target
 from .estimator import CausalLasso
 from .objective import alpha_max, duality_gap, primal_objective, soft_threshold
-from .path import LassoPath, SupportSearch, alpha_for_support, lasso_path
+from .path import GridBisection, LassoPath, SupportSearch, alpha_for_support, lasso_path
 from .problem import Problem
-from .solver import LassoResult, enet_coordinate_descent, lasso_coordinate_descent
+from .solver import LassoResult, WorkingSetCD, enet_coordinate_descent, lasso_coordinate_descent
 
 __all__ = [
     "CausalLasso",
+    "GridBisection",
     "LassoPath",
     "LassoResult",
     "Problem",
     "SupportSearch",
+    "WorkingSetCD",
     "alpha_for_support",
     "alpha_max",
     "duality_gap",

@@ -16,7 +16,7 @@ from ..backend import get_namespace
 from ._inner import single_threaded_blas
 from ._validation import check_int, check_real
 from .problem import Problem
-from .solver import _warn_not_converged, solve_enet
+from .solver import _warn_not_converged, _solve_enet
 
 
 def _stream(xp):
@@ -82,7 +82,7 @@ def fit_shared_target(designs, y, *, alpha=None, alpha_ratio=None, l1_ratio=1.0,
             problem = problems[i]
             a_max = problem.alpha_max(l1_ratio, positive)
             a = alphas[i] if alphas[i] is not None else alpha_ratio * a_max
-            result, converged, _ = solve_enet(None, None, a, l1_ratio=l1_ratio, positive=positive,
+            result, converged, _ = _solve_enet(None, None, a, l1_ratio=l1_ratio, positive=positive,
                                               tol=tol, max_iter=max_iter, problem=problem)
         if not converged:
             _warn_not_converged(result, max_iter, f"the fit of design {i}", stacklevel=3)

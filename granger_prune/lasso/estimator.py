@@ -13,7 +13,7 @@ from ..backend import from_torch, get_namespace, is_torch_tensor, to_numpy
 from ._operator import raw_column_sq_sums
 from ._validation import (as_design, check_alpha, check_bool, check_int, check_l1_ratio,
                           check_tol)
-from .solver import _warn_not_converged, solve_enet
+from .solver import _warn_not_converged, _solve_enet
 
 _FLOATS = (np.float64, np.float32)  # float32 designs are fitted without a float64 copy
 
@@ -158,7 +158,7 @@ class CausalLasso(RegressorMixin, BaseEstimator):
         if self.warm_start and getattr(self, "coef_", None) is not None \
                 and self.coef_.shape == (X.shape[1],):
             w_init = xp.asarray(self.coef_)
-        result, converged, _ = solve_enet(
+        result, converged, _ = _solve_enet(
             X, y, self.alpha, l1_ratio=self.l1_ratio, fit_intercept=self.fit_intercept,
             positive=self.positive, w_init=w_init, tol=self.tol, max_iter=self.max_iter,
             column_scale=scale)

@@ -24,7 +24,7 @@ from ..backend import to_numpy
 from ..exceptions import GrangerPruneWarning, SupportLimitWarning
 from ._validation import check_bool, check_int, check_l1_ratio, check_real
 from .problem import Problem
-from .solver import LassoResult, _warn_not_converged, solve_enet
+from .solver import LassoResult, WorkingSetCD, _check_solver, _warn_not_converged, _solve_enet
 
 
 @dataclass(frozen=True)
@@ -81,8 +81,7 @@ def _strong_set(g, alpha, alpha_prev, l1_ratio, positive, xp):
 
 
 def lasso_path(X, y, *, l1_ratio=1.0, n_alphas=100, eps=1e-3, alphas=None, fit_intercept=True,
-               positive=False, tol=1e-4, max_iter=1000, screening=True, strong_rule=True,
-               column_scale=None):
+               positive=False, tol=1e-4, max_iter=1000, column_scale=None, solver=WorkingSetCD()):
     """Elastic-net solutions on a decreasing grid of ``alpha``, warm-started.
 
     Minimises the objective of :func:`~granger_prune.lasso.enet_coordinate_descent`
@@ -100,10 +99,11 @@ def lasso_path(X, y, *, l1_ratio=1.0, n_alphas=100, eps=1e-3, alphas=None, fit_i
         The grid runs from ``alpha_max`` to ``eps * alpha_max``.
     alphas : array-like, optional
         Explicit penalties (sorted decreasing here).
-    fit_intercept, positive, tol, max_iter, screening, column_scale
+    fit_intercept, positive, tol, max_iter, column_scale
         As in :func:`~granger_prune.lasso.enet_coordinate_descent`.
-    strong_rule : bool, default=True
-        Seed each fit's first working set with the strong-rule set.
+    solver : WorkingSetCD, default=WorkingSetCD()
+        The solver settings; with ``strong_rule`` (default) each fit's first
+        working set is seeded with the strong-rule set.
 
     Returns
     -------
@@ -115,7 +115,8 @@ def lasso_path(X, y, *, l1_ratio=1.0, n_alphas=100, eps=1e-3, alphas=None, fit_i
         For each fit that did not reach ``tol``.
     """
     l1_ratio = check_l1_ratio(l1_ratio)
-    positive, strong_rule = check_bool(positive, "positive"), check_bool(strong_rule, "strong_rule")
+    positive = check_bool(positive, "positive")
+    strong_rule = _check_solver(solver).strong_rule
     problem = Problem(X, y, fit_intercept, column_scale)
     a_max = problem.alpha_max(l1_ratio, positive)
     if alphas is None:
@@ -130,9 +131,9 @@ def lasso_path(X, y, *, l1_ratio=1.0, n_alphas=100, eps=1e-3, alphas=None, fit_i
         strong = None
         if strong_rule and g is not None:
             strong = _strong_set(g, alpha, alpha_prev, l1_ratio, positive, xp)
-        result, converged, g = solve_enet(
+        result, converged, g = _solve_enet(
             None, None, float(alpha), l1_ratio=l1_ratio, positive=positive, w_init=w, tol=tol,
-            max_iter=max_iter, screening=screening, initial_working_set=strong, problem=problem)
+            max_iter=max_iter, solver=solver, initial_working_set=strong, problem=problem)
         if not converged:
             _warn_not_converged(result, max_iter, f"lasso_path at alpha={alpha:.4g}", stacklevel=2)
         results.append(result)
@@ -181,9 +182,32 @@ class SupportSearch(NamedTuple):
     n_fits: int
 
 
+@dataclass(frozen=True)
+class GridBisection:
+    """How :func:`alpha_for_support` searches: down a geometric grid, then by bisection.
+
+    Parameters
+    ----------
+    grid_ratio : float in (0, 1), default=0.7
+        The walk's grid is ``alpha_max * grid_ratio^i``.
+    min_ratio : float in (0, 1), default=1e-6
+        The walk stops at ``min_ratio * alpha_max``.
+    max_bisections : int >= 0, default=40
+        Bisections of ``log alpha`` between the last two grid points.
+    """
+
+    grid_ratio: float = 0.7
+    min_ratio: float = 1e-6
+    max_bisections: int = 40
+
+    def __post_init__(self):
+        check_real(self.grid_ratio, "grid_ratio", low=0.0, low_open=True, high=1.0)
+        check_real(self.min_ratio, "min_ratio", low=0.0, low_open=True, high=1.0)
+        check_int(self.max_bisections, "max_bisections", 0)
+
+
 def alpha_for_support(X, y, k, *, l1_ratio=1.0, fit_intercept=True, positive=False, tol=1e-6,
-                      max_iter=1000, grid_ratio=0.7, min_ratio=1e-6, max_bisections=40,
-                      column_scale=None):
+                      max_iter=1000, column_scale=None, search=GridBisection()):
     """The ``alpha`` whose solution has exactly ``k`` non-zero coefficients.
 
     Walks down the grid ``alpha_max * grid_ratio^i`` (warm starts) until the
@@ -201,10 +225,8 @@ def alpha_for_support(X, y, k, *, l1_ratio=1.0, fit_intercept=True, positive=Fal
     l1_ratio, fit_intercept, positive, tol, max_iter, column_scale
         As in :func:`~granger_prune.lasso.enet_coordinate_descent` (a tight
         ``tol`` keeps spurious tiny coefficients out of the count).
-    grid_ratio : float in (0, 1), default=0.7
-    min_ratio : float in (0, 1), default=1e-6
-        The walk stops at ``min_ratio * alpha_max``.
-    max_bisections : int, default=40
+    search : GridBisection, default=GridBisection()
+        The grid and the bisections.
 
     Returns
     -------
@@ -233,15 +255,16 @@ def alpha_for_support(X, y, k, *, l1_ratio=1.0, fit_intercept=True, positive=Fal
             "most T non-zero coefficients; record more steps or ask for fewer features")
     if k > n_features:
         raise ValueError(f"k={k} exceeds the number of features n_features={n_features}")
-    grid_ratio = check_real(grid_ratio, "grid_ratio", low=0.0, low_open=True, high=1.0)
-    min_ratio = check_real(min_ratio, "min_ratio", low=0.0, low_open=True, high=1.0)
+    if not isinstance(search, GridBisection):
+        raise TypeError(f"search must be a GridBisection, got {search!r}")
+    grid_ratio, min_ratio, max_bisections = search.grid_ratio, search.min_ratio, search.max_bisections
     l1_ratio = check_l1_ratio(l1_ratio)
     n_fits = 0
 
     def fit(alpha, w_init):
         nonlocal n_fits
         n_fits += 1
-        result, converged, _ = solve_enet(
+        result, converged, _ = _solve_enet(
             None, None, alpha, l1_ratio=l1_ratio, positive=positive, w_init=w_init, tol=tol,
             max_iter=max_iter, problem=problem)
         if not converged:

@@ -31,6 +31,7 @@ accurate to about ``1e-8 * ||yc||^2 / n``: ask for ``tol >= 1e-7`` there.
 """
 
 import warnings
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -80,6 +81,45 @@ class LassoResult(NamedTuple):
     n_screened: int = 0
 
 
+@dataclass(frozen=True)
+class WorkingSetCD:
+    """Settings of working-set coordinate descent beyond ``tol`` and ``max_iter``.
+
+    Parameters
+    ----------
+    p0 : int >= 1, default=100
+        Initial working-set size.
+    max_epochs : int >= 1, default=10000
+        Maximum coordinate-descent epochs per inner solve.
+    anderson_m : int >= 0, default=5
+        Anderson memory of the inner solver (0 disables extrapolation).
+    screening : bool, default=True
+        Gap-safe screening (costs one extra pass for the column norms).
+    strong_rule : bool, default=True
+        Along a path (:func:`~granger_prune.lasso.lasso_path`), seed each fit's
+        first working set with the strong-rule set.
+    """
+
+    p0: int = 100
+    max_epochs: int = 10_000
+    anderson_m: int = 5
+    screening: bool = True
+    strong_rule: bool = True
+
+    def __post_init__(self):
+        check_int(self.p0, "p0", 1)
+        check_int(self.max_epochs, "max_epochs", 1)
+        check_int(self.anderson_m, "anderson_m", 0)
+        check_bool(self.screening, "screening")
+        check_bool(self.strong_rule, "strong_rule")
+
+
+def _check_solver(solver):
+    if not isinstance(solver, WorkingSetCD):
+        raise TypeError(f"solver must be a WorkingSetCD, got {solver!r}")
+    return solver
+
+
 def _next_working_set(score, support_size, ws_size, p0, slow, xp):
     """Indices (host, sorted) of the ``ws_size`` largest positive scores, and the new size."""
     target = max(p0, 2 * support_size, ws_size)
@@ -97,9 +137,9 @@ def _next_working_set(score, support_size, ws_size, p0, slow, xp):
     return as_numpy_index(index), ws_size
 
 
-def solve_enet(X, y, alpha, *, l1_ratio=1.0, fit_intercept=True, positive=False, w_init=None,
-               tol=1e-4, max_iter=1000, p0=100, max_epochs=10_000, anderson_m=5,
-               screening=True, column_scale=None, initial_working_set=None, problem=None):
+def _solve_enet(X, y, alpha, *, l1_ratio=1.0, fit_intercept=True, positive=False, w_init=None,
+               tol=1e-4, max_iter=1000, column_scale=None, solver=WorkingSetCD(),
+               initial_working_set=None, problem=None):
     """The solver; returns ``(LassoResult, converged, g)``.
 
     ``g`` (shape ``(n_features,)``, in the input's namespace; zero on dead
@@ -118,11 +158,9 @@ def solve_enet(X, y, alpha, *, l1_ratio=1.0, fit_intercept=True, positive=False,
     xp = problem.xp
     alpha, l1_ratio, tol = check_alpha(alpha), check_l1_ratio(l1_ratio), check_tol(tol)
     positive = check_bool(positive, "positive")
-    screening = check_bool(screening, "screening")
     max_iter = check_int(max_iter, "max_iter", 1)
-    p0 = check_int(p0, "p0", 1)
-    max_epochs = check_int(max_epochs, "max_epochs", 1)
-    anderson_m = check_int(anderson_m, "anderson_m", 0)
+    solver = _check_solver(solver)
+    p0, max_epochs, anderson_m, screening = solver.p0, solver.max_epochs, solver.anderson_m, solver.screening
 
     n_samples, n_features = problem.n_samples, problem.n_features
     design, yc, yc_host, scale = problem.design, problem.yc, problem.yc_host, problem.scale
@@ -253,8 +291,8 @@ def _warn_not_converged(result, max_iter, who, stacklevel):
 
 
 def enet_coordinate_descent(X, y, alpha, *, l1_ratio=1.0, fit_intercept=True, positive=False,
-                            w_init=None, tol=1e-4, max_iter=1000, p0=100, max_epochs=10_000,
-                            anderson_m=5, screening=True, column_scale=None):
+                            w_init=None, tol=1e-4, max_iter=1000, column_scale=None,
+                            solver=WorkingSetCD()):
     """Solve the elastic net by working-set coordinate descent.
 
     Minimises scikit-learn's :class:`~sklearn.linear_model.ElasticNet` objective::
@@ -288,18 +326,13 @@ def enet_coordinate_descent(X, y, alpha, *, l1_ratio=1.0, fit_intercept=True, po
         Relative duality-gap tolerance (``> 0``).
     max_iter : int, default=1000
         Maximum outer iterations, each one pass over ``X``.
-    p0 : int, default=100
-        Initial working-set size.
-    max_epochs : int, default=10000
-        Maximum coordinate-descent epochs per inner solve.
-    anderson_m : int, default=5
-        Anderson memory of the inner solver (0 disables extrapolation).
-    screening : bool, default=True
-        Gap-safe screening (costs one extra pass for the column norms).
     column_scale : ndarray of shape (n_features,), default=None
         Positive column divisors: the penalty applies to the coefficients of
         ``X / column_scale`` (``standardize``); ``w`` is returned on the scale
         of ``X``.
+    solver : WorkingSetCD, default=WorkingSetCD()
+        The working-set and inner-solver settings (initial working-set size,
+        inner epochs, Anderson memory, screening).
 
     Returns
     -------
@@ -319,27 +352,24 @@ def enet_coordinate_descent(X, y, alpha, *, l1_ratio=1.0, fit_intercept=True, po
     TypeError
         On arguments of the wrong type.
     """
-    result, converged, _ = solve_enet(
+    result, converged, _ = _solve_enet(
         X, y, alpha, l1_ratio=l1_ratio, fit_intercept=fit_intercept, positive=positive,
-        w_init=w_init, tol=tol, max_iter=max_iter, p0=p0, max_epochs=max_epochs,
-        anderson_m=anderson_m, screening=screening, column_scale=column_scale)
+        w_init=w_init, tol=tol, max_iter=max_iter, column_scale=column_scale, solver=solver)
     if not converged:
         _warn_not_converged(result, max_iter, "coordinate descent", stacklevel=2)
     return result
 
 
 def lasso_coordinate_descent(X, y, alpha, *, fit_intercept=True, positive=False, w_init=None,
-                             tol=1e-4, max_iter=1000, p0=100, max_epochs=10_000, anderson_m=5,
-                             screening=True, column_scale=None):
+                             tol=1e-4, max_iter=1000, column_scale=None, solver=WorkingSetCD()):
     """Solve the lasso ``(1 / (2 n)) ||y - X w - b||^2 + alpha ||w||_1``.
 
     :func:`enet_coordinate_descent` with ``l1_ratio=1``; same parameters,
     result and errors.
     """
-    result, converged, _ = solve_enet(
+    result, converged, _ = _solve_enet(
         X, y, alpha, l1_ratio=1.0, fit_intercept=fit_intercept, positive=positive,
-        w_init=w_init, tol=tol, max_iter=max_iter, p0=p0, max_epochs=max_epochs,
-        anderson_m=anderson_m, screening=screening, column_scale=column_scale)
+        w_init=w_init, tol=tol, max_iter=max_iter, column_scale=column_scale, solver=solver)
     if not converged:
         _warn_not_converged(result, max_iter, "lasso coordinate descent", stacklevel=2)
     return result
