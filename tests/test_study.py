@@ -28,6 +28,24 @@ def test_default_study_config_is_valid():
     assert len(config.sparsities) >= 5 and len(config.seeds) >= 2
 
 
+@pytest.mark.parametrize("study", ["digits_phase_shift", "structured_filters", "momentum_vs_vanilla"])
+def test_study_configs_round_trip_through_their_plain_form(study):
+    config = StudyConfig.from_toml(resolve_study(study, REPO))
+    assert StudyConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_methods_that_differ_only_in_an_option_have_distinct_labels():
+    """Issue 13's defect: scale, alpha_ratio or restricted alone used to give one label."""
+    from granger_prune import Causal, DesignSpec, Rank
+
+    methods = [Causal(), Causal(design=DesignSpec(scale="column")), Causal(rule=Rank(alpha_ratio=0.01)),
+               Causal(design=DesignSpec(restricted="none")), Causal(rule=Rank(alpha_ratio=0.010000001))]
+    config = StudyConfig(methods=tuple(methods))
+    assert len({m.label for m in config.methods}) == 5
+    with pytest.raises(ValueError, match="methods must be criteria"):
+        StudyConfig(methods=("causal",))
+
+
 def test_unknown_config_keys_are_errors():
     with pytest.raises(ValueError, match="n_psot"):
         StudyConfig.from_dict({"schedule": {"n_psot": 3}})

@@ -14,7 +14,7 @@ from pathlib import Path
 from .._checks import check_choice
 from ..zoo.datasets import DATASETS
 from ..zoo.models import MODELS
-from ..criteria import Causal, Magnitude, Random, criterion_from_dict
+from ..criteria import Causal, Magnitude, PruningMethod, Random, criterion_from_dict
 from ..selection.keep import check_sparsity
 from ..training.algorithm import Schedule, SGDConfig
 
@@ -78,6 +78,9 @@ class StudyConfig:
                              f"known: {sorted(accepted)}")
         if not self.methods:
             raise ValueError("methods is empty: a study needs at least one method")
+        not_methods = [m for m in self.methods if not isinstance(m, PruningMethod)]
+        if not_methods:
+            raise ValueError(f"methods must be criteria (PruningMethod), got {not_methods!r}")
         labels = [m.label for m in self.methods]
         if len(set(labels)) != len(labels):
             raise ValueError(f"methods must have distinct labels, got {labels}")

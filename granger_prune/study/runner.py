@@ -3,7 +3,7 @@
 A run folder holds ``config.json`` (the resolved configuration), ``meta.json``
 (package version, git SHA, library versions, wall time), ``results.csv`` (one row
 per method, sparsity and seed), ``summary.csv`` (mean accuracy over seeds),
-``diagnostics.csv`` (the causal method's per-round lasso fits or tests),
+``diagnostics.csv`` (every method's per-round diagnostics: lasso fits, tests, gradient batches),
 ``phase_shift.png`` (accuracy against parameters pruned) and ``flops.png``
 (accuracy against the FLOPs the exported smaller model removes).
 

@@ -138,8 +138,9 @@ class PruningResult:
     sparsity : float
         Achieved fraction of pruned parameters among those tensors.
     diagnostics : pandas.DataFrame
-        The method's per-round diagnostics (for the causal method, one row per
-        fitted lasso problem and round), with a ``round`` column.
+        The method's per-round diagnostics (for the causal method one row per
+        fitted lasso problem or test family and round, for Taylor the minibatches
+        averaged over; empty for magnitude and random), with a ``round`` column.
     seconds : float
         Wall time of the pruning rounds and post-training.
     """
