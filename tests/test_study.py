@@ -4,7 +4,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from granger_prune import load_dataset, load_pruned_model
 from granger_prune.study.cli import main
+from granger_prune.training import evaluate
+from granger_prune.zoo import build_model
 from granger_prune.study.config import StudyConfig, resolve_study
 from granger_prune.study.runner import RESULT_COLUMNS, run_study
 
@@ -80,7 +83,7 @@ def test_end_to_end_tiny_study_writes_a_complete_run_folder(tmp_path):
     lines = []
     results = run_study(tiny_config(), out, progress=lines.append)
     assert sorted(p.name for p in out.iterdir()) == [
-        "config.json", "diagnostics.csv", "flops.png", "meta.json", "phase_shift.png",
+        "config.json", "diagnostics.csv", "flops.png", "meta.json", "models", "phase_shift.png",
         "results.csv", "summary.csv"]
     table = pd.read_csv(out / "results.csv")
     assert list(table.columns) == RESULT_COLUMNS
@@ -110,6 +113,16 @@ def test_end_to_end_tiny_study_writes_a_complete_run_folder(tmp_path):
         assert row["lasso_support"] == expected["lasso_support"]
         assert row["kept_by_tiebreak"] == expected["kept_by_tiebreak"]
     assert (last_round["lasso_support"] <= last_round["n_steps"]).all()
+    # every run's masks and weights, loaded into a fresh model, give its test metrics exactly
+    config, data = tiny_config(), load_dataset("digits")
+    for _, row in table.iterrows():
+        model = build_model(config.model, data.input_shape, data.n_classes, **config.model_options)
+        masks = load_pruned_model(model, out / row["outputs"])
+        assert set(masks) == {"1.weight", "3.weight"}
+        accuracy, loss = evaluate(model, data.x_test, data.y_test)
+        assert (accuracy, loss) == (row["accuracy"], row["loss"]), row["label"]
+        assert 1 - sum(m.sum() for m in masks.values()) / sum(m.size for m in masks.values()) == \
+            pytest.approx(row["sparsity_actual"], abs=1e-12)
     meta = json.loads((out / "meta.json").read_text())
     assert meta["granger_prune"] == "0.1.0" and meta["git_sha"]
     assert json.loads((out / "config.json").read_text())["schedule"]["n_post"] == 1

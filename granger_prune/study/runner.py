@@ -4,8 +4,11 @@ A run folder holds ``config.json`` (the resolved configuration), ``meta.json``
 (package version, git SHA, library versions, wall time), ``results.csv`` (one row
 per method, sparsity and seed), ``summary.csv`` (mean accuracy over seeds),
 ``diagnostics.csv`` (every method's per-round diagnostics: lasso fits, tests, gradient batches),
-``phase_shift.png`` (accuracy against parameters pruned) and ``flops.png``
-(accuracy against the FLOPs the exported smaller model removes).
+``phase_shift.png`` (accuracy against parameters pruned), ``flops.png``
+(accuracy against the FLOPs the exported smaller model removes), and per run
+``models/<label>/sparsity-<s>-seed-<k>/`` with its final ``masks.npz``, the pruned
+model's ``state_dict.pt`` and, for filter and layer pruning, ``exported.pt`` (see
+:mod:`granger_prune.network.saved`; ``results.csv``'s ``outputs`` column names the folder).
 
 Every run reports ShrinkBench's compression ratio (parameters / non-zero
 parameters) and theoretical speed-up (FLOPs / non-zero FLOPs) of the pruned
@@ -17,6 +20,7 @@ only when everything is in it, so a failed run leaves no half-written result.
 
 import json
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -34,12 +38,13 @@ from ..zoo.models import build_model
 from .report import phase_shift_table, plot_phase_shift
 from ..selection.masks import full_masks
 from ..network.pruning import prunable_parameters
+from ..network.saved import save_pruned_model
 from ..training.algorithm import minibatches, post_train, pretrain, prune_and_retrain
 
 RESULT_COLUMNS = ["method", "rule", "scope", "granularity", "label", "sparsity_target",
                   "sparsity_actual", "seed", "accuracy", "loss", "compression", "speedup",
                   "compression_exported", "speedup_exported", "lasso_support",
-                  "kept_by_tiebreak", "seconds"]
+                  "kept_by_tiebreak", "seconds", "outputs"]
 
 
 def git_sha(path=None):
@@ -86,7 +91,7 @@ def run_study(config, out_dir, *, progress=print_progress):
     started = time.time()
     try:
         (partial / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-        rows, diagnostics = _run_grid(config, progress, started)
+        rows, diagnostics = _run_grid(config, progress, started, partial)
         results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
         results.to_csv(partial / "results.csv", index=False)
         phase_shift_table(results).to_csv(partial / "summary.csv")
@@ -102,7 +107,7 @@ def run_study(config, out_dir, *, progress=print_progress):
     return results
 
 
-def _run_grid(config, progress, started):
+def _run_grid(config, progress, started, out):
     data = load_dataset(config.dataset, image=config.model == "cnn")
     runs_per_seed = sum(len(_sparsities(method, config)) for method in config.methods)
     n_runs = len(config.seeds) * (runs_per_seed + config.dense_reference)
@@ -125,10 +130,12 @@ def _run_grid(config, progress, started):
             accuracy, loss = post_train(model, data, full_masks(prunable_parameters(model)),
                                         schedule=config.schedule,
                                         sgd=config.sgd, batches=minibatches(data, config.sgd, seed))
+            outputs = _save_outputs(model, full_masks(prunable_parameters(model)), out, "dense", 0.0,
+                                    seed, export=False)
             report(dict(method="dense", rule="none", scope="none", granularity="none", label="dense",
                         sparsity_target=0.0, sparsity_actual=0.0, seed=seed, accuracy=accuracy,
                         loss=loss, **footprint_ratios(model, example),
-                        seconds=time.perf_counter() - tic))
+                        seconds=time.perf_counter() - tic, outputs=outputs))
         for method in config.methods:
             for sparsity in _sparsities(method, config):
                 result = prune_and_retrain(model, data, method, sparsity, schedule=config.schedule,
@@ -138,7 +145,9 @@ def _run_grid(config, progress, started):
                            sparsity_target=float("nan") if sparsity is None else sparsity,
                            sparsity_actual=result.sparsity, seed=seed,
                            accuracy=result.accuracy, loss=result.loss,
-                           **footprint_ratios(model, example), seconds=result.seconds)
+                           **footprint_ratios(model, example), seconds=result.seconds,
+                           outputs=_save_outputs(model, result.masks, out, method.label, sparsity, seed,
+                                                 export=method.granularity != "weight"))
                 diag = result.diagnostics
                 if len(diag):
                     last = diag[diag["round"] == diag["round"].max()]
@@ -148,6 +157,16 @@ def _run_grid(config, progress, started):
                                                    sparsity_target=row["sparsity_target"]))
                 report(row)
     return rows, diagnostics
+
+
+def _save_outputs(model, masks, out, label, sparsity, seed, *, export):
+    """Save a finished run's masks, weights (and exported model) under ``out/models/``;
+    return the folder relative to ``out``."""
+    slug = re.sub(r"[^A-Za-z0-9.=_-]+", "_", label).strip("_")
+    where = "any" if sparsity is None else f"{sparsity:g}"
+    folder = Path("models") / slug / f"sparsity-{where}-seed-{seed}"
+    save_pruned_model(model, masks, out / folder, export=export)
+    return folder.as_posix()
 
 
 def footprint_ratios(model, example_input):
