@@ -171,3 +171,33 @@ def test_in_memory_trajectory_checks_rows():
     assert traj.deltas("a").dtype == np.float32
     with pytest.raises(ValueError, match="shapes is empty"):
         InMemoryTrajectory({})
+
+
+def test_steps_a_grad_scaler_skips_are_not_recorded():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+    params = prunable_parameters(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    # at a scale near float32's largest value a loss of a few units overflows when scaled:
+    # the scaler skips those steps and halves its scale until the scaled loss is finite
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 127)
+
+    def loss_fn(output, target):
+        return 4.0 * nn.functional.cross_entropy(output, target)
+
+    recorder = TrajectoryRecorder(model, params, autocast_dtype=torch.bfloat16)
+    x, y = torch.randn(80, 8), torch.randint(0, 3, (80,))
+    taken = []
+    for start in range(0, 80, 4):
+        before = {n: p.detach().clone() for n, p in params.items()}
+        n_before = recorder.trajectory.n_steps
+        recorder.step(optimizer, loss_fn, x[start:start + 4], y[start:start + 4], scaler=scaler)
+        moved = any(not torch.equal(before[n], p.detach()) for n, p in params.items())
+        assert recorder.trajectory.n_steps - n_before == int(moved)  # recorded exactly when taken
+        taken.append(moved)
+    assert 0 < recorder.n_skipped == taken.count(False) < 20
+    assert recorder.trajectory.n_steps == taken.count(True)
+    assert not any(taken[:recorder.n_skipped]) and all(taken[recorder.n_skipped:])  # skips come first
+    loss_before, loss_after = recorder.trajectory.losses()
+    assert np.all(np.isfinite(loss_after))
+    assert np.all(np.abs(recorder.trajectory.deltas("0.weight")).sum(axis=1) > 0)

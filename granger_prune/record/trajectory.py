@@ -21,6 +21,7 @@ Stores hold plain NumPy arrays; :class:`Trajectory` is the interface that a
 disk-backed store will also implement.
 """
 
+import contextlib
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -125,11 +126,18 @@ class InMemoryTrajectory(Trajectory):
         return np.stack(self._deltas[name])
 
 
-def optimizer_step(model, optimizer, loss_fn, inputs, targets, step=None):
-    """One ordinary training step; returns the minibatch loss as a float.
+def optimizer_step(model, optimizer, loss_fn, inputs, targets, step=None, *, scaler=None,
+                   autocast_dtype=None):
+    """One ordinary training step; returns ``(loss, taken)``: the minibatch loss as a
+    float, and whether the optimizer took the step.
 
     Recorded and unrecorded training both go through this function, so the
-    recorder cannot drift from plain training.
+    recorder cannot drift from plain training.  With a ``torch.amp.GradScaler``
+    the loss is scaled before ``backward()`` and the step goes through
+    ``scaler.step``; a step the scaler skips (inf or NaN gradients) is not taken,
+    which the scaler's lowered scale after ``update()`` tells.  With
+    ``autocast_dtype`` (e.g. ``torch.bfloat16``) the forward pass runs under
+    ``torch.autocast`` on the model's device.
 
     Raises
     ------
@@ -138,14 +146,29 @@ def optimizer_step(model, optimizer, loss_fn, inputs, targets, step=None):
         parameters are left as they were.
     """
     optimizer.zero_grad(set_to_none=True)
-    loss = loss_fn(model(inputs), targets)
+    with autocast(model, autocast_dtype):
+        loss = loss_fn(model(inputs), targets)
     value = loss.item()
     if not np.isfinite(value):
         where = "" if step is None else f" at step {step}"
         raise NonFiniteLossError(f"the training loss is {value}{where}; the parameters were not updated")
-    loss.backward()
-    optimizer.step()
-    return value
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+        return value, True
+    scaler.scale(loss).backward()
+    scale = scaler.get_scale()
+    scaler.step(optimizer)
+    scaler.update()
+    return value, scaler.get_scale() >= scale  # the scaler backs off exactly when it skipped
+
+
+def autocast(model, dtype):
+    """``torch.autocast`` on the device of ``model``'s parameters, or nothing when ``dtype`` is None."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    device = next(model.parameters()).device
+    return torch.autocast(device.type, dtype=dtype)
 
 
 def _rng_states(device):
@@ -174,6 +197,10 @@ class TrajectoryRecorder:
     loss_change : {"same_batch", "consecutive"}
         ``"same_batch"`` (default) measures the loss after each step on the
         step's own minibatch, costing one forward pass; ``"consecutive"`` skips it.
+    autocast_dtype : torch.dtype, optional
+        Run the forward passes under ``torch.autocast`` with this dtype (mixed
+        precision); pass the ``GradScaler`` to :meth:`step`.  A step the scaler
+        skips is not recorded (it changed nothing); ``n_skipped`` counts them.
 
     Examples
     --------
@@ -183,8 +210,11 @@ class TrajectoryRecorder:
     >>> recorder.trajectory.n_steps                                     # doctest: +SKIP
     """
 
-    def __init__(self, model, params, trajectory=None, loss_change="same_batch"):
+    def __init__(self, model, params, trajectory=None, loss_change="same_batch", autocast_dtype=None):
         check_choice("loss_change", loss_change, LOSS_CHANGES)
+        self.autocast_dtype = autocast_dtype
+        #: Steps a ``GradScaler`` skipped: not taken, so not recorded.
+        self.n_skipped = 0
         params = dict(params)
         if not params:
             raise ValueError("params is empty: there are no prunable parameters to record")
@@ -195,8 +225,11 @@ class TrajectoryRecorder:
             trajectory = InMemoryTrajectory({n: tuple(p.shape) for n, p in params.items()})
         self.trajectory = trajectory
 
-    def step(self, optimizer, loss_fn, inputs, targets):
+    def step(self, optimizer, loss_fn, inputs, targets, scaler=None):
         """Take one optimizer step on ``(inputs, targets)`` and record it.
+
+        With a ``torch.amp.GradScaler`` the step goes through it; a step it
+        skips is not recorded.
 
         Returns
         -------
@@ -213,8 +246,12 @@ class TrajectoryRecorder:
         rng_before = _rng_states(device)
         theta_before = {n: p.detach().clone() for n, p in self.params.items()}
 
-        loss_before = optimizer_step(self.model, optimizer, loss_fn, inputs, targets,
-                                     step=f"{step_index} of the recording")
+        loss_before, taken = optimizer_step(self.model, optimizer, loss_fn, inputs, targets,
+                                            step=f"{step_index} of the recording", scaler=scaler,
+                                            autocast_dtype=self.autocast_dtype)
+        if not taken:
+            self.n_skipped += 1
+            return loss_before
 
         loss_after = float("nan")
         if self.loss_change == "same_batch":
@@ -232,7 +269,7 @@ class TrajectoryRecorder:
         buffers = [b.detach().clone() for b in self.model.buffers()]
         try:
             _set_rng_states(rng_before, device)
-            with torch.no_grad():
+            with torch.no_grad(), autocast(self.model, self.autocast_dtype):
                 loss = float(loss_fn(self.model(inputs), targets))
         finally:
             with torch.no_grad():

@@ -98,7 +98,7 @@ def train_epochs(model, batches, optimizer, n_epochs, *, loss_fn=None, recorder=
             if recorder is not None:
                 loss = recorder.step(optimizer, loss_fn, x, y)
             else:
-                loss = optimizer_step(model, optimizer, loss_fn, x, y, step=f"{i} of epoch {epoch}")
+                loss, _ = optimizer_step(model, optimizer, loss_fn, x, y, step=f"{i} of epoch {epoch}")
             total += loss * len(x)
             count += len(x)
         means.append(total / count)
