@@ -38,6 +38,8 @@ _LAZY = {
     "load_pruned_model": "network",
     "Schedule": "training",
     "SGDConfig": "training",
+    "OptimizerSpec": "training",
+    "TrainingConfig": "training",
     "pretrain": "training",
     "prune_and_retrain": "training",
     "StudyConfig": "study",
@@ -60,7 +62,6 @@ __all__ = [
 def __getattr__(name):
     if name in _LAZY:
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    for registry_name, entry in criteria.CRITERIA.items():  # every criterion, imported on first use
-        if entry.partition(":")[2] == name:
-            return criteria.criterion_class(registry_name)
+    if name in criteria.class_names():  # every criterion, imported on first use
+        return getattr(criteria, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,6 +9,7 @@ lists the fields that differ from their defaults, which labels show.
 """
 
 import dataclasses
+import numbers
 import re
 from collections.abc import Mapping
 
@@ -19,9 +20,15 @@ def snake_case(name):
 
 
 def format_value(value):
-    """A field's value as labels show it: ``0.01``, ``1e-08``, ``momentum``; floats
-    in their shortest round-trip form, so different values never look alike."""
-    return repr(value) if isinstance(value, float) else str(value)
+    """A field's value as labels show it: ``0.01``, ``1e-08``, ``2``, ``momentum``.
+
+    Numbers print in their shortest round-trip form (NumPy scalars as Python
+    numbers, integral values without a decimal point), so equal values look
+    alike and different values never do."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        number = float(value)
+        return str(int(number)) if number.is_integer() and abs(number) < 2 ** 53 else repr(number)
+    return str(value)
 
 
 def check_number(name, value, *, low=None, high=None, low_open=False, high_open=False, integer=False):
@@ -71,8 +78,9 @@ class OptionSet:
         if not isinstance(table, Mapping):
             raise ValueError(f"{cls.name} takes a table of options, got {table!r}")
         table = dict(table)
-        if table.pop("name", cls.name) != cls.name:
-            raise ValueError(f"a table named {table.get('name')!r} cannot configure {cls.name!r}")
+        name = table.pop("name", cls.name)
+        if name != cls.name:
+            raise ValueError(f"a table named {name!r} cannot configure {cls.name!r}")
         known = cls.option_names()
         unknown = sorted(set(table) - set(known))
         if unknown:

@@ -151,6 +151,12 @@ def test_pruning_method_validation():
         DesignSpec(scale="bogus")
     with pytest.raises(TypeError, match="base of the criteria"):
         PruningMethod()
+    # equal options label alike (NumPy scalars, integral floats); different ones never do
+    assert Causal(rule=Rank(alpha_ratio=np.float64(0.01))).label == "causal-rank(alpha_ratio=0.01)/layer"
+    assert Causal(rule=Rank(alpha_ratio=1)).label == Causal(rule=Rank(alpha_ratio=1.0)).label
+    assert Causal(rule=Rank(alpha_ratio=0.1)).label != Causal(rule=Rank(alpha_ratio=0.1 + 1e-17 * 2 ** 4)).label
+    with pytest.raises(ValueError, match="a table named 'foo' cannot configure 'design_spec'"):
+        DesignSpec.from_dict({"name": "foo"})
 
 
 def test_magnitude_and_random_methods():

@@ -80,3 +80,15 @@ def test_readme_criteria_labels_and_method_table_are_what_the_code_gives():
     (spec,) = tomllib.loads(table)["methods"]
     assert criterion_from_dict(spec) == Causal(design=DesignSpec(features="momentum", lags=2),
                                                rule=Rank(alpha_ratio=0.01))
+
+
+def test_readme_training_table_is_a_valid_study_section():
+    import tomllib
+
+    from granger_prune import OptimizerSpec, TrainingConfig
+
+    text = README.read_text()
+    table = re.search(r"```toml\n(\[training\].*?)```", text, flags=re.S).group(1)
+    config = TrainingConfig.from_dict(tomllib.loads(table)["training"])
+    assert config.phase("prune") == OptimizerSpec(lr=0.1, schedule="cosine", final_lr=0.001)
+    assert config.phase("post") == OptimizerSpec("adamw", lr=1e-3, weight_decay=0.01)

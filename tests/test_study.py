@@ -8,7 +8,7 @@ from granger_prune import load_dataset, load_pruned_model
 from granger_prune.study.cli import main
 from granger_prune.training import evaluate
 from granger_prune.zoo import build_model
-from granger_prune.study.config import StudyConfig, resolve_study
+from granger_prune.study.config import StudyConfig, bundled_studies, resolve_study
 from granger_prune.study.runner import RESULT_COLUMNS, run_study
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,11 +20,11 @@ TINY = [
 
 
 def tiny_config():
-    return StudyConfig.from_toml(REPO / "studies" / "digits_phase_shift" / "config.toml").with_overrides(TINY)
+    return StudyConfig.from_toml(resolve_study("digits_phase_shift")).with_overrides(TINY)
 
 
 def test_default_study_config_is_valid():
-    config = StudyConfig.from_toml(resolve_study("digits_phase_shift", REPO))
+    config = StudyConfig.from_toml(resolve_study("digits_phase_shift"))
     assert sorted(m.label for m in config.methods) == [
         "causal-rank(alpha_ratio=0.01)/layer", "causal-rank(alpha_ratio=0.01, tie_breaker=magnitude)/layer",
         "magnitude/global", "magnitude/layer", "random/layer", "taylor/layer"]
@@ -33,7 +33,7 @@ def test_default_study_config_is_valid():
 
 @pytest.mark.parametrize("study", ["digits_phase_shift", "structured_filters", "momentum_vs_vanilla"])
 def test_study_configs_round_trip_through_their_plain_form(study):
-    config = StudyConfig.from_toml(resolve_study(study, REPO))
+    config = StudyConfig.from_toml(resolve_study(study))
     assert StudyConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
 
 
@@ -75,7 +75,7 @@ def test_unknown_config_keys_are_errors():
     with pytest.raises(ValueError, match="distinct labels"):
         StudyConfig.from_dict({"methods": [{"name": "random"}, {"name": "random"}]})
     with pytest.raises(ValueError, match="not found"):
-        resolve_study("no_such_study", REPO)
+        resolve_study("no_such_study")
 
 
 def test_end_to_end_tiny_study_writes_a_complete_run_folder(tmp_path):
@@ -103,6 +103,9 @@ def test_end_to_end_tiny_study_writes_a_complete_run_folder(tmp_path):
     assert (table["speedup_exported"] >= 1).all() and (table["compression_exported"] >= 1).all()
     causal = pruned[pruned["method"] == "causal"]
     diagnostics = pd.read_csv(out / "diagnostics.csv")
+    as_written = pd.read_csv(out / "diagnostics.csv", dtype=str)  # integers stay integers in the file
+    for column in ("n_steps", "n_units", "lasso_support", "kept", "n_batches"):
+        assert not as_written[column].dropna().str.contains(r"\.").any(), column
     taylor = diagnostics[diagnostics["label"] == "taylor/layer"]
     assert len(taylor) == 2 * 2 and (taylor["n_batches"] == 10).all()  # 2 sparsities x 2 rounds
     diagnostics = diagnostics[diagnostics["label"].isin(causal["label"])]
@@ -142,18 +145,48 @@ def test_a_failed_study_leaves_nothing_behind(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_cli_runs_a_study_and_reports_config_errors(tmp_path, capsys):
-    config = REPO / "studies" / "digits_phase_shift"
-    args = ["run", str(config), "--out", str(tmp_path / "cli"), "--quiet"]
+def test_cli_runs_a_bundled_study_from_any_directory_and_reports_config_errors(tmp_path, capsys,
+                                                                                monkeypatch):
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    monkeypatch.chdir(empty)  # no studies/ folder here: the bundled configs ship in the package
+    args = ["run", "digits_phase_shift", "--out", str(tmp_path / "cli"), "--quiet"]
     for item in TINY + ["methods=[{\"name\": \"magnitude\"}]"]:
         args += ["--set", item]
     assert main(args) == 0
     assert len(pd.read_csv(tmp_path / "cli" / "results.csv")) == 3
     assert "magnitude/layer" in capsys.readouterr().out
-    assert main(["run", str(config), "--set", "schedule.n_psot=1"]) == 2
+    assert main(["run", "--set", "schedule.n_psot=1"]) == 2  # the default study
     assert "n_psot" in capsys.readouterr().err
     assert main(args) == 2  # the run folder exists already
     assert "already exists" in capsys.readouterr().err
+    assert main(["run", "no_such_study"]) == 2
+    assert "granger-prune list" in capsys.readouterr().err
+    assert main(["list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listed] == bundled_studies() == [
+        "digits_phase_shift", "momentum_vs_vanilla", "structured_filters"]
+    # a user's own config anywhere, as a file or as a folder holding config.toml
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.toml").write_text('name = "mine"\nseeds = [0]\n')
+    assert StudyConfig.from_toml(resolve_study(str(mine))).name == "mine"
+    assert resolve_study(str(mine / "config.toml")) == mine / "config.toml"
+
+
+def test_the_bundled_configs_are_package_data_in_the_wheel(tmp_path):
+    """What `pip install` of a wheel gets: the configs inside granger_prune/study/configs/."""
+    import subprocess
+    import sys
+    import zipfile
+
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path),
+                            str(REPO)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = tmp_path.glob("granger_prune-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert sorted(n for n in names if n.endswith(".toml")) == [
+        f"granger_prune/study/configs/{s}.toml" for s in bundled_studies()]
 
 
 def test_zero_rule_study_has_one_run_per_seed_without_target(tmp_path):

@@ -106,8 +106,12 @@ def test_options_labels_and_what_a_round_must_give():
         with pytest.raises(ValueError, match=f"n_batches must be a positive integer, got {bad!r}"):
             Taylor(n_batches=bad)
     weights = {"w": np.ones(4)}
-    with pytest.raises(ValueError, match=r"taylor/layer needs \['model'\]"):
+    with pytest.raises(ValueError, match=r"taylor/layer needs \['model', 'params', 'batches', 'loss_fn'\]"):
         Taylor().select({"w": np.ones(4, bool)}, 0.5, RoundInputs(weights))
+    with pytest.raises(ValueError, match=r"needs \['batches', 'loss_fn'\]"):
+        Taylor().select({"w": np.ones(4, bool)}, 0.5, RoundInputs(weights, model=MLP(4, (2,), 2), params={}))
+    from granger_prune.criteria import Taylor as from_the_registry
+    assert from_the_registry is Taylor
 
 
 @pytest.mark.parametrize("granularity", ["weight", "filter"])

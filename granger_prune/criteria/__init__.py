@@ -37,6 +37,14 @@ def criterion_class(name):
     return getattr(importlib.import_module(f".{module}", __name__), cls)
 
 
+def __getattr__(name):
+    """Every registered criterion by its class name, imported on first use."""
+    for registry_name, entry in CRITERIA.items():
+        if entry.partition(":")[2] == name:
+            return criterion_class(registry_name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def criterion_from_dict(table):
     """The criterion a study's ``[[methods]]`` table configures, e.g.
     ``{"name": "causal", "scope": "layer", "rule": {"name": "zero"}}``; unknown

@@ -25,8 +25,9 @@ from ..selection.grouping import GRANULARITIES, keep_highest_groups
 from ..selection.keep import SCOPES, check_density, keep_highest
 from ..selection.result import Selection
 
-#: What a round of Algorithm 1 can give a criterion.
-NEEDS = ("trajectory", "model")
+#: What a round of Algorithm 1 can give a criterion, and the fields of
+#: :class:`RoundInputs` each need fills.
+NEEDS = {"trajectory": ("trajectory",), "model": ("model", "params", "batches", "loss_fn")}
 
 
 @dataclass
@@ -154,7 +155,8 @@ class PruningMethod(OptionSet):
         if (inputs.groups is None) != (self.granularity == "weight"):
             raise ValueError(f"{self.label} selects {self.granularity}s: pass groups exactly "
                              "when granularity is not 'weight'")
-        missing = [need for need in self.needs if getattr(inputs, need) is None]
+        missing = [field for need in sorted(self.needs) for field in NEEDS[need]
+                   if getattr(inputs, field) is None]
         if missing:
             raise ValueError(f"{self.label} needs {missing} from the round")
         return self._select(alive, density, inputs)

@@ -3,7 +3,7 @@
 Removing parameter ``k`` (setting ``θ_k = 0``) changes the loss by
 ``-θ_k ∂L/∂θ_k`` to first order, so ``|θ_k ḡ_k|``, with ``ḡ`` the mean gradient
 over a few minibatches at the weights being pruned, estimates what pruning it
-costs (seed 004's first-order measure; Molchanov et al. 2017).
+costs (seed 004's first-order measure; Molchanov et al. 2017 and 2019).
 """
 
 from dataclasses import dataclass

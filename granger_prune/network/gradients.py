@@ -35,16 +35,18 @@ def mean_gradients(model, params, batches, loss_fn, n_batches):
     total = [torch.zeros_like(p, dtype=torch.float64) for p in tensors]
     n_used = 0
     devices = [p.device for p in tensors if p.device.type == "cuda"]
-    with torch.random.fork_rng(devices=sorted(set(devices), key=str)):
-        for x, y in itertools.islice(batches, n_batches):
-            grads = torch.autograd.grad(loss_fn(model(x), y), tensors, allow_unused=True)
-            for acc, g in zip(total, grads):
-                if g is not None:
-                    acc += g.detach().to(torch.float64)
-            n_used += 1
-    with torch.no_grad():
-        for k, b in model.named_buffers():
-            b.copy_(buffers[k])
+    try:
+        with torch.random.fork_rng(devices=sorted(set(devices), key=str)):
+            for x, y in itertools.islice(batches, n_batches):
+                grads = torch.autograd.grad(loss_fn(model(x), y), tensors, allow_unused=True)
+                for acc, g in zip(total, grads):
+                    if g is not None:
+                        acc += g.detach().to(torch.float64)
+                n_used += 1
+    finally:
+        with torch.no_grad():
+            for k, b in model.named_buffers():
+                b.copy_(buffers[k])
     if n_used == 0:
         raise ValueError("batches yielded no minibatch: the gradient needs at least one")
     return {n: (acc / n_used).cpu().numpy() for n, acc in zip(names, total)}, n_used

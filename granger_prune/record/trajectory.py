@@ -22,6 +22,7 @@ disk-backed store will also implement.
 """
 
 import contextlib
+import warnings
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -29,7 +30,7 @@ import torch
 
 from .._checks import check_choice
 from ..design.granger import LOSS_CHANGES
-from ..exceptions import NonFiniteLossError
+from ..exceptions import GrangerPruneWarning, NonFiniteLossError
 
 
 class Trajectory(ABC):
@@ -215,6 +216,9 @@ class TrajectoryRecorder:
         self.autocast_dtype = autocast_dtype
         #: Steps a ``GradScaler`` skipped: not taken, so not recorded.
         self.n_skipped = 0
+        #: The learning rate (first parameter group) of every recorded step.
+        self.step_sizes = []
+        self._warned_optimizer = False
         params = dict(params)
         if not params:
             raise ValueError("params is empty: there are no prunable parameters to record")
@@ -242,6 +246,13 @@ class TrajectoryRecorder:
             When the loss before or after the step is NaN or infinite.
         """
         step_index = self.trajectory.n_steps
+        if not isinstance(optimizer, torch.optim.SGD) and not self._warned_optimizer:
+            self._warned_optimizer = True
+            warnings.warn(
+                f"recording {type(optimizer).__name__} steps: the Granger designs are derived for "
+                "SGD steps (with or without momentum); under an adaptive optimizer such as Adam or "
+                "AdamW each parameter's step is rescaled, so the design is an approximation",
+                GrangerPruneWarning, stacklevel=2)
         device = next(iter(self.params.values())).device
         rng_before = _rng_states(device)
         theta_before = {n: p.detach().clone() for n, p in self.params.items()}
@@ -262,6 +273,7 @@ class TrajectoryRecorder:
 
         deltas = {n: (p.detach() - theta_before[n]).cpu().numpy() for n, p in self.params.items()}
         self.trajectory.append(loss_before, loss_after, deltas)
+        self.step_sizes.append(float(optimizer.param_groups[0]["lr"]))
         return loss_before
 
     def _loss_after_step(self, loss_fn, inputs, targets, rng_before, device):

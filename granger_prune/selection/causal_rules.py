@@ -79,8 +79,8 @@ class Problem:
     ----------
     tensors : list of str
     n_keep : int or None
-        Units a rank rule keeps (counting pruned ones, at least one per layer).
-    layer_units : list of int ndarray
+        Units a rank rule keeps (counting pruned ones; with groups at least one).
+    layer_units : tuple of int ndarray
         The design's units of each layer that a global filter ranking floors
         (empty without groups or per layer).
     weights : mapping of str to ndarray or None

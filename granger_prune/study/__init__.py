@@ -1,7 +1,7 @@
 """Studies: a TOML configuration, the runner that writes a run folder, its tables and
 figures, and the ``granger-prune`` command line (torch)."""
 
-from .config import StudyConfig, resolve_study
+from .config import StudyConfig, bundled_studies, resolve_study
 from .runner import run_study
 
-__all__ = ["StudyConfig", "resolve_study", "run_study"]
+__all__ = ["StudyConfig", "bundled_studies", "resolve_study", "run_study"]

@@ -17,20 +17,27 @@ def _parser():
         "run", help="run a study and write its run folder",
         description="Run a study: causal pruning against the baselines at several sparsities.")
     run.add_argument("study", nargs="?", default=DEFAULT_STUDY,
-                     help=f"a config.toml, a folder holding one, or a name under studies/ "
-                          f"(default: {DEFAULT_STUDY})")
+                     help=f"a TOML file, a folder holding a config.toml, or the name of a bundled "
+                          f"study (default: {DEFAULT_STUDY}; see `granger-prune list`)")
     run.add_argument("--out", type=Path, default=None,
                      help="run folder to create (default: runs/<study>-<timestamp>)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config entry, e.g. --set seeds=[0] --set schedule.n_post=5")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
+    commands.add_parser("list", help="name the bundled studies",
+                        description="The studies that ship with the package, with their files.")
     return parser
 
 
 def main(argv=None):
     """Entry point of the console script; returns the exit status."""
     args = _parser().parse_args(argv)
-    from .config import StudyConfig, resolve_study
+    from .config import BUNDLED, StudyConfig, bundled_studies, resolve_study
+    if args.command == "list":
+        for name in bundled_studies():
+            first = (BUNDLED / f"{name}.toml").read_text().splitlines()[0]
+            print(f"{name:<22} {first.lstrip('# ') if first.startswith('#') else ''}")
+        return 0
     from .report import phase_shift_table
     from .runner import print_progress, run_study
 

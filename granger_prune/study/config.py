@@ -10,6 +10,7 @@ import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 from .._checks import check_choice
 from ..zoo.datasets import DATASETS
@@ -17,6 +18,7 @@ from ..zoo.models import MODELS
 from ..criteria import Causal, Magnitude, PruningMethod, Random, criterion_from_dict
 from ..selection.keep import check_sparsity
 from ..training.algorithm import Schedule, SGDConfig
+from ..training.optim import TrainingConfig
 
 
 def _check_keys(section, mapping, allowed):
@@ -52,6 +54,12 @@ class StudyConfig:
     seeds : tuple of int
     schedule : Schedule
     sgd : SGDConfig
+        Plain SGD at one constant rate in every phase, and the batch size (``[sgd]``).
+    training : TrainingConfig, optional
+        Instead of ``sgd``: the batch size and each phase's optimizer and
+        learning-rate schedule (``[training]``, with ``[training.optimizer]`` for
+        every phase and ``[training.pre]``, ``[training.prune]``, ``[training.post]``
+        for one).
     dense_reference : bool
         Also train the unpruned model under the same schedule, as a reference.
     """
@@ -65,6 +73,7 @@ class StudyConfig:
     seeds: tuple = (0, 1)
     schedule: Schedule = Schedule()
     sgd: SGDConfig = SGDConfig()
+    training: Optional[TrainingConfig] = None
     dense_reference: bool = True
 
     def __post_init__(self):
@@ -105,6 +114,11 @@ class StudyConfig:
         if "sgd" in raw:
             _check_keys("sgd", raw["sgd"], _field_names(SGDConfig))
             kwargs["sgd"] = SGDConfig(**raw["sgd"])
+        if raw.get("training") is not None:
+            if "sgd" in raw and raw["sgd"] != dataclasses.asdict(SGDConfig()):
+                raise ValueError("give either [sgd] (plain SGD) or [training] (an optimizer per phase), "
+                                 "not both")
+            kwargs["training"] = TrainingConfig.from_dict(raw["training"])
         if "methods" in raw:
             methods = []
             for spec in raw["methods"]:
@@ -124,11 +138,17 @@ class StudyConfig:
         with open(path, "rb") as f:
             return cls.from_dict(tomllib.load(f))
 
+    @property
+    def optimization(self):
+        """What trains the model: ``training`` when given, else ``sgd``."""
+        return self.sgd if self.training is None else self.training
+
     def to_dict(self):
         """The resolved configuration as plain JSON-serialisable data."""
         raw = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         raw.update(methods=[m.to_dict() for m in self.methods],
-                   schedule=dataclasses.asdict(self.schedule), sgd=dataclasses.asdict(self.sgd))
+                   schedule=dataclasses.asdict(self.schedule), sgd=dataclasses.asdict(self.sgd),
+                   training=None if self.training is None else self.training.to_dict())
         return json.loads(json.dumps(raw))
 
     def with_overrides(self, overrides):
@@ -161,14 +181,24 @@ class StudyConfig:
         return type(self).from_dict(raw)
 
 
+#: Where the bundled studies' configurations ship, inside the package.
+BUNDLED = Path(__file__).parent / "configs"
+
+
+def bundled_studies():
+    """The names of the studies that ship with the package, e.g. ``"digits_phase_shift"``."""
+    return sorted(p.stem for p in BUNDLED.glob("*.toml"))
+
+
 def resolve_study(study, search_root=None):
-    """Find a study's ``config.toml``.
+    """Find a study's configuration file.
 
     Parameters
     ----------
     study : str or path
-        A ``config.toml`` file, a folder holding one, or the name of a folder
-        under ``<search_root>/studies/``.
+        A TOML file, a folder holding a ``config.toml``, the name of a folder
+        under ``<search_root>/studies/`` holding one (a project of your own), or
+        the name of a bundled study (:func:`bundled_studies`), in that order.
     search_root : path, optional
         Where ``studies/`` lives; the current directory by default.
 
@@ -177,11 +207,12 @@ def resolve_study(study, search_root=None):
     pathlib.Path
     """
     root = Path(search_root or Path.cwd())
-    candidates = [Path(study), Path(study) / "config.toml", root / "studies" / study / "config.toml"]
+    candidates = [Path(study), Path(study) / "config.toml", root / "studies" / str(study) / "config.toml",
+                  BUNDLED / f"{study}.toml"]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
     raise ValueError(
-        f"study {str(study)!r} not found: give a config.toml, a folder holding one, or the name "
-        f"of a folder under {root / 'studies'} (run from the repository root)"
+        f"study {str(study)!r} not found: give a TOML file, a folder holding a config.toml, or the "
+        f"name of a bundled study ({', '.join(bundled_studies())}); `granger-prune list` names them"
     )

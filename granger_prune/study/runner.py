@@ -96,7 +96,7 @@ def run_study(config, out_dir, *, progress=print_progress):
         results.to_csv(partial / "results.csv", index=False)
         phase_shift_table(results).to_csv(partial / "summary.csv")
         if diagnostics:
-            pd.concat(diagnostics, ignore_index=True).to_csv(partial / "diagnostics.csv", index=False)
+            _concat_keeping_integers(diagnostics).to_csv(partial / "diagnostics.csv", index=False)
         plot_phase_shift(results, partial / "phase_shift.png", title=config.name)
         plot_phase_shift(results, partial / "flops.png", title=config.name, x="flops")
         (partial / "meta.json").write_text(json.dumps(_meta(started), indent=2))
@@ -123,13 +123,14 @@ def _run_grid(config, progress, started, out):
     for seed in config.seeds:
         torch.manual_seed(seed)
         model = build_model(config.model, data.input_shape, data.n_classes, **config.model_options)
-        state = pretrain(model, data, config.schedule, config.sgd, seed)
+        state = pretrain(model, data, config.schedule, config.optimization, seed)
         if config.dense_reference:
             tic = time.perf_counter()
             model.load_state_dict(state)
             accuracy, loss = post_train(model, data, full_masks(prunable_parameters(model)),
                                         schedule=config.schedule,
-                                        sgd=config.sgd, batches=minibatches(data, config.sgd, seed))
+                                        sgd=config.optimization,
+                                        batches=minibatches(data, config.optimization, seed))
             outputs = _save_outputs(model, full_masks(prunable_parameters(model)), out, "dense", 0.0,
                                     seed, export=False)
             report(dict(method="dense", rule="none", scope="none", granularity="none", label="dense",
@@ -139,7 +140,8 @@ def _run_grid(config, progress, started, out):
         for method in config.methods:
             for sparsity in _sparsities(method, config):
                 result = prune_and_retrain(model, data, method, sparsity, schedule=config.schedule,
-                                           sgd=config.sgd, seed=seed, pretrained_state=state)
+                                           sgd=config.optimization, seed=seed,
+                                           pretrained_state=state)
                 row = dict(method=method.name, rule=method.rule_name, scope=method.scope,
                            granularity=method.granularity, label=method.label,
                            sparsity_target=float("nan") if sparsity is None else sparsity,
@@ -157,6 +159,14 @@ def _run_grid(config, progress, started, out):
                                                    sparsity_target=row["sparsity_target"]))
                 report(row)
     return rows, diagnostics
+
+
+def _concat_keeping_integers(frames):
+    """``pd.concat`` of diagnostics tables that report different columns (a causal fit's,
+    Taylor's): integer columns stay integers (nullable) where other tables lack them."""
+    integers = {c for f in frames for c in f.columns if pd.api.types.is_integer_dtype(f[c])}
+    table = pd.concat(frames, ignore_index=True)
+    return table.astype({c: "Int64" for c in integers if not pd.api.types.is_integer_dtype(table[c])})
 
 
 def _save_outputs(model, masks, out, label, sparsity, seed, *, export):

@@ -2,6 +2,7 @@
 
 from .algorithm import (PruningResult, Schedule, SGDConfig, evaluate, post_train, pretrain,
                         prune_and_retrain, train_epochs)
+from .optim import OptimizerSpec, TrainingConfig
 
-__all__ = ["PruningResult", "SGDConfig", "Schedule", "evaluate", "post_train", "pretrain",
-           "prune_and_retrain", "train_epochs"]
+__all__ = ["OptimizerSpec", "PruningResult", "SGDConfig", "Schedule", "TrainingConfig", "evaluate",
+           "post_train", "pretrain", "prune_and_retrain", "train_epochs"]

@@ -27,7 +27,9 @@ from ..selection.masks import full_masks, sparsity as mask_sparsity
 from ..network.pruning import MaskEnforcer, named_parameters, weights_numpy
 from ..selection.keep import density_schedule
 from ..network.structure import pruning_units
+from .._checks import check_choice
 from ..record.trajectory import TrajectoryRecorder, optimizer_step
+from .optim import PHASES, OptimizerSpec, build_phase
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,8 @@ class Schedule:
 
 @dataclass(frozen=True)
 class SGDConfig:
-    """Hyper-parameters of ``torch.optim.SGD``."""
+    """Plain SGD with one constant learning rate in every phase, and the batch size
+    (the shorthand of :class:`~granger_prune.training.TrainingConfig`)."""
 
     lr: float = 0.05
     momentum: float = 0.9
@@ -79,15 +82,24 @@ class SGDConfig:
 
     def make(self, model):
         """A fresh optimizer over all of ``model``'s parameters."""
-        return torch.optim.SGD(model.parameters(), lr=self.lr, momentum=self.momentum,
-                               weight_decay=self.weight_decay)
+        return self.phase("pre").optimizer(model.parameters())
+
+    def phase(self, name):
+        """Every phase's :class:`~granger_prune.training.OptimizerSpec`: plain SGD at a constant rate."""
+        check_choice("phase", name, PHASES)
+        return OptimizerSpec("sgd", lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+
+    def build(self, model, phase, steps_per_epoch, n_epochs):
+        """A fresh optimizer for ``phase`` and its scheduler (None: a constant rate)."""
+        return build_phase(self.phase(phase), model, steps_per_epoch, n_epochs)
 
 
-def train_epochs(model, batches, optimizer, n_epochs, *, loss_fn=None, recorder=None):
+def train_epochs(model, batches, optimizer, n_epochs, *, loss_fn=None, recorder=None, scheduler=None):
     """Train ``n_epochs`` over ``batches``; return the mean training loss of each epoch.
 
     With a :class:`~granger_prune.record.TrajectoryRecorder` every step is
-    recorded; without one the steps are plain ``optimizer_step`` calls.
+    recorded; without one the steps are plain ``optimizer_step`` calls.  A
+    learning-rate ``scheduler`` is stepped after every optimizer step.
     """
     loss_fn = loss_fn or nn.functional.cross_entropy
     model.train()
@@ -99,6 +111,8 @@ def train_epochs(model, batches, optimizer, n_epochs, *, loss_fn=None, recorder=
                 loss = recorder.step(optimizer, loss_fn, x, y)
             else:
                 loss, _ = optimizer_step(model, optimizer, loss_fn, x, y, step=f"{i} of epoch {epoch}")
+            if scheduler is not None:
+                scheduler.step()
             total += loss * len(x)
             count += len(x)
         means.append(total / count)
@@ -156,8 +170,9 @@ class PruningResult:
 def pretrain(model, data, schedule, sgd, seed):
     """Train ``schedule.n_pre`` epochs from the model's current weights; return θ_pre."""
     torch.manual_seed(seed)
-    optimizer = sgd.make(model)
-    train_epochs(model, minibatches(data, sgd, seed), optimizer, schedule.n_pre)
+    batches = minibatches(data, sgd, seed)
+    optimizer, scheduler = sgd.build(model, "pre", len(batches), schedule.n_pre)
+    train_epochs(model, batches, optimizer, schedule.n_pre, scheduler=scheduler)
     return snapshot(model)
 
 
@@ -179,7 +194,9 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
         and significance rules take ``None`` and keep, each round, the units
         with non-zero lasso coefficients or significant F-tests.
     schedule : Schedule
-    sgd : SGDConfig
+    sgd : SGDConfig or TrainingConfig
+        The batch size and each phase's optimizer and learning-rate schedule
+        (plain SGD at a constant rate with ``SGDConfig``).
     seed : int
         Seeds the minibatch order and the method's randomness.
     pretrained_state : dict
@@ -207,11 +224,11 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
     torch.manual_seed(seed)
     diagnostics = []
     for round_index, density in enumerate(densities):
-        optimizer = sgd.make(model)
+        optimizer, scheduler = sgd.build(model, "prune", len(batches), schedule.n_prune)
         enforcer = MaskEnforcer(params, alive).attach(optimizer)
         recorder = (TrajectoryRecorder(model, params, **method.recorder_options())
                     if "trajectory" in method.needs else None)
-        train_epochs(model, batches, optimizer, schedule.n_prune, recorder=recorder)
+        train_epochs(model, batches, optimizer, schedule.n_prune, recorder=recorder, scheduler=scheduler)
         enforcer.detach()
         inputs = RoundInputs(weights=weights_numpy(params), groups=groups, rng=rng,
                              trajectory=recorder.trajectory if recorder else None)
@@ -236,9 +253,9 @@ def post_train(model, data, masks, *, schedule, sgd, batches):
     """Zero the pruned weights, train ``n_post`` epochs keeping them zero; return test (accuracy, loss).
 
     ``masks`` names the model's parameters it covers (``model.named_parameters()``)."""
-    optimizer = sgd.make(model)
+    optimizer, scheduler = sgd.build(model, "post", len(batches), schedule.n_post)
     enforcer = MaskEnforcer(named_parameters(model, masks), masks).attach(optimizer)
-    train_epochs(model, batches, optimizer, schedule.n_post)
+    train_epochs(model, batches, optimizer, schedule.n_post, scheduler=scheduler)
     enforcer.detach()
     return evaluate(model, data.x_test, data.y_test)
 

@@ -24,6 +24,7 @@ from granger_prune import (MLP, Random, RoundInputs, StudyConfig, TrajectoryReco
                            load_dataset, pretrain, prunable_parameters)
 from granger_prune.selection.masks import full_masks, mask_overlap
 from granger_prune.network.pruning import weights_numpy
+from granger_prune.study import resolve_study
 from granger_prune.study.runner import git_sha
 from granger_prune.training.algorithm import minibatches, train_epochs
 
@@ -55,7 +56,7 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=HERE / "overlap.csv")
     args = parser.parse_args()
-    config = StudyConfig.from_toml(HERE / "config.toml")
+    config = StudyConfig.from_toml(resolve_study("momentum_vs_vanilla"))
     densities = [1 - s for s in config.sparsities]
     started = time.time()
     rows = []
