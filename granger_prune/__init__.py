@@ -40,6 +40,8 @@ _LAZY = {
     "SGDConfig": "training",
     "OptimizerSpec": "training",
     "TrainingConfig": "training",
+    "DataLoaders": "training",
+    "Objective": "training",
     "pretrain": "training",
     "prune_and_retrain": "training",
     "StudyConfig": "study",

@@ -26,7 +26,7 @@ def test_readme_significance_example_runs():
     namespace = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GrangerPruneWarning)  # digits pixels that never vary
-        for block in blocks[:2]:
+        for block in (blocks[0], *[b for b in blocks if "StreamingGrangerTests" in b]):
             exec(compile(block, "README.md", "exec"), namespace)
     tests, streamed, result = namespace["tests"], namespace["streamed"], namespace["result"]
     assert tests.n_tests == 64 * 128 and np.all(tests.n_columns == 3)
@@ -92,3 +92,14 @@ def test_readme_training_table_is_a_valid_study_section():
     config = TrainingConfig.from_dict(tomllib.loads(table)["training"])
     assert config.phase("prune") == OptimizerSpec(lr=0.1, schedule="cosine", final_lr=0.001)
     assert config.phase("post") == OptimizerSpec("adamw", lr=1e-3, weight_decay=0.01)
+
+
+def test_readme_prunes_a_user_defined_model_on_dataloaders():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    (block,) = [b for b in blocks if "class Regressor(nn.Module)" in b]
+    namespace = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    result, y = namespace["result"], namespace["y"]
+    assert abs(result.sparsity - 0.8) < 2e-3
+    assert result.metric_name == "mse" and 0 < result.metric < 0.5 * float(y[1000:].var())
+    assert set(result.masks) == {"hidden.weight", "out.weight"}

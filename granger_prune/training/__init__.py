@@ -3,6 +3,7 @@
 from .algorithm import (PruningResult, Schedule, SGDConfig, evaluate, post_train, pretrain,
                         prune_and_retrain, train_epochs)
 from .optim import OptimizerSpec, TrainingConfig
+from .task import DataLoaders, Objective, evaluate_batches
 
-__all__ = ["OptimizerSpec", "PruningResult", "SGDConfig", "Schedule", "TrainingConfig", "evaluate",
-           "post_train", "pretrain", "prune_and_retrain", "train_epochs"]
+__all__ = ["DataLoaders", "Objective", "OptimizerSpec", "PruningResult", "SGDConfig", "Schedule", "TrainingConfig", "evaluate",
+           "evaluate_batches", "post_train", "pretrain", "prune_and_retrain", "train_epochs"]

@@ -21,7 +21,6 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..zoo.datasets import Minibatches
 from ..criteria import RoundInputs
 from ..selection.masks import full_masks, sparsity as mask_sparsity
 from ..network.pruning import MaskEnforcer, named_parameters, weights_numpy
@@ -30,6 +29,7 @@ from ..network.structure import pruning_units
 from .._checks import check_choice
 from ..record.trajectory import TrajectoryRecorder, optimizer_step
 from .optim import PHASES, OptimizerSpec, build_phase
+from .task import DataLoaders, Objective, evaluate_batches, evaluation_batches, training_batches
 
 
 @dataclass(frozen=True)
@@ -119,17 +119,10 @@ def train_epochs(model, batches, optimizer, n_epochs, *, loss_fn=None, recorder=
     return means
 
 
-@torch.no_grad()
 def evaluate(model, x, y, loss_fn=None):
-    """Return ``(accuracy, mean loss)`` of ``model`` on ``(x, y)`` in eval mode."""
-    loss_fn = loss_fn or nn.functional.cross_entropy
-    was_training = model.training
-    model.eval()
-    logits = model(x)
-    accuracy = float((logits.argmax(dim=1) == y).float().mean())
-    loss = float(loss_fn(logits, y))
-    model.train(was_training)
-    return accuracy, loss
+    """Return ``(accuracy, mean loss)`` of ``model`` on ``(x, y)`` in eval mode
+    (:func:`~granger_prune.training.task.evaluate_batches` for other metrics and loaders)."""
+    return evaluate_batches(model, [(x, y)], Objective(loss=loss_fn or "cross_entropy"))
 
 
 def snapshot(model):
@@ -147,8 +140,8 @@ class PruningResult:
         The final surviving parameters, for the tensors the method selects on
         (Linear/Conv weights; with filters or layers also their biases and
         BatchNorm parameters, see :func:`granger_prune.network.structure.pruning_units`).
-    accuracy, loss : float
-        Test accuracy and loss after post-training.
+    metric, loss : float
+        The test metric (``metric_name``) and loss after post-training.
     sparsity : float
         Achieved fraction of pruned parameters among those tensors.
     diagnostics : pandas.DataFrame
@@ -157,33 +150,48 @@ class PruningResult:
         averaged over; empty for magnitude and random), with a ``round`` column.
     seconds : float
         Wall time of the pruning rounds and post-training.
+    metric_name : str
+        What ``metric`` is (``"accuracy"`` by default); ``accuracy`` reads it then.
     """
 
     masks: dict
-    accuracy: float
+    metric: float
     loss: float
     sparsity: float
     diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)
     seconds: float = 0.0
+    metric_name: str = "accuracy"
+
+    @property
+    def accuracy(self):
+        """The test accuracy, when the metric is accuracy."""
+        if self.metric_name != "accuracy":
+            raise AttributeError(f"the run's metric is {self.metric_name!r}, not accuracy: read .metric")
+        return self.metric
 
 
-def pretrain(model, data, schedule, sgd, seed):
-    """Train ``schedule.n_pre`` epochs from the model's current weights; return θ_pre."""
+def pretrain(model, data, schedule, sgd, seed, objective=Objective()):
+    """Train ``schedule.n_pre`` epochs from the model's current weights; return θ_pre.
+
+    ``data``, ``sgd`` and ``objective`` are as for :func:`prune_and_retrain`."""
     torch.manual_seed(seed)
     batches = minibatches(data, sgd, seed)
     optimizer, scheduler = sgd.build(model, "pre", len(batches), schedule.n_pre)
-    train_epochs(model, batches, optimizer, schedule.n_pre, scheduler=scheduler)
+    train_epochs(model, batches, optimizer, schedule.n_pre, loss_fn=objective.loss_fn, scheduler=scheduler)
     return snapshot(model)
 
 
-def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pretrained_state):
+def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pretrained_state,
+                      objective=Objective()):
     """Run Algorithm 1's pruning rounds and post-training from ``pretrained_state``.
 
     Parameters
     ----------
     model : torch.nn.Module
         Its weights are overwritten by ``pretrained_state`` first.
-    data : granger_prune.zoo.TensorData
+    data : granger_prune.training.DataLoaders or granger_prune.zoo.TensorData
+        A user's training (and test) loaders, or an in-memory dataset, whose
+        training set is drawn in ``sgd.batch_size`` minibatches shuffled by ``seed``.
     method : granger_prune.criteria.PruningMethod
         A criterion: it gets what its ``needs`` declare (the round's recorded
         trajectory; the model, its parameters and minibatches of the training
@@ -201,6 +209,9 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
         Seeds the minibatch order and the method's randomness.
     pretrained_state : dict
         θ_pre from :func:`pretrain`; the surviving weights are rewound to it.
+    objective : Objective
+        The training loss and the reported metric (cross-entropy and accuracy
+        by default; ``Objective("mse", "mse")`` for regression).
 
     Returns
     -------
@@ -228,12 +239,13 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
         enforcer = MaskEnforcer(params, alive).attach(optimizer)
         recorder = (TrajectoryRecorder(model, params, **method.recorder_options())
                     if "trajectory" in method.needs else None)
-        train_epochs(model, batches, optimizer, schedule.n_prune, recorder=recorder, scheduler=scheduler)
+        train_epochs(model, batches, optimizer, schedule.n_prune, loss_fn=objective.loss_fn, recorder=recorder,
+                     scheduler=scheduler)
         enforcer.detach()
         inputs = RoundInputs(weights=weights_numpy(params), groups=groups, rng=rng,
                              trajectory=recorder.trajectory if recorder else None)
         if "model" in method.needs:
-            inputs.model, inputs.params, inputs.loss_fn = model, params, nn.functional.cross_entropy
+            inputs.model, inputs.params, inputs.loss_fn = model, params, objective.loss_fn
             inputs.batches = gradient_batches(data, sgd, rng)
         selection = method.select(alive, density, inputs)
         alive = selection.masks
@@ -241,33 +253,37 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
             diagnostics.append(selection.diagnostics.assign(round=round_index))
         model.load_state_dict(pretrained_state)
 
-    accuracy, loss = post_train(model, data, alive, schedule=schedule, sgd=sgd, batches=batches)
+    metric, loss = post_train(model, data, alive, schedule=schedule, sgd=sgd, batches=batches,
+                              objective=objective)
     return PruningResult(
-        masks=alive, accuracy=accuracy, loss=loss, sparsity=mask_sparsity(alive),
+        masks=alive, metric=metric, loss=loss, sparsity=mask_sparsity(alive), metric_name=objective.metric_name,
         diagnostics=pd.concat(diagnostics, ignore_index=True) if diagnostics else pd.DataFrame(),
         seconds=time.perf_counter() - start,
     )
 
 
-def post_train(model, data, masks, *, schedule, sgd, batches):
-    """Zero the pruned weights, train ``n_post`` epochs keeping them zero; return test (accuracy, loss).
+def post_train(model, data, masks, *, schedule, sgd, batches, objective=Objective()):
+    """Zero the pruned weights, train ``n_post`` epochs keeping them zero; return the
+    test ``(metric, loss)``.
 
     ``masks`` names the model's parameters it covers (``model.named_parameters()``)."""
     optimizer, scheduler = sgd.build(model, "post", len(batches), schedule.n_post)
     enforcer = MaskEnforcer(named_parameters(model, masks), masks).attach(optimizer)
-    train_epochs(model, batches, optimizer, schedule.n_post, scheduler=scheduler)
+    train_epochs(model, batches, optimizer, schedule.n_post, loss_fn=objective.loss_fn, scheduler=scheduler)
     enforcer.detach()
-    return evaluate(model, data.x_test, data.y_test)
+    return evaluate_batches(model, evaluation_batches(data, "test"), objective)
 
 
 def gradient_batches(data, sgd, rng):
-    """Minibatches of the training set for a criterion's gradients, in an order drawn
-    from the run's ``rng``, so the training order of the rounds is left as it is."""
-    generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
-    return Minibatches(data.x_train, data.y_train, sgd.batch_size, generator)
+    """Minibatches of the training set for a criterion's gradients: the user's training
+    loader, or in-memory minibatches in an order drawn from the run's ``rng``, so the
+    training order of the rounds is left as it is."""
+    if isinstance(data, DataLoaders):
+        return data.train
+    return training_batches(data, sgd.batch_size, int(rng.integers(2**62)))
 
 
 def minibatches(data, sgd, seed):
-    """The training set in ``sgd.batch_size`` minibatches, shuffled by ``seed`` each epoch."""
-    generator = torch.Generator().manual_seed(int(seed))
-    return Minibatches(data.x_train, data.y_train, sgd.batch_size, generator)
+    """One epoch's minibatches: the user's training loader, or the in-memory training
+    set in ``sgd.batch_size`` minibatches shuffled by ``seed`` each epoch."""
+    return training_batches(data, sgd.batch_size, seed)

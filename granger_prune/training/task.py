@@ -1,0 +1,135 @@
+"""What Algorithm 1 trains on and how it scores: data sources and the objective (torch).
+
+A data source is either the package's in-memory
+:class:`~granger_prune.zoo.TensorData` (minibatches drawn by the run's seed) or
+:class:`DataLoaders`: a user's ``torch.utils.data.DataLoader`` (or any
+re-iterable of ``(inputs, targets)`` batches) for training, with optional
+validation and test loaders.  :class:`Objective` names the training loss and the
+reported metric: cross-entropy and accuracy (classification, the default), mean
+squared error (regression), or callables.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Union
+
+import torch
+from torch import nn
+
+from .._checks import check_choice
+from ..zoo.datasets import Minibatches, TensorData
+
+LOSSES = {"cross_entropy": nn.functional.cross_entropy, "mse": nn.functional.mse_loss}
+METRICS = ("accuracy", "mse")
+
+
+@dataclass(frozen=True)
+class DataLoaders:
+    """A user's data: a training loader and, optionally, validation and test loaders.
+
+    Attributes
+    ----------
+    train : iterable of (inputs, targets)
+        Iterated once per epoch (a ``DataLoader`` reshuffles itself); it must
+        be re-iterable.
+    test, validation : iterable of (inputs, targets), optional
+        Evaluated in eval mode; the reported metric and loss are the
+        batch-size-weighted means over all their batches.
+    """
+
+    train: Any
+    test: Optional[Any] = None
+    validation: Optional[Any] = None
+
+    def __post_init__(self):
+        for name in ("train", "test", "validation"):
+            loader = getattr(self, name)
+            if loader is not None and iter(loader) is loader:
+                raise ValueError(f"{name} must be re-iterable (a DataLoader or a list of batches), "
+                                 "not an iterator that is used up after one epoch")
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The training loss and the metric a run reports.
+
+    Parameters
+    ----------
+    loss : {"cross_entropy", "mse"} or callable(outputs, targets) -> scalar tensor
+    metric : {"accuracy", "mse"} or callable(outputs, targets) -> float
+        The batch mean of the metric (``"accuracy"``: the fraction of argmax
+        predictions equal to the targets); weighted by batch size over a split.
+    metric_name : str, optional
+        The metric's name in tables; the metric's own name by default.
+    """
+
+    loss: Union[str, Callable] = "cross_entropy"
+    metric: Union[str, Callable] = "accuracy"
+    metric_name: Optional[str] = None
+
+    def __post_init__(self):
+        if not callable(self.loss):
+            check_choice("loss", self.loss, tuple(LOSSES))
+        if not callable(self.metric):
+            check_choice("metric", self.metric, METRICS)
+        elif self.metric_name is None:
+            object.__setattr__(self, "metric_name", getattr(self.metric, "__name__", "metric"))
+        if self.metric_name is None:
+            object.__setattr__(self, "metric_name", self.metric)
+
+    @property
+    def loss_fn(self):
+        """The training loss as a callable."""
+        return self.loss if callable(self.loss) else LOSSES[self.loss]
+
+    def batch_metric(self, outputs, targets):
+        """The metric's mean over one batch, as a float."""
+        if callable(self.metric):
+            return float(self.metric(outputs, targets))
+        if self.metric == "accuracy":
+            return float((outputs.argmax(dim=1) == targets).float().mean())
+        return float(nn.functional.mse_loss(outputs, targets))
+
+
+def training_batches(data, batch_size, seed):
+    """The minibatches of one epoch of ``data``: the user's training loader, or the
+    in-memory training set shuffled each epoch by a generator seeded with ``seed``."""
+    if isinstance(data, DataLoaders):
+        return data.train
+    generator = torch.Generator().manual_seed(int(seed))
+    return Minibatches(data.x_train, data.y_train, batch_size, generator)
+
+
+def evaluation_batches(data, split="test"):
+    """The batches of ``split`` (``"test"`` or ``"validation"``) of ``data``."""
+    check_choice("split", split, ("test", "validation"))
+    if isinstance(data, DataLoaders):
+        batches = getattr(data, split)
+        if batches is None:
+            raise ValueError(f"the data has no {split} loader: pass DataLoaders({split}=...)")
+        return batches
+    if not isinstance(data, TensorData):
+        raise TypeError(f"data must be DataLoaders or TensorData, got {type(data).__name__}")
+    if split == "validation":
+        raise ValueError("in-memory TensorData has no validation split")
+    return [(data.x_test, data.y_test)]
+
+
+@torch.no_grad()
+def evaluate_batches(model, batches, objective=Objective()):
+    """``(metric, mean loss)`` of ``model`` over ``batches`` in eval mode: the
+    batch-size-weighted means of the batch means (one batch's own means exactly)."""
+    was_training = model.training
+    model.eval()
+    means = []  # (metric, loss, batch size) of each batch
+    try:
+        for x, y in batches:
+            outputs = model(x)
+            means.append((objective.batch_metric(outputs, y), float(objective.loss_fn(outputs, y)), len(x)))
+    finally:
+        model.train(was_training)
+    if not means:
+        raise ValueError("the evaluation batches are empty")
+    if len(means) == 1:
+        return means[0][0], means[0][1]
+    count = sum(n for _, _, n in means)
+    return (sum(m * n for m, _, n in means) / count, sum(l * n for _, l, n in means) / count)

@@ -1,0 +1,90 @@
+"""Data sources and objectives of Algorithm 1: a user's loaders, losses and metrics."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from granger_prune import DataLoaders, Magnitude, Objective, Schedule, SGDConfig, pretrain, prune_and_retrain
+from granger_prune.training import evaluate, evaluate_batches
+from granger_prune.training.task import evaluation_batches, training_batches
+from granger_prune.zoo import MLP
+from granger_prune.zoo.datasets import digits
+
+
+def test_evaluation_over_batches_is_the_size_weighted_mean():
+    torch.manual_seed(0)
+    model = MLP(64, (8,), 10)
+    data = digits()
+    x, y = data.x_test, data.y_test
+    whole = evaluate(model, x, y)
+    loader = DataLoader(TensorDataset(x, y), batch_size=64)  # 360 = 5 x 64 + 40
+    batched = evaluate_batches(model, loader)
+    assert batched[0] == pytest.approx(whole[0], abs=1e-7)  # float32 batch means
+    # the loss means of float32 batches differ from the whole's by float32 rounding
+    assert batched[1] == pytest.approx(whole[1], rel=1e-6)
+    assert evaluate_batches(model, [(x, y)]) == whole  # one batch: its own means exactly
+    regression = Objective(loss="mse", metric="mse")
+    out = model(x).detach()
+    target = torch.randn_like(out)
+    metric, loss = evaluate_batches(nn.Identity(), [(out, target)], regression)
+    assert metric == loss == pytest.approx(float(((out - target) ** 2).mean()), rel=1e-6)
+    custom = Objective(metric=lambda o, t: float((o - t).abs().max()), metric_name="max_error", loss="mse")
+    assert evaluate_batches(nn.Identity(), [(out, target)], custom)[0] == pytest.approx(
+        float((out - target).abs().max()), rel=1e-6)
+
+
+def test_sources_and_objectives_validate():
+    data = digits()
+    with pytest.raises(ValueError, match="re-iterable"):
+        DataLoaders(train=iter([(data.x_train, data.y_train)]))
+    with pytest.raises(ValueError, match="no validation loader"):
+        evaluation_batches(DataLoaders(train=[(data.x_train, data.y_train)]), "validation")
+    with pytest.raises(ValueError, match="no validation split"):
+        evaluation_batches(data, "validation")
+    with pytest.raises(ValueError, match="loss"):
+        Objective(loss="hinge")
+    with pytest.raises(ValueError, match="metric"):
+        Objective(metric="f1")
+    assert Objective(metric=lambda o, t: 0.0).metric_name == "<lambda>"
+    loader = [(data.x_train[:10], data.y_train[:10])]
+    assert training_batches(DataLoaders(train=loader), 32, 0) is loader  # the user's own batches
+
+
+def test_algorithm_1_on_dataloaders_matches_the_in_memory_source_batch_for_batch():
+    """The same minibatches, given as a user's list of batches, train to the same weights."""
+    data = digits()
+    schedule, sgd = Schedule(n_pre=1, n_iter=1, n_prune=1, n_post=1), SGDConfig(batch_size=64)
+    results = []
+    for source in ("memory", "loaders"):
+        torch.manual_seed(0)
+        model = MLP(64, (16,), 10)
+        if source == "memory":
+            chosen = data
+        else:  # the exact batches the in-memory source draws for seed 0: pre-training and the
+            # round each start a fresh generator (first order), post-training continues it
+            drawn = training_batches(data, 64, 0)
+            first, second = list(drawn), list(drawn)
+            epochs = iter([first, first, second])
+
+            class Epochs:  # each epoch of the run iterates the next epoch's batches
+                def __iter__(self):
+                    yield from next(epochs)
+
+                def __len__(self):
+                    return len(training_batches(data, 64, 0))
+
+            chosen = DataLoaders(train=Epochs(), test=[(data.x_test, data.y_test)])
+        state = pretrain(model, chosen, schedule, sgd, seed=0)
+        results.append(prune_and_retrain(model, chosen, Magnitude(), 0.5, schedule=schedule, sgd=sgd, seed=0,
+                                         pretrained_state=state))
+    assert results[0].metric == results[1].metric and results[0].loss == results[1].loss
+    assert all(np.array_equal(results[0].masks[n], results[1].masks[n]) for n in results[0].masks)
+    with pytest.raises(AttributeError, match="read .metric"):
+        prune_and_retrain(MLP(64, (4,), 10), DataLoaders(train=[(data.x_train, data.y_train.float())],
+                                                          test=[(data.x_test, data.y_test.float())]),
+                          Magnitude(), 0.5, schedule=schedule, sgd=sgd, seed=0,
+                          pretrained_state=MLP(64, (4,), 10).state_dict(),
+                          objective=Objective(loss=lambda o, t: ((o[:, 0] - t) ** 2).mean(),
+                                              metric=lambda o, t: 0.0, metric_name="zero")).accuracy
