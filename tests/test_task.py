@@ -41,7 +41,7 @@ def test_sources_and_objectives_validate():
         DataLoaders(train=iter([(data.x_train, data.y_train)]))
     with pytest.raises(ValueError, match="no validation loader"):
         evaluation_batches(DataLoaders(train=[(data.x_train, data.y_train)]), "validation")
-    with pytest.raises(ValueError, match="no validation split"):
+    with pytest.raises(ValueError, match="has no validation split"):
         evaluation_batches(data, "validation")
     with pytest.raises(ValueError, match="loss"):
         Objective(loss="hinge")
@@ -88,3 +88,37 @@ def test_algorithm_1_on_dataloaders_matches_the_in_memory_source_batch_for_batch
                           pretrained_state=MLP(64, (4,), 10).state_dict(),
                           objective=Objective(loss=lambda o, t: ((o[:, 0] - t) ** 2).mean(),
                                               metric=lambda o, t: 0.0, metric_name="zero")).accuracy
+
+
+def test_a_validation_split_is_held_out_of_the_training_data_and_reported(tmp_path):
+    data = digits()
+    split = data.with_validation(0.25, seed=3)
+    assert len(split.y_train) + len(split.y_val) == len(data.y_train)
+    assert torch.equal(split.x_test, data.x_test)
+    # stratified: every class keeps its share in both parts; seeded: the same split again
+    assert np.bincount(split.y_val.numpy(), minlength=10).min() > 0
+    assert torch.equal(data.with_validation(0.25, seed=3).y_val, split.y_val)
+    assert not torch.equal(data.with_validation(0.25, seed=4).y_val, split.y_val)
+    assert data.with_validation(0.0) is data
+    schedule, sgd = Schedule(n_pre=1, n_iter=1, n_prune=1, n_post=1), SGDConfig(batch_size=64)
+    torch.manual_seed(0)
+    model = MLP(64, (16,), 10)
+    state = pretrain(model, split, schedule, sgd, seed=0)
+    result = prune_and_retrain(model, split, Magnitude(), 0.5, schedule=schedule, sgd=sgd, seed=0,
+                               pretrained_state=state)
+    assert (result.val_metric, result.val_loss) == evaluate(model, split.x_val, split.y_val)
+    assert (result.metric, result.loss) == evaluate(model, split.x_test, split.y_test)
+    no_split = prune_and_retrain(model, data, Magnitude(), 0.5, schedule=schedule, sgd=sgd, seed=0,
+                                 pretrained_state=state)
+    assert np.isnan(no_split.val_metric) and np.isnan(no_split.val_loss)
+    # a study reports both splits
+    from granger_prune.study import StudyConfig, resolve_study, run_study
+    config = StudyConfig.from_toml(resolve_study("digits_phase_shift")).with_overrides(
+        ["seeds=[0]", "sparsities=[0.5]", "model_options.hidden=[8]", "schedule.n_pre=1", "schedule.n_iter=1",
+         "schedule.n_prune=1", "schedule.n_post=1", "sgd.batch_size=64", 'methods=[{"name": "magnitude"}]',
+         "validation_fraction=0.2", "validation_seed=1"])
+    table = run_study(config, tmp_path / "run", progress=None)
+    assert table["val_accuracy"].between(0, 1).all() and (table["val_loss"] > 0).all()
+    assert not table["val_accuracy"].equals(table["accuracy"])
+    with pytest.raises(ValueError, match="validation_fraction"):
+        StudyConfig(validation_fraction=1.0)

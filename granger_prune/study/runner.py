@@ -39,10 +39,11 @@ from .report import phase_shift_table, plot_phase_shift
 from ..selection.masks import full_masks
 from ..network.pruning import prunable_parameters
 from ..network.saved import save_pruned_model
-from ..training.algorithm import minibatches, post_train, pretrain, prune_and_retrain
+from ..training.algorithm import minibatches, post_train, pretrain, prune_and_retrain, validation_metrics
 
 RESULT_COLUMNS = ["method", "rule", "scope", "granularity", "label", "sparsity_target",
-                  "sparsity_actual", "seed", "accuracy", "loss", "compression", "speedup",
+                  "sparsity_actual", "seed", "accuracy", "loss", "val_accuracy", "val_loss",
+                  "compression", "speedup",
                   "compression_exported", "speedup_exported", "lasso_support",
                   "kept_by_tiebreak", "seconds", "outputs"]
 
@@ -108,7 +109,8 @@ def run_study(config, out_dir, *, progress=print_progress):
 
 
 def _run_grid(config, progress, started, out):
-    data = load_dataset(config.dataset, image=config.model == "cnn")
+    data = load_dataset(config.dataset, image=config.model == "cnn").with_validation(
+        config.validation_fraction, seed=config.validation_seed)
     runs_per_seed = sum(len(_sparsities(method, config)) for method in config.methods)
     n_runs = len(config.seeds) * (runs_per_seed + config.dense_reference)
     rows, diagnostics = [], []
@@ -133,9 +135,11 @@ def _run_grid(config, progress, started, out):
                                         batches=minibatches(data, config.optimization, seed))
             outputs = _save_outputs(model, full_masks(prunable_parameters(model)), out, "dense", 0.0,
                                     seed, export=False)
+            val_accuracy, val_loss = validation_metrics(model, data)
             report(dict(method="dense", rule="none", scope="none", granularity="none", label="dense",
                         sparsity_target=0.0, sparsity_actual=0.0, seed=seed, accuracy=accuracy,
-                        loss=loss, **footprint_ratios(model, example),
+                        loss=loss, val_accuracy=val_accuracy, val_loss=val_loss,
+                        **footprint_ratios(model, example),
                         seconds=time.perf_counter() - tic, outputs=outputs))
         for method in config.methods:
             for sparsity in _sparsities(method, config):
@@ -147,6 +151,7 @@ def _run_grid(config, progress, started, out):
                            sparsity_target=float("nan") if sparsity is None else sparsity,
                            sparsity_actual=result.sparsity, seed=seed,
                            accuracy=result.accuracy, loss=result.loss,
+                           val_accuracy=result.val_metric, val_loss=result.val_loss,
                            **footprint_ratios(model, example), seconds=result.seconds,
                            outputs=_save_outputs(model, result.masks, out, method.label, sparsity, seed,
                                                  export=method.granularity != "weight"))

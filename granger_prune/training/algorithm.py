@@ -29,7 +29,8 @@ from ..network.structure import pruning_units
 from .._checks import check_choice
 from ..record.trajectory import TrajectoryRecorder, optimizer_step
 from .optim import PHASES, OptimizerSpec, build_phase
-from .task import DataLoaders, Objective, evaluate_batches, evaluation_batches, training_batches
+from .task import (DataLoaders, Objective, evaluate_batches, evaluation_batches, has_validation,
+                   training_batches)
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,8 @@ class PruningResult:
         Wall time of the pruning rounds and post-training.
     metric_name : str
         What ``metric`` is (``"accuracy"`` by default); ``accuracy`` reads it then.
+    val_metric, val_loss : float
+        The same on the validation split (NaN when the data has none).
     """
 
     masks: dict
@@ -161,6 +164,8 @@ class PruningResult:
     diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)
     seconds: float = 0.0
     metric_name: str = "accuracy"
+    val_metric: float = float("nan")
+    val_loss: float = float("nan")
 
     @property
     def accuracy(self):
@@ -255,8 +260,10 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
 
     metric, loss = post_train(model, data, alive, schedule=schedule, sgd=sgd, batches=batches,
                               objective=objective)
+    val_metric, val_loss = validation_metrics(model, data, objective)
     return PruningResult(
         masks=alive, metric=metric, loss=loss, sparsity=mask_sparsity(alive), metric_name=objective.metric_name,
+        val_metric=val_metric, val_loss=val_loss,
         diagnostics=pd.concat(diagnostics, ignore_index=True) if diagnostics else pd.DataFrame(),
         seconds=time.perf_counter() - start,
     )
@@ -272,6 +279,13 @@ def post_train(model, data, masks, *, schedule, sgd, batches, objective=Objectiv
     train_epochs(model, batches, optimizer, schedule.n_post, loss_fn=objective.loss_fn, scheduler=scheduler)
     enforcer.detach()
     return evaluate_batches(model, evaluation_batches(data, "test"), objective)
+
+
+def validation_metrics(model, data, objective=Objective()):
+    """``(metric, loss)`` of ``model`` on the validation split of ``data``; NaN without one."""
+    if not has_validation(data):
+        return float("nan"), float("nan")
+    return evaluate_batches(model, evaluation_batches(data, "validation"), objective)
 
 
 def gradient_batches(data, sgd, rng):

@@ -110,8 +110,15 @@ def evaluation_batches(data, split="test"):
     if not isinstance(data, TensorData):
         raise TypeError(f"data must be DataLoaders or TensorData, got {type(data).__name__}")
     if split == "validation":
-        raise ValueError("in-memory TensorData has no validation split")
+        if data.x_val is None:
+            raise ValueError("the in-memory data has no validation split: use data.with_validation(fraction)")
+        return [(data.x_val, data.y_val)]
     return [(data.x_test, data.y_test)]
+
+
+def has_validation(data):
+    """Whether ``data`` holds a validation split."""
+    return (data.validation is not None) if isinstance(data, DataLoaders) else data.x_val is not None
 
 
 @torch.no_grad()

@@ -4,7 +4,9 @@ The offline default is scikit-learn's bundled handwritten digits (1,797 images o
 8×8 pixels, 10 classes), which needs no download.
 """
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
@@ -14,12 +16,12 @@ from sklearn.model_selection import train_test_split
 
 @dataclass
 class TensorData:
-    """A train/test split held as tensors.
+    """A train/test split (and optionally a validation split) held as tensors.
 
     Attributes
     ----------
-    x_train, x_test : torch.Tensor of shape (n, *input_shape), float32
-    y_train, y_test : torch.Tensor of shape (n,), int64
+    x_train, x_test, x_val : torch.Tensor of shape (n, *input_shape), float32
+    y_train, y_test, y_val : torch.Tensor of shape (n,), int64
     n_classes : int
     """
 
@@ -28,11 +30,29 @@ class TensorData:
     x_test: torch.Tensor
     y_test: torch.Tensor
     n_classes: int
+    x_val: Optional[torch.Tensor] = None
+    y_val: Optional[torch.Tensor] = None
 
     @property
     def input_shape(self):
         """Shape of one input, e.g. ``(64,)`` or ``(1, 8, 8)``."""
         return tuple(self.x_train.shape[1:])
+
+    def with_validation(self, fraction, seed=0):
+        """A copy whose training set keeps ``1 - fraction`` of this one's, the rest
+        held out as the validation split (stratified by class, seeded by ``seed``).
+
+        ``fraction=0`` returns this data unchanged."""
+        if not 0 <= fraction < 1:
+            raise ValueError(f"the validation fraction must lie in [0, 1), got {fraction!r}")
+        if fraction == 0:
+            return self
+        index = np.arange(len(self.y_train))
+        train, val = train_test_split(index, test_size=fraction, random_state=seed,
+                                      stratify=self.y_train.numpy())
+        train, val = torch.from_numpy(np.sort(train)), torch.from_numpy(np.sort(val))
+        return dataclasses.replace(self, x_train=self.x_train[train], y_train=self.y_train[train],
+                                   x_val=self.x_train[val], y_val=self.y_train[val])
 
 
 def digits(*, image=False, test_size=0.2, split_seed=0):
