@@ -34,7 +34,7 @@ def format_value(value):
 def check_number(name, value, *, low=None, high=None, low_open=False, high_open=False, integer=False):
     """``value`` if it is a real number (an integer with ``integer``) inside the bounds,
     else a ``ValueError`` naming ``name`` and the value."""
-    ok = isinstance(value, int if integer else (int, float)) and not isinstance(value, bool)
+    ok = isinstance(value, numbers.Integral if integer else numbers.Real) and not isinstance(value, bool)
     if ok and low is not None:
         ok = value > low if low_open else value >= low
     if ok and high is not None:

@@ -91,8 +91,12 @@ def test_adamw_with_a_cosine_schedule_in_algorithm_1_and_a_warning_when_recordin
     # the recorder records AdamW's real steps, with their step sizes, and says the design approximates
     optimizer, scheduler = config.build(model, "prune", len(minibatches(data, config, 0)), 1)
     recorder = TrajectoryRecorder(model, prunable_parameters(model))
-    with pytest.warns(GrangerPruneWarning, match="AdamW steps: the Granger designs are derived for SGD"):
+    with pytest.warns(GrangerPruneWarning) as caught:
         train_epochs(model, minibatches(data, config, 0), optimizer, 1, recorder=recorder, scheduler=scheduler)
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 2  # each said once in the round
+    assert messages[0].startswith("recording AdamW steps: the Granger designs are derived for SGD")
+    assert messages[1].startswith("the learning rate changes within the recorded steps (0.001 at the first")
     steps = recorder.trajectory.n_steps
     assert steps == len(recorder.step_sizes) == len(minibatches(data, config, 0))
     assert recorder.step_sizes[0] == pytest.approx(1e-3) and recorder.step_sizes[-1] < recorder.step_sizes[0]
@@ -112,3 +116,55 @@ def test_a_study_trains_with_the_optimizers_of_its_training_table():
         StudyConfig.from_dict(dict(raw, sgd={"lr": 0.2}))
     with pytest.raises(ValueError, match="momentun"):
         StudyConfig.from_dict(dict(raw, training={"optimizer": {"momentun": 0.9}}))
+
+
+def test_review_edges_numpy_numbers_schedules_and_loaders():
+    assert OptimizerSpec(lr=np.float32(0.05), step_epochs=np.int64(2)).lr == np.float32(0.05)
+    SGDConfig(lr=np.float32(0.05), momentum=np.float32(0.9)).make(nn.Linear(2, 2))  # NumPy numbers train
+    with pytest.raises(ValueError, match="final_lr must be below lr"):
+        OptimizerSpec(lr=0.01, schedule="cosine", final_lr=0.1)
+    # a schedule inside a recorded round: the recorder says the design assumes one step size
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3))
+    optimizer, scheduler = TrainingConfig(optimizer=OptimizerSpec(lr=0.1, schedule="cosine")).build(
+        model, "prune", 4, 1)
+    recorder = TrajectoryRecorder(model, prunable_parameters(model))
+    batches = [(torch.randn(8, 4), torch.randint(0, 3, (8,))) for _ in range(4)]
+    with pytest.warns(GrangerPruneWarning, match="learning rate changes within the recorded steps"):
+        train_epochs(model, batches, optimizer, 1, recorder=recorder, scheduler=scheduler)
+    # training batches need a len(); a missing test loader fails before any training
+    from granger_prune import DataLoaders
+
+    class NoLength:
+        def __iter__(self):
+            return iter(batches)
+
+    data = digits()
+    with pytest.raises(ValueError, match="need a len"):
+        prune_and_retrain(MLP(4, (3,), 3), DataLoaders(train=NoLength(), test=batches), Magnitude(), 0.5,
+                          schedule=Schedule(n_iter=1, n_prune=1, n_post=0), sgd=SGDConfig(), seed=0,
+                          pretrained_state=MLP(4, (3,), 3).state_dict())
+    with pytest.raises(ValueError, match="no test loader"):
+        prune_and_retrain(MLP(64, (3,), 10), DataLoaders(train=[(data.x_train, data.y_train)]), Magnitude(), 0.5,
+                          schedule=Schedule(n_iter=1, n_prune=1, n_post=0), sgd=SGDConfig(), seed=0,
+                          pretrained_state=MLP(64, (3,), 10).state_dict())
+    # building DataLoaders draws nothing from torch's random state (a shuffling loader is not iterated)
+    from torch.utils.data import DataLoader, TensorDataset
+    torch.manual_seed(0)
+    expected = torch.rand(1)
+    torch.manual_seed(0)
+    DataLoaders(train=DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=8, shuffle=True))
+    assert torch.equal(torch.rand(1), expected)
+
+
+def test_a_training_study_writes_only_its_training_table():
+    raw = StudyConfig.from_toml(resolve_study("digits_phase_shift")).to_dict()
+    raw.pop("sgd")
+    raw["training"] = {"batch_size": 16}
+    config = StudyConfig.from_dict(raw)
+    written = config.to_dict()
+    assert "sgd" not in written and written["training"]["batch_size"] == 16
+    assert StudyConfig.from_dict(written) == config
+    assert StudyConfig.from_dict(dict(raw, sgd={"lr": 0.05})).training is not None  # the default [sgd]: fine
+    with pytest.raises(ValueError, match="training must be a TrainingConfig"):
+        StudyConfig(training="adamw")

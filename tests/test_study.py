@@ -180,8 +180,16 @@ def test_the_bundled_configs_are_package_data_in_the_wheel(tmp_path):
     import sys
     import zipfile
 
+    import shutil
+
+    source = tmp_path / "source"  # a copy: no build/ or egg-info left in the checkout, none reused
+    source.mkdir()
+    for item in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / item, source / item)
+    shutil.copytree(REPO / "granger_prune", source / "granger_prune",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path),
-                            str(REPO)], capture_output=True, text=True)
+                            str(source)], capture_output=True, text=True)
     assert built.returncode == 0, built.stderr[-2000:]
     (wheel,) = tmp_path.glob("granger_prune-*.whl")
     names = zipfile.ZipFile(wheel).namelist()

@@ -122,3 +122,12 @@ def test_a_validation_split_is_held_out_of_the_training_data_and_reported(tmp_pa
     assert not table["val_accuracy"].equals(table["accuracy"])
     with pytest.raises(ValueError, match="validation_fraction"):
         StudyConfig(validation_fraction=1.0)
+
+
+def test_validation_of_regression_targets_and_too_small_fractions():
+    from granger_prune.zoo.datasets import TensorData
+    x, y = torch.randn(100, 3), torch.randn(100)
+    regression = TensorData(x, y, x[:10], y[:10], n_classes=0).with_validation(0.2, seed=0)
+    assert len(regression.y_val) == 20 and len(regression.y_train) == 80  # not stratified
+    with pytest.raises(ValueError, match="cannot hold out a validation fraction of 0.001"):
+        digits().with_validation(0.001)

@@ -219,6 +219,7 @@ class TrajectoryRecorder:
         #: The learning rate (first parameter group) of every recorded step.
         self.step_sizes = []
         self._warned_optimizer = False
+        self._warned_step_size = False
         params = dict(params)
         if not params:
             raise ValueError("params is empty: there are no prunable parameters to record")
@@ -274,6 +275,14 @@ class TrajectoryRecorder:
         deltas = {n: (p.detach() - theta_before[n]).cpu().numpy() for n, p in self.params.items()}
         self.trajectory.append(loss_before, loss_after, deltas)
         self.step_sizes.append(float(optimizer.param_groups[0]["lr"]))
+        if self.step_sizes[-1] != self.step_sizes[0] and not self._warned_step_size:
+            self._warned_step_size = True
+            warnings.warn(
+                f"the learning rate changes within the recorded steps ({self.step_sizes[0]:g} at the "
+                f"first, {self.step_sizes[-1]:g} at step {step_index}): the vanilla design fits one "
+                "coefficient per parameter, which assumes one step size; record at a constant rate "
+                "(a constant schedule in the pruning rounds) for the design as derived",
+                GrangerPruneWarning, stacklevel=2)
         return loss_before
 
     def _loss_after_step(self, loss_fn, inputs, targets, rng_before, device):

@@ -35,8 +35,13 @@ def main(argv=None):
     from .config import BUNDLED, StudyConfig, bundled_studies, resolve_study
     if args.command == "list":
         for name in bundled_studies():
-            first = (BUNDLED / f"{name}.toml").read_text().splitlines()[0]
-            print(f"{name:<22} {first.lstrip('# ') if first.startswith('#') else ''}")
+            header = []  # the configuration's opening comment, up to its first sentence
+            for line in (BUNDLED / f"{name}.toml").read_text().splitlines():
+                if not line.startswith("#"):
+                    break
+                header.append(line.lstrip("# "))
+            text = " ".join(header)
+            print(f"{name:<22} {text.split('. ')[0].rstrip('.')}")
         return 0
     from .report import phase_shift_table
     from .runner import print_progress, run_study

@@ -96,6 +96,8 @@ class StudyConfig:
                              f"known: {sorted(accepted)}")
         if not self.methods:
             raise ValueError("methods is empty: a study needs at least one method")
+        if self.training is not None and not isinstance(self.training, TrainingConfig):
+            raise ValueError(f"training must be a TrainingConfig, got {self.training!r}")
         not_methods = [m for m in self.methods if not isinstance(m, PruningMethod)]
         if not_methods:
             raise ValueError(f"methods must be criteria (PruningMethod), got {not_methods!r}")
@@ -128,7 +130,7 @@ class StudyConfig:
             _check_keys("sgd", raw["sgd"], _field_names(SGDConfig))
             kwargs["sgd"] = SGDConfig(**raw["sgd"])
         if raw.get("training") is not None:
-            if "sgd" in raw and raw["sgd"] != dataclasses.asdict(SGDConfig()):
+            if kwargs.get("sgd", SGDConfig()) != SGDConfig():
                 raise ValueError("give either [sgd] (plain SGD) or [training] (an optimizer per phase), "
                                  "not both")
             kwargs["training"] = TrainingConfig.from_dict(raw["training"])
@@ -159,10 +161,13 @@ class StudyConfig:
     def to_dict(self):
         """The resolved configuration as plain JSON-serialisable data."""
         raw = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        raw.update(methods=[m.to_dict() for m in self.methods],
-                   schedule=dataclasses.asdict(self.schedule), sgd=dataclasses.asdict(self.sgd),
-                   training=None if self.training is None else self.training.to_dict())
-        return json.loads(json.dumps(raw))
+        raw.update(methods=[m.to_dict() for m in self.methods], schedule=dataclasses.asdict(self.schedule))
+        if self.training is None:
+            raw.update(sgd=dataclasses.asdict(self.sgd), training=None)
+        else:  # what trains is [training]; a factory callable is written as its repr
+            raw.pop("sgd")
+            raw["training"] = self.training.to_dict()
+        return json.loads(json.dumps(raw, default=repr))
 
     def with_overrides(self, overrides):
         """A copy with dotted ``key=value`` overrides applied.
@@ -226,6 +231,7 @@ def resolve_study(study, search_root=None):
         if candidate.is_file():
             return candidate
     raise ValueError(
-        f"study {str(study)!r} not found: give a TOML file, a folder holding a config.toml, or the "
-        f"name of a bundled study ({', '.join(bundled_studies())}); `granger-prune list` names them"
+        f"study {str(study)!r} not found: give a TOML file, a folder holding a config.toml, a folder "
+        f"name under {root / 'studies'}, or the name of a bundled study ({', '.join(bundled_studies())}; "
+        "`granger-prune list` names them)"
     )

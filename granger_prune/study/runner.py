@@ -38,6 +38,7 @@ from ..zoo.models import build_model
 from .report import phase_shift_table, plot_phase_shift
 from ..selection.masks import full_masks
 from ..network.pruning import prunable_parameters
+from .._options import format_value
 from ..network.saved import save_pruned_model
 from ..training.algorithm import minibatches, post_train, pretrain, prune_and_retrain, validation_metrics
 
@@ -178,8 +179,11 @@ def _save_outputs(model, masks, out, label, sparsity, seed, *, export):
     """Save a finished run's masks, weights (and exported model) under ``out/models/``;
     return the folder relative to ``out``."""
     slug = re.sub(r"[^A-Za-z0-9.=_-]+", "_", label).strip("_")
-    where = "any" if sparsity is None else f"{sparsity:g}"
+    where = "any" if sparsity is None else format_value(float(sparsity))
     folder = Path("models") / slug / f"sparsity-{where}-seed-{seed}"
+    if (out / folder).exists():  # two labels that differ only in characters the slug drops
+        raise ValueError(f"the outputs of {label!r} at sparsity {where}, seed {seed} would overwrite "
+                         f"{folder}: give the methods labels that differ in letters or digits")
     save_pruned_model(model, masks, out / folder, export=export)
     return folder.as_posix()
 

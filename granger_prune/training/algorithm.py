@@ -30,7 +30,7 @@ from .._checks import check_choice
 from ..record.trajectory import TrajectoryRecorder, optimizer_step
 from .optim import PHASES, OptimizerSpec, build_phase
 from .task import (DataLoaders, Objective, evaluate_batches, evaluation_batches, has_validation,
-                   training_batches)
+                   steps_per_epoch, training_batches)
 
 
 @dataclass(frozen=True)
@@ -181,7 +181,7 @@ def pretrain(model, data, schedule, sgd, seed, objective=Objective()):
     ``data``, ``sgd`` and ``objective`` are as for :func:`prune_and_retrain`."""
     torch.manual_seed(seed)
     batches = minibatches(data, sgd, seed)
-    optimizer, scheduler = sgd.build(model, "pre", len(batches), schedule.n_pre)
+    optimizer, scheduler = sgd.build(model, "pre", steps_per_epoch(batches), schedule.n_pre)
     train_epochs(model, batches, optimizer, schedule.n_pre, loss_fn=objective.loss_fn, scheduler=scheduler)
     return snapshot(model)
 
@@ -227,7 +227,8 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
     if not params:
         raise ValueError("the model has no prunable parameters (no Linear or Conv weights)")
     batches = minibatches(data, sgd, seed)
-    method.check_recorded_steps(schedule.n_prune * len(batches))
+    evaluation_batches(data, "test")  # a missing test split fails now, not after the training
+    method.check_recorded_steps(schedule.n_prune * steps_per_epoch(batches))
     if not method.targets_sparsity:
         densities = [None] * schedule.n_iter
     elif sparsity is None:
@@ -240,7 +241,7 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
     torch.manual_seed(seed)
     diagnostics = []
     for round_index, density in enumerate(densities):
-        optimizer, scheduler = sgd.build(model, "prune", len(batches), schedule.n_prune)
+        optimizer, scheduler = sgd.build(model, "prune", steps_per_epoch(batches), schedule.n_prune)
         enforcer = MaskEnforcer(params, alive).attach(optimizer)
         recorder = (TrajectoryRecorder(model, params, **method.recorder_options())
                     if "trajectory" in method.needs else None)
@@ -274,7 +275,7 @@ def post_train(model, data, masks, *, schedule, sgd, batches, objective=Objectiv
     test ``(metric, loss)``.
 
     ``masks`` names the model's parameters it covers (``model.named_parameters()``)."""
-    optimizer, scheduler = sgd.build(model, "post", len(batches), schedule.n_post)
+    optimizer, scheduler = sgd.build(model, "post", steps_per_epoch(batches), schedule.n_post)
     enforcer = MaskEnforcer(named_parameters(model, masks), masks).attach(optimizer)
     train_epochs(model, batches, optimizer, schedule.n_post, loss_fn=objective.loss_fn, scheduler=scheduler)
     enforcer.detach()
@@ -290,8 +291,8 @@ def validation_metrics(model, data, objective=Objective()):
 
 def gradient_batches(data, sgd, rng):
     """Minibatches of the training set for a criterion's gradients: the user's training
-    loader, or in-memory minibatches in an order drawn from the run's ``rng``, so the
-    training order of the rounds is left as it is."""
+    loader (whose own generator, if it has one, it advances), or in-memory minibatches in
+    an order drawn from the run's ``rng``, which leaves the training order as it is."""
     if isinstance(data, DataLoaders):
         return data.train
     return training_batches(data, sgd.batch_size, int(rng.integers(2**62)))

@@ -9,9 +9,11 @@ spec per phase; :class:`~granger_prune.training.SGDConfig` is the plain-SGD
 shorthand (one constant learning rate in every phase).  A callable
 ``factory(parameters) -> torch.optim.Optimizer`` may stand for a spec in Python.
 
-The Granger designs are derived for SGD (seed 000/001, with or without
-momentum); under Adam or AdamW the step is preconditioned per parameter and the
-design is an approximation, which the recorder says once in a warning.
+The Granger designs are derived for SGD at one step size (seed 000/001, with or
+without momentum); under Adam or AdamW the step is preconditioned per parameter,
+and a schedule that changes the rate within a pruning round changes the step
+size the design assumes constant: in both cases the design is an approximation,
+which the recorder says in a warning (once per round).
 """
 
 from dataclasses import dataclass
@@ -42,16 +44,17 @@ class OptimizerSpec(OptionSet):
     nesterov : bool
         SGD's Nesterov momentum (needs ``momentum > 0``).
     weight_decay : float >= 0
-        L2 penalty (SGD, Adam) or decoupled decay (AdamW).
+        L2 penalty (SGD, Adam) or decoupled decay (AdamW; 0 by default here,
+        where torch's AdamW defaults to 0.01).
     betas : tuple of two floats in [0, 1)
         Adam's and AdamW's moment decays.
     schedule : {"constant", "step", "cosine", "one_cycle"}
         ``"step"`` multiplies the rate by ``gamma`` every ``step_epochs``
         epochs; ``"cosine"`` anneals it to ``final_lr`` over the phase;
         ``"one_cycle"`` warms up from ``lr / 25`` to ``lr`` over the first
-        ``warmup`` fraction of the phase and anneals to ``final_lr``
-        (seed 001's cosine and one-cycle schedules between 0.001 and 0.1 are
-        ``lr=0.1, final_lr=0.001``).
+        ``warmup`` fraction of the phase and anneals to ``final_lr`` (to
+        ``lr / 2.5e5`` when ``final_lr`` is 0); seed 001's cosine and one-cycle
+        schedules between 0.001 and 0.1 are ``lr=0.1, final_lr=0.001``.
     step_epochs : int >= 1
     gamma : float in (0, 1]
     final_lr : float >= 0
@@ -90,6 +93,9 @@ class OptimizerSpec(OptionSet):
         check_number("gamma", self.gamma, low=0, high=1, low_open=True)
         check_number("final_lr", self.final_lr, low=0)
         check_number("warmup", self.warmup, low=0, high=1, low_open=True, high_open=True)
+        if self.schedule in ("cosine", "one_cycle") and self.final_lr >= self.lr:
+            raise ValueError(f"final_lr must be below lr for a {self.schedule} schedule, got "
+                             f"final_lr={self.final_lr!r} and lr={self.lr!r}")
 
     def optimizer(self, parameters):
         """A fresh ``torch.optim`` optimizer over ``parameters``."""
@@ -167,7 +173,3 @@ def build_phase(spec, model, steps_per_epoch, n_epochs):
         return optimizer, spec.scheduler(optimizer, steps_per_epoch, n_epochs)
     return spec(model.parameters()), None
 
-
-def is_sgd(optimizer):
-    """Whether ``optimizer`` takes plain SGD steps, for which the Granger designs are derived."""
-    return isinstance(optimizer, torch.optim.SGD)

@@ -9,6 +9,7 @@ reported metric: cross-entropy and accuracy (classification, the default), mean
 squared error (regression), or callables.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
@@ -30,7 +31,10 @@ class DataLoaders:
     ----------
     train : iterable of (inputs, targets)
         Iterated once per epoch (a ``DataLoader`` reshuffles itself); it must
-        be re-iterable.
+        be re-iterable and have a ``len()`` (the steps per epoch, which the
+        schedules and the recorded-steps check need): a ``DataLoader`` over a
+        map-style dataset, or a list of batches.  Inputs and targets are tensors
+        on the model's device with the batch along the first dimension.
     test, validation : iterable of (inputs, targets), optional
         Evaluated in eval mode; the reported metric and loss are the
         batch-size-weighted means over all their batches.
@@ -43,7 +47,7 @@ class DataLoaders:
     def __post_init__(self):
         for name in ("train", "test", "validation"):
             loader = getattr(self, name)
-            if loader is not None and iter(loader) is loader:
+            if isinstance(loader, Iterator):
                 raise ValueError(f"{name} must be re-iterable (a DataLoader or a list of batches), "
                                  "not an iterator that is used up after one epoch")
 
@@ -88,6 +92,15 @@ class Objective:
         if self.metric == "accuracy":
             return float((outputs.argmax(dim=1) == targets).float().mean())
         return float(nn.functional.mse_loss(outputs, targets))
+
+
+def steps_per_epoch(batches):
+    """``len(batches)``, or a ``ValueError`` saying the training batches need one."""
+    try:
+        return len(batches)
+    except TypeError:
+        raise ValueError("the training batches need a len(), the steps per epoch (a DataLoader over a "
+                         "map-style dataset, or a list of batches)") from None
 
 
 def training_batches(data, batch_size, seed):

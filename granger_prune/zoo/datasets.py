@@ -40,7 +40,8 @@ class TensorData:
 
     def with_validation(self, fraction, seed=0):
         """A copy whose training set keeps ``1 - fraction`` of this one's, the rest
-        held out as the validation split (stratified by class, seeded by ``seed``).
+        held out as the validation split (stratified by class for integer targets,
+        seeded by ``seed``).
 
         ``fraction=0`` returns this data unchanged."""
         if not 0 <= fraction < 1:
@@ -48,8 +49,12 @@ class TensorData:
         if fraction == 0:
             return self
         index = np.arange(len(self.y_train))
-        train, val = train_test_split(index, test_size=fraction, random_state=seed,
-                                      stratify=self.y_train.numpy())
+        classes = self.y_train.numpy() if not torch.is_floating_point(self.y_train) else None
+        try:
+            train, val = train_test_split(index, test_size=fraction, random_state=seed, stratify=classes)
+        except ValueError as error:  # e.g. fewer held-out examples than classes
+            raise ValueError(f"cannot hold out a validation fraction of {fraction!r} of "
+                             f"{len(index)} training examples: {error}") from None
         train, val = torch.from_numpy(np.sort(train)), torch.from_numpy(np.sort(val))
         return dataclasses.replace(self, x_train=self.x_train[train], y_train=self.y_train[train],
                                    x_val=self.x_train[val], y_val=self.y_train[val])
