@@ -1,6 +1,7 @@
 """The ``granger-prune`` command."""
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -41,7 +42,8 @@ def main(argv=None):
                     break
                 header.append(line.lstrip("# "))
             text = " ".join(header)
-            print(f"{name:<22} {text.split('. ')[0].rstrip('.')}")
+            first = re.split(r"(?<=[a-z)])\. (?=[A-Z])", text)[0]  # not at "et al. 2017"
+            print(f"{name:<22} {first.rstrip('.')}")
         return 0
     from .report import phase_shift_table
     from .runner import print_progress, run_study
