@@ -131,3 +131,19 @@ def test_validation_of_regression_targets_and_too_small_fractions():
     assert len(regression.y_val) == 20 and len(regression.y_train) == 80  # not stratified
     with pytest.raises(ValueError, match="cannot hold out a validation fraction of 0.001"):
         digits().with_validation(0.001)
+
+
+@pytest.mark.gpu
+def test_a_cuda_model_trains_and_evaluates_on_cpu_loaders():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    data = digits()
+    torch.manual_seed(0)
+    model = MLP(64, (16,), 10).cuda()
+    loaders = DataLoaders(train=DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=64, shuffle=True),
+                          test=DataLoader(TensorDataset(data.x_test, data.y_test), batch_size=128))
+    schedule, sgd = Schedule(n_pre=1, n_iter=1, n_prune=1, n_post=1), SGDConfig()
+    state = pretrain(model, loaders, schedule, sgd, seed=0)
+    result = prune_and_retrain(model, loaders, Magnitude(), 0.5, schedule=schedule, sgd=sgd, seed=0,
+                               pretrained_state=state)
+    assert result.metric > 0.5 and next(model.parameters()).is_cuda

@@ -38,6 +38,7 @@ def mean_gradients(model, params, batches, loss_fn, n_batches):
     try:
         with torch.random.fork_rng(devices=sorted(set(devices), key=str)):
             for x, y in itertools.islice(batches, n_batches):
+                x, y = x.to(tensors[0].device), y.to(tensors[0].device)
                 grads = torch.autograd.grad(loss_fn(model(x), y), tensors, allow_unused=True)
                 for acc, g in zip(total, grads):
                     if g is not None:

@@ -30,7 +30,7 @@ from .._checks import check_choice
 from ..record.trajectory import TrajectoryRecorder, optimizer_step
 from .optim import PHASES, OptimizerSpec, build_phase
 from .task import (DataLoaders, Objective, evaluate_batches, evaluation_batches, has_validation,
-                   steps_per_epoch, training_batches)
+                   model_device, on_device, steps_per_epoch, training_batches)
 
 
 @dataclass(frozen=True)
@@ -104,10 +104,12 @@ def train_epochs(model, batches, optimizer, n_epochs, *, loss_fn=None, recorder=
     """
     loss_fn = loss_fn or nn.functional.cross_entropy
     model.train()
+    device = model_device(model)
     means = []
     for epoch in range(n_epochs):
         total, count = 0.0, 0
-        for i, (x, y) in enumerate(batches):
+        for i, batch in enumerate(batches):
+            x, y = on_device(batch, device)
             if recorder is not None:
                 loss = recorder.step(optimizer, loss_fn, x, y)
             else:

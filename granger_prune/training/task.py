@@ -34,7 +34,7 @@ class DataLoaders:
         be re-iterable and have a ``len()`` (the steps per epoch, which the
         schedules and the recorded-steps check need): a ``DataLoader`` over a
         map-style dataset, or a list of batches.  Inputs and targets are tensors
-        on the model's device with the batch along the first dimension.
+        with the batch along the first dimension; each batch is moved to the model's device.
     test, validation : iterable of (inputs, targets), optional
         Evaluated in eval mode; the reported metric and loss are the
         batch-size-weighted means over all their batches.
@@ -94,6 +94,18 @@ class Objective:
         return float(nn.functional.mse_loss(outputs, targets))
 
 
+def on_device(batch, device):
+    """``(inputs, targets)`` of ``batch`` moved to ``device`` (no copy when already there)."""
+    x, y = batch
+    return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+
+def model_device(model):
+    """The device of ``model``'s first parameter (the CPU for a model without any)."""
+    parameter = next(model.parameters(), None)
+    return torch.device("cpu") if parameter is None else parameter.device
+
+
 def steps_per_epoch(batches):
     """``len(batches)``, or a ``ValueError`` saying the training batches need one."""
     try:
@@ -142,7 +154,9 @@ def evaluate_batches(model, batches, objective=Objective()):
     model.eval()
     means = []  # (metric, loss, batch size) of each batch
     try:
-        for x, y in batches:
+        device = model_device(model)
+        for batch in batches:
+            x, y = on_device(batch, device)
             outputs = model(x)
             means.append((objective.batch_metric(outputs, y), float(objective.loss_fn(outputs, y)), len(x)))
     finally:
