@@ -10,7 +10,7 @@ regressors (an intercept and ``lags`` lagged losses) and ``X`` (T, d) the
 features of the *units*: single parameters, or weight-shared groups of them.
 
 Feature sets (one column per unit and feature type, unit-major)
--------------------------------------------------------------
+----------------------------------------------------------------
 * ``"vanilla"`` (seed 000 eq. 7/9, seed 001 eq. 3): ``(Δθ^t)²``, from the
   first-order Taylor step of plain gradient descent.
 * ``"momentum"`` (seed 000 appendix A eq. 16–19, seed 001 eq. 25):

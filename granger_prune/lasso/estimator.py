@@ -100,7 +100,7 @@ class CausalLasso(RegressorMixin, BaseEstimator):
         Features removed by gap-safe screening.
     n_features_in_ : int
         Number of features seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Feature names, when ``X`` has string column names.
 
     Notes

@@ -20,7 +20,7 @@ class TensorData:
 
     Attributes
     ----------
-    x_train, x_test, x_val : torch.Tensor of shape (n, *input_shape), float32
+    x_train, x_test, x_val : torch.Tensor of shape ``(n, *input_shape)``, float32
     y_train, y_test, y_val : torch.Tensor of shape (n,), int64
     n_classes : int
     """
