@@ -168,3 +168,25 @@ def test_a_training_study_writes_only_its_training_table():
     assert StudyConfig.from_dict(dict(raw, sgd={"lr": 0.05})).training is not None  # the default [sgd]: fine
     with pytest.raises(ValueError, match="training must be a TrainingConfig"):
         StudyConfig(training="adamw")
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_mixed_precision_through_algorithm_1(precision):
+    data = digits()
+    schedule = Schedule(n_pre=1, n_iter=1, n_prune=1, n_post=1)
+    config = TrainingConfig(batch_size=64, optimizer=OptimizerSpec(lr=0.05), precision=precision)
+    torch.manual_seed(0)
+    model = MLP(64, (16,), 10)
+    state = pretrain(model, data, schedule, config, seed=0)
+    from granger_prune import Causal
+    result = prune_and_retrain(model, data, Causal(), 0.5, schedule=schedule, sgd=config, seed=0,
+                               pretrained_state=state)
+    assert result.accuracy > 0.5 and result.sparsity == pytest.approx(0.5, abs=2e-3)
+    assert (result.diagnostics["n_steps"] <= len(minibatches(data, config, 0))).all()
+    with pytest.raises(ValueError, match="precision"):
+        TrainingConfig(precision="float8")
+    # the half-precision forward passes change the training: not the full-precision weights
+    torch.manual_seed(0)
+    full = MLP(64, (16,), 10)
+    full_state = pretrain(full, data, schedule, TrainingConfig(batch_size=64, optimizer=OptimizerSpec(lr=0.05)), seed=0)
+    assert any(not torch.equal(full_state[k], state[k]) for k in state)

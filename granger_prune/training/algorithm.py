@@ -28,7 +28,7 @@ from ..selection.keep import density_schedule
 from ..network.structure import pruning_units
 from .._checks import check_choice
 from ..record.trajectory import TrajectoryRecorder, optimizer_step
-from .optim import PHASES, OptimizerSpec, build_phase
+from .optim import PHASES, OptimizerSpec, build_phase, mixed_precision
 from .task import (DataLoaders, Objective, evaluate_batches, evaluation_batches, has_validation,
                    model_device, on_device, steps_per_epoch, training_batches)
 
@@ -90,17 +90,23 @@ class SGDConfig:
         check_choice("phase", name, PHASES)
         return OptimizerSpec("sgd", lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
 
+    #: Full precision (see :class:`~granger_prune.training.TrainingConfig` for mixed precision).
+    precision = None
+
     def build(self, model, phase, steps_per_epoch, n_epochs):
         """A fresh optimizer for ``phase`` and its scheduler (None: a constant rate)."""
         return build_phase(self.phase(phase), model, steps_per_epoch, n_epochs)
 
 
-def train_epochs(model, batches, optimizer, n_epochs, *, loss_fn=None, recorder=None, scheduler=None):
+def train_epochs(model, batches, optimizer, n_epochs, *, loss_fn=None, recorder=None, scheduler=None,
+                 scaler=None, autocast_dtype=None):
     """Train ``n_epochs`` over ``batches``; return the mean training loss of each epoch.
 
     With a :class:`~granger_prune.record.TrajectoryRecorder` every step is
-    recorded; without one the steps are plain ``optimizer_step`` calls.  A
-    learning-rate ``scheduler`` is stepped after every optimizer step.
+    recorded (a recorder made with the same ``autocast_dtype``); without one the
+    steps are plain ``optimizer_step`` calls.  A learning-rate ``scheduler`` is
+    stepped after every step taken; ``scaler`` and ``autocast_dtype`` are
+    those of :func:`~granger_prune.record.optimizer_step` (mixed precision).
     """
     loss_fn = loss_fn or nn.functional.cross_entropy
     model.train()
@@ -111,10 +117,13 @@ def train_epochs(model, batches, optimizer, n_epochs, *, loss_fn=None, recorder=
         for i, batch in enumerate(batches):
             x, y = on_device(batch, device)
             if recorder is not None:
-                loss = recorder.step(optimizer, loss_fn, x, y)
+                skipped = recorder.n_skipped
+                loss = recorder.step(optimizer, loss_fn, x, y, scaler=scaler)
+                taken = recorder.n_skipped == skipped
             else:
-                loss, _ = optimizer_step(model, optimizer, loss_fn, x, y, step=f"{i} of epoch {epoch}")
-            if scheduler is not None:
+                loss, taken = optimizer_step(model, optimizer, loss_fn, x, y, step=f"{i} of epoch {epoch}",
+                                             scaler=scaler, autocast_dtype=autocast_dtype)
+            if scheduler is not None and taken:  # a step the scaler skipped moves no schedule
                 scheduler.step()
             total += loss * len(x)
             count += len(x)
@@ -184,7 +193,9 @@ def pretrain(model, data, schedule, sgd, seed, objective=Objective()):
     torch.manual_seed(seed)
     batches = minibatches(data, sgd, seed)
     optimizer, scheduler = sgd.build(model, "pre", steps_per_epoch(batches), schedule.n_pre)
-    train_epochs(model, batches, optimizer, schedule.n_pre, loss_fn=objective.loss_fn, scheduler=scheduler)
+    dtype, scaler = mixed_precision(sgd.precision, model)
+    train_epochs(model, batches, optimizer, schedule.n_pre, loss_fn=objective.loss_fn, scheduler=scheduler,
+                 scaler=scaler, autocast_dtype=dtype)
     return snapshot(model)
 
 
@@ -245,10 +256,11 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
     for round_index, density in enumerate(densities):
         optimizer, scheduler = sgd.build(model, "prune", steps_per_epoch(batches), schedule.n_prune)
         enforcer = MaskEnforcer(params, alive).attach(optimizer)
-        recorder = (TrajectoryRecorder(model, params, **method.recorder_options())
+        dtype, scaler = mixed_precision(sgd.precision, model)
+        recorder = (TrajectoryRecorder(model, params, autocast_dtype=dtype, **method.recorder_options())
                     if "trajectory" in method.needs else None)
         train_epochs(model, batches, optimizer, schedule.n_prune, loss_fn=objective.loss_fn, recorder=recorder,
-                     scheduler=scheduler)
+                     scheduler=scheduler, scaler=scaler, autocast_dtype=dtype)
         enforcer.detach()
         inputs = RoundInputs(weights=weights_numpy(params), groups=groups, rng=rng,
                              trajectory=recorder.trajectory if recorder else None)
@@ -279,7 +291,9 @@ def post_train(model, data, masks, *, schedule, sgd, batches, objective=Objectiv
     ``masks`` names the model's parameters it covers (``model.named_parameters()``)."""
     optimizer, scheduler = sgd.build(model, "post", steps_per_epoch(batches), schedule.n_post)
     enforcer = MaskEnforcer(named_parameters(model, masks), masks).attach(optimizer)
-    train_epochs(model, batches, optimizer, schedule.n_post, loss_fn=objective.loss_fn, scheduler=scheduler)
+    dtype, scaler = mixed_precision(sgd.precision, model)
+    train_epochs(model, batches, optimizer, schedule.n_post, loss_fn=objective.loss_fn, scheduler=scheduler,
+                 scaler=scaler, autocast_dtype=dtype)
     enforcer.detach()
     return evaluate_batches(model, evaluation_batches(data, "test"), objective)
 

@@ -27,6 +27,19 @@ from .._options import OptionSet, check_number
 ALGORITHMS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "one_cycle")
 PHASES = ("pre", "prune", "post")
+PRECISIONS = ("float16", "bfloat16")
+
+
+def mixed_precision(precision, model):
+    """``(autocast dtype, GradScaler or None)`` of a phase at ``precision`` (None: full
+    precision, ``(None, None)``); a fresh scaler per phase, for float16 only."""
+    if precision is None:
+        return None, None
+    dtype = getattr(torch, precision)
+    if dtype is not torch.float16:
+        return dtype, None
+    device = next(model.parameters()).device
+    return dtype, torch.amp.GradScaler(device.type)
 
 
 @dataclass(frozen=True)
@@ -133,6 +146,11 @@ class TrainingConfig(OptionSet):
         Every phase's, unless the phase has its own.
     pre, prune, post : OptimizerSpec or callable, optional
         Pre-training's, each pruning round's and post-training's.
+    precision : {"float16", "bfloat16"}, optional
+        Mixed precision: the training forward passes run under ``torch.autocast``
+        with this dtype, and with ``"float16"`` every phase steps through a fresh
+        ``torch.amp.GradScaler``, whose skipped steps are not recorded.
+        Evaluation runs in full precision.  None (default): full precision.
     """
 
     batch_size: int = 32
@@ -140,9 +158,12 @@ class TrainingConfig(OptionSet):
     pre: Optional[object] = None
     prune: Optional[object] = None
     post: Optional[object] = None
+    precision: Optional[str] = None
 
     def __post_init__(self):
         check_number("batch_size", self.batch_size, low=1, integer=True)
+        if self.precision is not None:
+            check_choice("precision", self.precision, PRECISIONS)
         for name in ("optimizer", *PHASES):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, OptimizerSpec) or callable(value)):
