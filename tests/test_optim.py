@@ -77,17 +77,23 @@ def test_sgd_config_is_plain_constant_sgd_in_every_phase():
     assert all(torch.equal(results[0].state[k], results[1].state[k]) for k in results[0].state)
 
 
-def test_adamw_with_a_cosine_schedule_in_algorithm_1_and_a_warning_when_recording_it():
+def tiny_algorithm_1(config, method):
+    """Pre-train and one pruning round of a small MLP on digits at 50 % sparsity."""
     data = digits()
     schedule = Schedule(n_pre=1, n_iter=1, n_prune=1, n_post=1)
-    config = TrainingConfig(batch_size=64, optimizer=OptimizerSpec("adamw", lr=1e-3, schedule="cosine"),
-                            pre=OptimizerSpec(lr=0.05))
     torch.manual_seed(0)
     model = MLP(64, (16,), 10)
     state = pretrain(model, data, schedule, config, seed=0)
-    result = prune_and_retrain(model, data, Magnitude(), 0.5, schedule=schedule, sgd=config, seed=0,
+    result = prune_and_retrain(model, data, method, 0.5, schedule=schedule, sgd=config, seed=0,
                                pretrained_state=state)
     assert result.accuracy > 0.5 and result.sparsity == pytest.approx(0.5, abs=2e-3)
+    return data, model, state, result
+
+
+def test_adamw_with_a_cosine_schedule_in_algorithm_1_and_a_warning_when_recording_it():
+    config = TrainingConfig(batch_size=64, optimizer=OptimizerSpec("adamw", lr=1e-3, schedule="cosine"),
+                            pre=OptimizerSpec(lr=0.05))
+    data, model, _, _ = tiny_algorithm_1(config, Magnitude())
     # the recorder records AdamW's real steps, with their step sizes, and says the design approximates
     optimizer, scheduler = config.build(model, "prune", len(minibatches(data, config, 0)), 1)
     recorder = TrajectoryRecorder(model, prunable_parameters(model))
@@ -172,21 +178,15 @@ def test_a_training_study_writes_only_its_training_table():
 
 @pytest.mark.parametrize("precision", ["bfloat16", "float16"])
 def test_mixed_precision_through_algorithm_1(precision):
-    data = digits()
-    schedule = Schedule(n_pre=1, n_iter=1, n_prune=1, n_post=1)
-    config = TrainingConfig(batch_size=64, optimizer=OptimizerSpec(lr=0.05), precision=precision)
-    torch.manual_seed(0)
-    model = MLP(64, (16,), 10)
-    state = pretrain(model, data, schedule, config, seed=0)
     from granger_prune import Causal
-    result = prune_and_retrain(model, data, Causal(), 0.5, schedule=schedule, sgd=config, seed=0,
-                               pretrained_state=state)
-    assert result.accuracy > 0.5 and result.sparsity == pytest.approx(0.5, abs=2e-3)
+    config = TrainingConfig(batch_size=64, optimizer=OptimizerSpec(lr=0.05), precision=precision)
+    data, _, state, result = tiny_algorithm_1(config, Causal())
     assert (result.diagnostics["n_steps"] <= len(minibatches(data, config, 0))).all()
     with pytest.raises(ValueError, match="precision"):
         TrainingConfig(precision="float8")
     # the half-precision forward passes change the training: not the full-precision weights
     torch.manual_seed(0)
     full = MLP(64, (16,), 10)
-    full_state = pretrain(full, data, schedule, TrainingConfig(batch_size=64, optimizer=OptimizerSpec(lr=0.05)), seed=0)
+    full_state = pretrain(full, data, Schedule(n_pre=1, n_iter=1, n_prune=1, n_post=1),
+                          TrainingConfig(batch_size=64, optimizer=OptimizerSpec(lr=0.05)), seed=0)
     assert any(not torch.equal(full_state[k], state[k]) for k in state)
