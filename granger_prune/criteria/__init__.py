@@ -39,9 +39,9 @@ def criterion_class(name):
 
 def __getattr__(name):
     """Every registered criterion by its class name, imported on first use."""
-    for registry_name, entry in CRITERIA.items():
-        if entry.partition(":")[2] == name:
-            return criterion_class(registry_name)
+    by_class = dict(zip(class_names(), CRITERIA))
+    if name in by_class:
+        return criterion_class(by_class[name])
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

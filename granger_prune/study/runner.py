@@ -130,11 +130,12 @@ def _run_grid(config, progress, started, out):
         if config.dense_reference:
             tic = time.perf_counter()
             model.load_state_dict(state)
-            accuracy, loss = post_train(model, data, full_masks(prunable_parameters(model)),
+            dense = full_masks(prunable_parameters(model))
+            accuracy, loss = post_train(model, data, dense,
                                         schedule=config.schedule,
                                         sgd=config.optimization,
                                         batches=minibatches(data, config.optimization, seed))
-            outputs = _save_outputs(model, full_masks(prunable_parameters(model)), out, "dense", 0.0,
+            outputs = _save_outputs(model, dense, out, "dense", 0.0,
                                     seed, export=False)
             val_accuracy, val_loss = validation_metrics(model, data)
             report(dict(method="dense", rule="none", scope="none", granularity="none", label="dense",
