@@ -164,12 +164,17 @@ def optimizer_step(model, optimizer, loss_fn, inputs, targets, step=None, *, sca
     return value, scaler.get_scale() >= scale  # the scaler backs off exactly when it skipped
 
 
+def model_device(model):
+    """The device of ``model``'s first parameter (the CPU for a model without any)."""
+    parameter = next(model.parameters(), None)
+    return torch.device("cpu") if parameter is None else parameter.device
+
+
 def autocast(model, dtype):
     """``torch.autocast`` on the device of ``model``'s parameters, or nothing when ``dtype`` is None."""
     if dtype is None:
         return contextlib.nullcontext()
-    device = next(model.parameters()).device
-    return torch.autocast(device.type, dtype=dtype)
+    return torch.autocast(model_device(model).type, dtype=dtype)
 
 
 def _rng_states(device):

@@ -23,6 +23,7 @@ import torch
 
 from .._checks import check_choice
 from .._options import OptionSet, check_number
+from ..record.trajectory import model_device
 
 ALGORITHMS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "one_cycle")
@@ -38,8 +39,7 @@ def mixed_precision(precision, model):
     dtype = getattr(torch, precision)
     if dtype is not torch.float16:
         return dtype, None
-    device = next(model.parameters()).device
-    return dtype, torch.amp.GradScaler(device.type)
+    return dtype, torch.amp.GradScaler(model_device(model).type)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .._checks import check_choice
+from ..record.trajectory import model_device
 from ..zoo.datasets import Minibatches, TensorData
 
 LOSSES = {"cross_entropy": nn.functional.cross_entropy, "mse": nn.functional.mse_loss}
@@ -98,12 +99,6 @@ def on_device(batch, device):
     """``(inputs, targets)`` of ``batch`` moved to ``device`` (no copy when already there)."""
     x, y = batch
     return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-
-
-def model_device(model):
-    """The device of ``model``'s first parameter (the CPU for a model without any)."""
-    parameter = next(model.parameters(), None)
-    return torch.device("cpu") if parameter is None else parameter.device
 
 
 def steps_per_epoch(batches):
