@@ -83,10 +83,23 @@ def test_end_to_end_tiny_study_writes_a_complete_run_folder(tmp_path):
     lines = []
     results = run_study(tiny_config(), out, progress=lines.append)
     assert sorted(p.name for p in out.iterdir()) == [
-        "config.json", "diagnostics.csv", "flops.png", "meta.json", "models", "phase_shift.png",
-        "results.csv", "summary.csv"]
+        "comparisons.csv", "config.json", "diagnostics.csv", "differences.png", "flops.png", "meta.json",
+        "models", "phase_shift.png", "results.csv", "summary.csv"]
     table = pd.read_csv(out / "results.csv")
     assert list(table.columns) == RESULT_COLUMNS
+    # the bundled studies hold out a validation split; post-training keeps its last epoch
+    assert table["val_accuracy"].between(0, 1).all() and (table["best_epoch"] == 1).all()
+    # every criterion against the first magnitude criterion, paired over the one seed
+    comparisons = pd.read_csv(out / "comparisons.csv")
+    assert set(comparisons["baseline"]) == {"magnitude/layer"}
+    assert len(comparisons) == 2 * 5 and (comparisons["n_pairs"] == 1).all()
+    base = table[table["label"] == "magnitude/layer"].set_index("sparsity_target")["accuracy"]
+    for _, row in comparisons.iterrows():
+        theirs = table[(table["label"] == row["label"]) & (table["sparsity_target"] == row["sparsity_target"])]
+        assert row["mean_difference"] == pytest.approx(theirs["accuracy"].item() - base[row["sparsity_target"]],
+                                                       abs=1e-12)
+    assert comparisons["ci_low"].isna().all() and comparisons["pvalue"].isna().all()  # one seed: no interval
+    assert (comparisons["pvalue_signflip"] == 1.0).all()
     # one dense reference + 6 methods x 2 sparsities, one seed
     assert len(table) == 13 == len(results) == len(lines)
     pruned = table[table["method"] != "dense"]

@@ -182,3 +182,46 @@ def test_filter_pruning_in_algorithm_1_removes_whole_filters(method):
     x = data.x_test[:64]
     torch.testing.assert_close(smaller(x), model(x), rtol=0, atol=1e-5)
     assert smaller[0].out_channels == int(result.masks["0.bias"].sum()) or not result.masks["0.bias"].any()
+
+
+def test_keep_best_restores_the_epoch_of_best_validation_accuracy(data):
+    """keep_best's choice equals what separate runs of 1, 2, 3 post-training epochs measure."""
+    from granger_prune.selection.masks import full_masks
+    from granger_prune.training.algorithm import minibatches, post_train
+
+    split = data.with_validation(0.3, seed=0)
+    torch.manual_seed(0)
+    model = MLP(64, (16,), 10)
+    state = pretrain(model, split, Schedule(n_pre=1), SGD, seed=0)
+    masks = full_masks(prunable_parameters(model))
+    masks["1.weight"][:, ::2] = False
+    per_epoch = []
+    for n_post in (1, 2, 3):
+        model.load_state_dict(state)
+        per_epoch.append(post_train(model, split, masks, schedule=Schedule(n_post=n_post), sgd=SGD,
+                                    batches=minibatches(split, SGD, 0)))
+    assert [p.best_epoch for p in per_epoch] == [1, 2, 3]
+    model.load_state_dict(state)
+    best = post_train(model, split, masks, schedule=Schedule(n_post=3, keep_best=True), sgd=SGD,
+                      batches=minibatches(split, SGD, 0))
+    val = [p.val_metric for p in per_epoch]
+    assert best.best_epoch == int(np.argmax(val)) + 1  # the first of equals
+    chosen = per_epoch[best.best_epoch - 1]
+    assert (best.metric, best.loss, best.val_metric) == (chosen.metric, chosen.loss, chosen.val_metric)
+    assert torch.all(model[1].weight.detach()[:, ::2] == 0)  # the restored weights keep the masks
+    with pytest.raises(ValueError, match="validation split"):
+        post_train(model, data, masks, schedule=Schedule(n_post=1, keep_best=True), sgd=SGD,
+                   batches=minibatches(data, SGD, 0))
+    with pytest.raises(ValueError, match="keep_best"):
+        Schedule(keep_best=1)
+
+
+def test_objective_knows_which_way_its_metric_improves():
+    from granger_prune.training import Objective
+
+    assert Objective().improves(0.9, 0.8) and not Objective().improves(0.8, 0.8)
+    assert Objective("mse", "mse").improves(0.1, 0.2)
+    assert Objective(metric=lambda o, t: 0.0).greater_is_better is None
+    with pytest.raises(ValueError, match="greater_is_better"):
+        Objective(metric=lambda o, t: 0.0).improves(1.0, None)
+    assert Objective(metric=lambda o, t: 0.0, greater_is_better=False).improves(1.0, 2.0)

@@ -2,7 +2,10 @@
 
 A run folder holds ``config.json`` (the resolved configuration), ``meta.json``
 (package version, git SHA, library versions, wall time), ``results.csv`` (one row
-per method, sparsity and seed), ``summary.csv`` (mean accuracy over seeds),
+per method, sparsity and seed), ``summary.csv`` (mean test and validation accuracy
+over seeds with 95 % t intervals), ``comparisons.csv`` and ``differences.png`` (every
+criterion against ``config.baseline``, paired over seeds: mean difference, interval,
+paired t and sign-flip p-values; see :mod:`granger_prune.study.intervals`),
 ``diagnostics.csv`` (every method's per-round diagnostics: lasso fits, tests, gradient batches),
 ``phase_shift.png`` (accuracy against parameters pruned), ``flops.png``
 (accuracy against the FLOPs the exported smaller model removes), and per run
@@ -35,15 +38,16 @@ from ..zoo.datasets import load_dataset
 from ..network.export import shrink_sequential
 from ..network.costs import footprint
 from ..zoo.models import build_model
-from .report import phase_shift_table, plot_phase_shift
+from .intervals import paired_comparison
+from .report import phase_shift_table, plot_paired_differences, plot_phase_shift
 from ..selection.masks import full_masks
 from ..network.pruning import prunable_parameters
 from .._options import format_value
 from ..network.saved import save_pruned_model
-from ..training.algorithm import minibatches, post_train, pretrain, prune_and_retrain, validation_metrics
+from ..training.algorithm import minibatches, post_train, pretrain, prune_and_retrain
 
 RESULT_COLUMNS = ["method", "rule", "scope", "granularity", "label", "sparsity_target",
-                  "sparsity_actual", "seed", "accuracy", "loss", "val_accuracy", "val_loss",
+                  "sparsity_actual", "seed", "accuracy", "loss", "val_accuracy", "val_loss", "best_epoch",
                   "compression", "speedup",
                   "compression_exported", "speedup_exported", "lasso_support",
                   "kept_by_tiebreak", "seconds", "outputs"]
@@ -101,6 +105,11 @@ def run_study(config, out_dir, *, progress=print_progress):
             _concat_keeping_integers(diagnostics).to_csv(partial / "diagnostics.csv", index=False)
         plot_phase_shift(results, partial / "phase_shift.png", title=config.name)
         plot_phase_shift(results, partial / "flops.png", title=config.name, x="flops")
+        if config.baseline is not None:
+            comparison = paired_comparison(results, config.baseline)
+            comparison.to_csv(partial / "comparisons.csv", index=False)
+            if not comparison.empty:
+                plot_paired_differences(comparison, partial / "differences.png", title=config.name)
         (partial / "meta.json").write_text(json.dumps(_meta(started), indent=2))
         partial.rename(out_dir)
     except BaseException:
@@ -131,17 +140,14 @@ def _run_grid(config, progress, started, out):
             tic = time.perf_counter()
             model.load_state_dict(state)
             dense = full_masks(prunable_parameters(model))
-            accuracy, loss = post_train(model, data, dense,
-                                        schedule=config.schedule,
-                                        sgd=config.optimization,
-                                        batches=minibatches(data, config.optimization, seed))
+            post = post_train(model, data, dense, schedule=config.schedule, sgd=config.optimization,
+                              batches=minibatches(data, config.optimization, seed))
             outputs = _save_outputs(model, dense, out, "dense", 0.0,
                                     seed, export=False)
-            val_accuracy, val_loss = validation_metrics(model, data)
             report(dict(method="dense", rule="none", scope="none", granularity="none", label="dense",
-                        sparsity_target=0.0, sparsity_actual=0.0, seed=seed, accuracy=accuracy,
-                        loss=loss, val_accuracy=val_accuracy, val_loss=val_loss,
-                        **footprint_ratios(model, example),
+                        sparsity_target=0.0, sparsity_actual=0.0, seed=seed, accuracy=post.metric,
+                        loss=post.loss, val_accuracy=post.val_metric, val_loss=post.val_loss,
+                        best_epoch=post.best_epoch, **footprint_ratios(model, example),
                         seconds=time.perf_counter() - tic, outputs=outputs))
         for method in config.methods:
             for sparsity in _sparsities(method, config):
@@ -154,6 +160,7 @@ def _run_grid(config, progress, started, out):
                            sparsity_actual=result.sparsity, seed=seed,
                            accuracy=result.accuracy, loss=result.loss,
                            val_accuracy=result.val_metric, val_loss=result.val_loss,
+                           best_epoch=result.best_epoch,
                            **footprint_ratios(model, example), seconds=result.seconds,
                            outputs=_save_outputs(model, result.masks, out, method.label, sparsity, seed,
                                                  export=method.granularity != "weight"))

@@ -1,9 +1,9 @@
 """Algorithm 1: pre-train, prune in rounds rewinding to the pre-trained weights, post-train (torch)."""
 
-from .algorithm import (PruningResult, Schedule, SGDConfig, evaluate, post_train, pretrain,
+from .algorithm import (PostTraining, PruningResult, Schedule, SGDConfig, evaluate, post_train, pretrain,
                         prune_and_retrain, train_epochs)
 from .optim import OptimizerSpec, TrainingConfig
 from .task import DataLoaders, Objective, evaluate_batches
 
-__all__ = ["DataLoaders", "Objective", "OptimizerSpec", "PruningResult", "SGDConfig", "Schedule", "TrainingConfig", "evaluate",
+__all__ = ["DataLoaders", "Objective", "OptimizerSpec", "PostTraining", "PruningResult", "SGDConfig", "Schedule", "TrainingConfig", "evaluate",
            "evaluate_batches", "post_train", "pretrain", "prune_and_retrain", "train_epochs"]

@@ -47,14 +47,21 @@ class Schedule:
         Epochs trained (and recorded) in each round before selecting.
     n_post : int >= 0
         Epochs of post-training with the final masks.
+    keep_best : bool
+        Keep the post-training epoch with the best validation metric (its
+        weights are restored before the test evaluation) instead of the last;
+        needs a validation split.  False (default): the last epoch, as the papers.
     """
 
     n_pre: int = 10
     n_iter: int = 3
     n_prune: int = 2
     n_post: int = 20
+    keep_best: bool = False
 
     def __post_init__(self):
+        if not isinstance(self.keep_best, bool):
+            raise ValueError(f"keep_best must be true or false, got {self.keep_best!r}")
         for name, low in (("n_pre", 0), ("n_iter", 1), ("n_prune", 1), ("n_post", 0)):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
@@ -166,6 +173,10 @@ class PruningResult:
         What ``metric`` is (``"accuracy"`` by default); ``accuracy`` reads it then.
     val_metric, val_loss : float
         The same on the validation split (NaN when the data has none).
+    best_epoch : int
+        The post-training epoch whose weights were evaluated (1-based; ``n_post``,
+        the last, unless ``Schedule.keep_best`` chose another on the validation
+        split; 0 when there was no post-training).
     """
 
     masks: dict
@@ -177,6 +188,7 @@ class PruningResult:
     metric_name: str = "accuracy"
     val_metric: float = float("nan")
     val_loss: float = float("nan")
+    best_epoch: int = 0
 
     @property
     def accuracy(self):
@@ -273,29 +285,71 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
             diagnostics.append(selection.diagnostics.assign(round=round_index))
         model.load_state_dict(pretrained_state)
 
-    metric, loss = post_train(model, data, alive, schedule=schedule, sgd=sgd, batches=batches,
-                              objective=objective)
-    val_metric, val_loss = validation_metrics(model, data, objective)
+    post = post_train(model, data, alive, schedule=schedule, sgd=sgd, batches=batches, objective=objective)
     return PruningResult(
-        masks=alive, metric=metric, loss=loss, sparsity=mask_sparsity(alive), metric_name=objective.metric_name,
-        val_metric=val_metric, val_loss=val_loss,
+        masks=alive, metric=post.metric, loss=post.loss, sparsity=mask_sparsity(alive),
+        metric_name=objective.metric_name, val_metric=post.val_metric, val_loss=post.val_loss,
+        best_epoch=post.best_epoch,
         diagnostics=pd.concat(diagnostics, ignore_index=True) if diagnostics else pd.DataFrame(),
         seconds=time.perf_counter() - start,
     )
 
 
-def post_train(model, data, masks, *, schedule, sgd, batches, objective=Objective()):
-    """Zero the pruned weights, train ``n_post`` epochs keeping them zero; return the
-    test ``(metric, loss)``.
+@dataclass(frozen=True)
+class PostTraining:
+    """What :func:`post_train` measured on the weights it kept.
 
-    ``masks`` names the model's parameters it covers (``model.named_parameters()``)."""
+    Attributes
+    ----------
+    metric, loss : float
+        Test metric and loss.
+    val_metric, val_loss : float
+        Validation metric and loss (NaN without a validation split).
+    best_epoch : int
+        The epoch kept (1-based; ``n_post`` unless ``schedule.keep_best``; 0 for ``n_post = 0``).
+    """
+
+    metric: float
+    loss: float
+    val_metric: float
+    val_loss: float
+    best_epoch: int
+
+
+def post_train(model, data, masks, *, schedule, sgd, batches, objective=Objective()):
+    """Zero the pruned weights and train ``n_post`` epochs keeping them zero.
+
+    With ``schedule.keep_best`` the validation metric is measured after every
+    epoch and the best epoch's weights are restored (the first of equals); the
+    test split is evaluated once, on the weights kept.  ``masks`` names the
+    model's parameters it covers (``model.named_parameters()``).
+
+    Returns
+    -------
+    PostTraining
+    """
+    if schedule.keep_best and not has_validation(data):
+        raise ValueError("Schedule(keep_best=True) chooses the epoch on the validation split, and the "
+                         "data has none: give a validation loader or TensorData.with_validation(fraction)")
     optimizer, scheduler = sgd.build(model, "post", steps_per_epoch(batches), schedule.n_post)
     enforcer = MaskEnforcer(named_parameters(model, masks), masks).attach(optimizer)
     dtype, scaler = mixed_precision(sgd.precision, model)
-    train_epochs(model, batches, optimizer, schedule.n_post, loss_fn=objective.loss_fn, scheduler=scheduler,
-                 scaler=scaler, autocast_dtype=dtype)
+    train = dict(loss_fn=objective.loss_fn, scheduler=scheduler, scaler=scaler, autocast_dtype=dtype)
+    best_epoch = schedule.n_post
+    if schedule.keep_best and schedule.n_post:
+        best, best_state = None, None
+        for epoch in range(1, schedule.n_post + 1):
+            train_epochs(model, batches, optimizer, 1, **train)
+            value, _ = validation_metrics(model, data, objective)
+            if objective.improves(value, best):
+                best, best_state, best_epoch = value, snapshot(model), epoch
+        model.load_state_dict(best_state)
+    else:
+        train_epochs(model, batches, optimizer, schedule.n_post, **train)
     enforcer.detach()
-    return evaluate_batches(model, evaluation_batches(data, "test"), objective)
+    metric, loss = evaluate_batches(model, evaluation_batches(data, "test"), objective)
+    val_metric, val_loss = validation_metrics(model, data, objective)
+    return PostTraining(metric, loss, val_metric, val_loss, best_epoch)
 
 
 def validation_metrics(model, data, objective=Objective()):

@@ -65,11 +65,16 @@ class Objective:
         predictions equal to the targets); weighted by batch size over a split.
     metric_name : str, optional
         The metric's name in tables; the metric's own name by default.
+    greater_is_better : bool, optional
+        Which way the metric improves, for choices made on the validation split
+        (:attr:`Schedule.keep_best <granger_prune.training.Schedule>`): True for
+        accuracy, False for mse; a callable metric needs it given to choose.
     """
 
     loss: Union[str, Callable] = "cross_entropy"
     metric: Union[str, Callable] = "accuracy"
     metric_name: Optional[str] = None
+    greater_is_better: Optional[bool] = None
 
     def __post_init__(self):
         if not callable(self.loss):
@@ -80,6 +85,19 @@ class Objective:
             object.__setattr__(self, "metric_name", getattr(self.metric, "__name__", "metric"))
         if self.metric_name is None:
             object.__setattr__(self, "metric_name", self.metric)
+        if self.greater_is_better is None and not callable(self.metric):
+            object.__setattr__(self, "greater_is_better", self.metric == "accuracy")
+        if self.greater_is_better is not None and not isinstance(self.greater_is_better, bool):
+            raise ValueError(f"greater_is_better must be True or False, got {self.greater_is_better!r}")
+
+    def improves(self, value, best):
+        """Whether metric ``value`` is strictly better than ``best`` (None: nothing yet)."""
+        if self.greater_is_better is None:
+            raise ValueError(f"choosing on the metric {self.metric_name!r} needs "
+                             "Objective(greater_is_better=True or False)")
+        if best is None:
+            return True
+        return value > best if self.greater_is_better else value < best
 
     @property
     def loss_fn(self):
