@@ -373,6 +373,28 @@ def test_standardize_equals_sklearn_on_unit_rms_columns(badly_scaled_problem, l1
     assert not np.array_equal(plain.support_, est.support_)
 
 
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_standardize_std_equals_sklearn_on_standard_scaled_columns(badly_scaled_problem, fit_intercept):
+    """``standardize="std"`` is scikit-learn's StandardScaler (unit variance) followed by the lasso."""
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = badly_scaled_problem
+    X = X + 3.0 * np.abs(X).max(axis=0)  # non-negative columns with a mean, as (dθ)² features
+    X[:, 7] = 5.0  # a constant column
+    scaler = StandardScaler().fit(X)
+    sd = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)  # scikit-learn sets 1 for constant columns too
+    Xu = X / sd
+    alpha = 0.05 * alpha_max(Xu, y, fit_intercept=fit_intercept)
+    ref = sklearn_fit(Xu, y, alpha, fit_intercept=fit_intercept)
+    est = CausalLasso(alpha=alpha, fit_intercept=fit_intercept, standardize="std", tol=TOL).fit(X, y)
+    assert est.support_.sum() >= 2
+    scale = np.max(np.abs(ref.coef_ / sd))
+    assert_allclose(est.coef_, ref.coef_ / sd, rtol=1e-6, atol=1e-7 * scale)
+    assert_allclose(est.predict(X), ref.predict(Xu), rtol=1e-7, atol=1e-7 * np.std(y))
+    with pytest.raises(ValueError, match="standardize"):
+        CausalLasso(standardize="unit").fit(X, y)
+
+
 def test_standardize_does_not_write_to_a_writeable_x(badly_scaled_problem):
     X, y = badly_scaled_problem
     X = X.copy()  # writeable

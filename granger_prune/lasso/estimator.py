@@ -37,6 +37,35 @@ def unit_rms_scale(X, xp):
     return scale
 
 
+def unit_sd_scale(X, xp):
+    """Column standard deviation ``sqrt(mean_t (X[t, j] - mean_j)^2)`` (1 for constant
+    columns), shape (n_features,), in float64 without a centred copy of ``X``.
+
+    From ``mean(X^2) - mean^2``: relative error about ``eps * (mean / sd)^2``,
+    negligible unless a column's spread is below ``1e-6`` of its mean."""
+    n = X.shape[0]
+    mean = xp.mean(X, axis=0, dtype=xp.float64)
+    var = xp.maximum(raw_column_sq_sums(X, xp) / n - mean * mean, 0.0)
+    scale = xp.sqrt(var)
+    scale[scale <= 1e-7 * xp.abs(mean)] = 1.0  # constant up to the cancellation's error
+    scale[scale == 0] = 1.0
+    return scale
+
+
+#: ``standardize``'s column scales by name (``True`` is ``"rms"``).
+STANDARDIZE = {"rms": unit_rms_scale, "std": unit_sd_scale}
+
+
+def check_standardize(value):
+    """``standardize`` as a name of :data:`STANDARDIZE`, or None for False."""
+    if isinstance(value, str):
+        if value not in STANDARDIZE:
+            raise ValueError(f"standardize must be True, False or one of {tuple(STANDARDIZE)}, got {value!r}")
+        return value
+    check_bool(value, "standardize")
+    return "rms" if value else None
+
+
 class CausalLasso(RegressorMixin, BaseEstimator):
     """Lasso / elastic net for the unrestricted Granger model ``ΔL^t = c + Σ_k γ_k (Δθ_k^t)²``.
 
@@ -64,11 +93,13 @@ class CausalLasso(RegressorMixin, BaseEstimator):
         Elastic-net mixing; 1 is the lasso.
     fit_intercept : bool, default=True
         Fit the intercept ``b`` (implicit centring; no centred copy of ``X``).
-    standardize : bool, default=False
+    standardize : bool or {"rms", "std"}, default=False
         Penalise the coefficients of the unit-RMS columns ``X[:, j] / rms_j``
-        (``rms_j = sqrt(mean_t X[t, j]^2)``, no scaled copy of ``X``);
-        ``coef_`` is reported on the original scale.  This changes the method
-        for trajectory designs (each parameter's step size is discarded).
+        (``True`` or ``"rms"``, ``rms_j = sqrt(mean_t X[t, j]^2)``), or of the
+        unit-variance columns ``X[:, j] / sd_j`` (``"std"``, scikit-learn's
+        ``StandardScaler``), without a scaled copy of ``X``; ``coef_`` is
+        reported on the original scale.  This changes the method for
+        trajectory designs (each parameter's step size is discarded).
     positive : bool, default=False
         Constrain the coefficients to be non-negative.
     warm_start : bool, default=False
@@ -125,8 +156,9 @@ class CausalLasso(RegressorMixin, BaseEstimator):
         check_l1_ratio(self.l1_ratio)
         check_tol(self.tol)
         check_int(self.max_iter, "max_iter", 1)
-        for name in ("fit_intercept", "standardize", "positive", "warm_start"):
+        for name in ("fit_intercept", "positive", "warm_start"):
             check_bool(getattr(self, name), name)
+        check_standardize(self.standardize)
 
     def fit(self, X, y):
         """Fit the model.
@@ -153,7 +185,8 @@ class CausalLasso(RegressorMixin, BaseEstimator):
         else:  # CuPy: scikit-learn's validation would copy to the host
             X, y = as_design(X, y, xp)
             self.n_features_in_ = X.shape[1]
-        scale = unit_rms_scale(X, xp) if self.standardize else None
+        standardize = check_standardize(self.standardize)
+        scale = STANDARDIZE[standardize](X, xp) if standardize else None
         w_init = None
         if self.warm_start and getattr(self, "coef_", None) is not None \
                 and self.coef_.shape == (X.shape[1],):

@@ -12,11 +12,15 @@ with ``Z`` (intercept, lagged losses) unpenalised, by
 one-column units and ``||γ_u||`` otherwise.
 
 * :class:`Rank` (seed 001): keep the ``density`` fraction with the largest
-  ``|γ_u|``.  A lasso leaves all but at most T coefficients at exactly zero, so
-  the order among those is set by a named tie-breaker: ``"marginal"``,
-  ``|x_uᵀ ỹ| / T`` with ``ỹ`` the loss change (centred when ``Z`` has an
-  intercept: the covariance of the feature with the loss change, which ranks
-  like the authors' early-stopped SGD fit), or ``"magnitude"``, ``|θ|``.
+  score, ``|γ_u|`` by default, or another score of
+  :mod:`granger_prune.selection.scores` (the loss share ``|γ_u · mean_t x_u|``,
+  the standardised ``|γ_u|``, the marginal covariance), from a lasso, an
+  elastic net or a ridge fit.  A lasso leaves all but at most T coefficients at
+  exactly zero, so the order among those is set by a named tie-breaker:
+  ``"marginal"``, ``|x_uᵀ ỹ| / T`` with ``ỹ`` the loss change (centred when
+  ``Z`` has an intercept: the covariance of the feature with the loss change,
+  which ranks like the authors' early-stopped SGD fit), or ``"magnitude"``,
+  ``|θ|``; a ridge fit ranks every unit without one.
 * :class:`Zero` (seed 000): keep ``γ_u ≠ 0`` at the given penalty; at most T
   units per problem (a :class:`~granger_prune.exceptions.SupportLimitWarning`
   says when that bound binds).
@@ -39,11 +43,14 @@ from .._options import OptionSet, check_number
 from ..design import MIN_ROWS
 from ..exceptions import SupportLimitWarning
 from ..lasso import CausalLasso, alpha_max
+from ..lasso.estimator import unit_sd_scale
 from ..stats import METHODS as CORRECTIONS
 from ..stats import adjust_pvalues, granger_f_tests
 from .grouping import top_units_with_layer_floor
+from .scores import SCORES, marginal_scores, unit_scores
 
 TIE_BREAKERS = ("marginal", "magnitude")
+FITS = ("lasso", "enet", "ridge")
 
 
 @dataclass
@@ -56,10 +63,12 @@ class UnitDecision:
     score : ndarray of shape (n_units,)
         The lasso coefficient of each unit (signed ``γ_u`` for one-column
         units, ``||γ_u||`` otherwise; the screening lasso's with a split, else 0
-        for the tests).
+        for the tests), or the score a rank rule ordered by when it is not ``"gamma"``.
     row : dict
         The problem's diagnostics: ``alpha``, ``alpha_max``, ``lasso_support``,
-        ``dual_gap``, ``n_iter`` for a lasso, ``n_tested``, ``n_significant``,
+        ``dual_gap``, ``n_iter`` for a lasso (``lasso_support`` counts the
+        units a fit gives a non-zero coefficient, every unit for a ridge fit or
+        the marginal score), ``n_tested``, ``n_significant``,
         ``durbin_watson`` for the tests, ``kept_by_tiebreak`` (units).
     pvalue : ndarray of shape (n_units,) or None
         The tests' uncorrected p-values (1 for untested units).
@@ -153,8 +162,25 @@ class CausalRule(OptionSet):
     def fit_lasso(self, design, data):
         """Per-unit lasso coefficient and a diagnostics row; ``data`` is
         ``design.partialled(rows)``."""
+        gamma, row = self.fit_penalised(design, data)
+        # signed γ for one-column units, the norm of the unit's coefficients otherwise
+        unit_gamma = gamma if design.features_per_unit == 1 else design.unit_norms(gamma)
+        row["lasso_support"] = int(np.count_nonzero(unit_gamma))
+        return unit_gamma, row
+
+    def fit_penalised(self, design, data, *, l1_ratio=1.0, column_sd=None):
+        """Per-column coefficients (shape (d,), on the design's scale) of the elastic net
+
+            (1 / (2T)) ||ỹ - X̃ γ||² + alpha (l1_ratio ||S γ||_1 + (1 - l1_ratio) / 2 ||S γ||²)
+
+        (the lasso at ``l1_ratio=1``; ``S = diag(column_sd)`` for the fit on
+        unit-variance columns, else the identity) and a diagnostics row;
+        ``alpha_ratio`` is relative to that problem's ``alpha_max``."""
         X, y, fit_intercept = data
-        a_max = alpha_max(X, y, fit_intercept=fit_intercept)
+        if column_sd is None:
+            a_max = alpha_max(X, y, fit_intercept=fit_intercept, l1_ratio=l1_ratio)
+        else:  # alpha_max of X / sd, without the scaled copy
+            a_max = float(np.max(marginal_correlations(X, y, fit_intercept) / column_sd, initial=0.0)) / l1_ratio
         if self.l1_coeff is not None:  # Σ_t r_t² + c ||γ||_1 = 2T ((1/2T) Σ_t r_t² + c/(2T) ||γ||_1)
             a = self.l1_coeff / (2 * X.shape[0])
         elif self.alpha is not None:
@@ -164,48 +190,123 @@ class CausalRule(OptionSet):
         if a_max == 0:
             gamma, gap, n_iter = np.zeros(design.n_features), 0.0, 0
         else:
-            lasso = CausalLasso(alpha=a, fit_intercept=fit_intercept, tol=self.tol,
-                                max_iter=self.max_iter)
+            lasso = CausalLasso(alpha=a, l1_ratio=l1_ratio, fit_intercept=fit_intercept, tol=self.tol,
+                                max_iter=self.max_iter, standardize="std" if column_sd is not None else False)
             lasso.fit(X, y)
             gamma, gap, n_iter = lasso.coef_, lasso.dual_gap_, lasso.n_iter_
-        # signed γ for one-column units, the norm of the unit's coefficients otherwise
-        unit_gamma = gamma if design.features_per_unit == 1 else design.unit_norms(gamma)
-        row = dict(alpha=a, alpha_max=a_max, lasso_support=int(np.count_nonzero(unit_gamma)),
+        row = dict(alpha=a, alpha_max=a_max, lasso_support=int(np.count_nonzero(design.unit_norms(gamma))),
                    dual_gap=gap, n_iter=n_iter)
-        return unit_gamma, row
+        return np.asarray(gamma, dtype=np.float64), row
+
+
+def marginal_correlations(X, y, fit_intercept):
+    """``|X̃ᵀ ỹ| / T`` per column (``ỹ`` centred with an intercept, which centres ``X̃ᵀ ỹ`` too)."""
+    if fit_intercept:
+        y = y - y.mean()
+    return np.abs(X.T @ y) / X.shape[0]
+
+
+def fit_ridge(design, data, alpha_ratio, column_sd=None):
+    """Per-column ridge coefficients (shape (d,), on the design's scale) and a row.
+
+    Minimises ``(1 / (2T)) ||ỹ - X̃ γ||² + (alpha / 2) ||S γ||²`` (``S`` as in
+    :meth:`CausalRule.fit_penalised`) with ``alpha = alpha_ratio * λ̄``,
+    ``λ̄ = ||X̃ S⁻¹||_F² / (T · min(T, d))`` the mean non-zero eigenvalue scale
+    of ``X̃ᵀX̃ / T`` (no penalty gives γ = 0, so there is no ``alpha_max``), by
+    scikit-learn's :class:`~sklearn.linear_model.Ridge` (its objective is
+    ``2T`` times this one at ``alpha_sklearn = alpha · T``).  Every coefficient
+    is non-zero: the ridge ranks all units without a tie-breaker."""
+    from sklearn.linear_model import Ridge
+
+    X, y, fit_intercept = data
+    T, d = X.shape
+    if column_sd is not None:
+        X = X / column_sd
+    spread = X - X.mean(axis=0) if fit_intercept else X
+    scale = float(np.sum(spread * spread)) / (T * min(T, d))
+    a = alpha_ratio * scale
+    if scale == 0:
+        gamma = np.zeros(d)
+    else:
+        gamma = Ridge(alpha=a * T, fit_intercept=fit_intercept, solver="cholesky").fit(X, y).coef_
+        if column_sd is not None:
+            gamma = gamma / column_sd
+    row = dict(alpha=a, alpha_max=np.nan, lasso_support=int(np.count_nonzero(design.unit_norms(gamma))),
+               dual_gap=np.nan, n_iter=0)
+    return np.asarray(gamma, dtype=np.float64), row
 
 
 @dataclass(frozen=True)
 class Rank(CausalRule):
-    """Seed 001's rule: prune the fraction of units with the smallest ``|γ_u|``.
+    """Seed 001's rule: prune the fraction of units with the smallest score.
 
     Parameters
     ----------
     tie_breaker : {"marginal", "magnitude"}
-        Orders the units the lasso leaves at zero (``"magnitude"`` needs the
-        weights).  The other options are those of :class:`CausalRule`.
+        Orders the units whose score is zero (``"magnitude"`` needs the
+        weights).
+    score : {"gamma", "standardised", "loss_share", "marginal"}
+        What units are ordered by (:mod:`granger_prune.selection.scores`):
+        ``|γ_u|`` (default, seed 001), ``|γ_u|`` of the fit on unit-variance
+        columns, the loss share ``|Σ_j γ_j mean_t X[t, j]|``, or the marginal
+        covariance ``||X̃_uᵀ ỹ|| / T`` (no fit).
+    fit : {"lasso", "enet", "ridge"}
+        The fit giving ``γ``: the lasso (default), the elastic net at
+        ``l1_ratio``, or ridge, which gives every unit a non-zero coefficient
+        (a full ranking, no tie-breaker needed; ``alpha_ratio`` is then
+        relative to the mean eigenvalue scale of ``X̃ᵀX̃ / T``, see
+        :func:`fit_ridge`, and ``alpha``/``l1_coeff`` are not accepted).
+        Ignored by ``score="marginal"``.
+    l1_ratio : float in (0, 1)
+        Of ``fit="enet"``.
+
+    The other options are those of :class:`CausalRule`.
     """
 
     tie_breaker: str = "marginal"
+    score: str = "gamma"
+    fit: str = "lasso"
+    l1_ratio: float = 0.5
 
     def __post_init__(self):
         super().__post_init__()
         check_choice("tie_breaker", self.tie_breaker, TIE_BREAKERS)
+        check_choice("score", self.score, SCORES)
+        check_choice("fit", self.fit, FITS)
+        check_number("l1_ratio", self.l1_ratio, low=0, high=1, low_open=True, high_open=True)
+        if self.fit == "ridge" and (self.alpha is not None or self.l1_coeff is not None):
+            raise ValueError("fit='ridge' takes its penalty from alpha_ratio (there is no alpha_max to "
+                             "compare alpha or l1_coeff with); leave alpha and l1_coeff unset")
 
     def decide(self, design, problem):
         if self.tie_breaker == "magnitude" and problem.weights is None:
             raise ValueError("tie_breaker='magnitude' needs weights")
         data = design.partialled()
-        unit_gamma, row = self.fit_lasso(design, data)
-        rank = _lexicographic_rank(np.abs(unit_gamma), self._tiebreak_score(design, problem, data))
+        if self.score == "marginal":
+            primary = marginal_scores(design, data)
+            row = dict(alpha=np.nan, alpha_max=np.nan, lasso_support=int(np.count_nonzero(primary)),
+                       dual_gap=np.nan, n_iter=0)
+            reported = primary
+        else:
+            column_sd = _column_sd(data) if self.score == "standardised" else None
+            if self.fit == "ridge":
+                gamma, row = fit_ridge(design, data, self.alpha_ratio, column_sd)
+            else:
+                gamma, row = self.fit_penalised(design, data, column_sd=column_sd,
+                                                l1_ratio=1.0 if self.fit == "lasso" else self.l1_ratio)
+            primary = unit_scores(design, gamma, self.score, column_sd)
+            # the signed coefficient of one-column units is what the default reports
+            signed = self.score == "gamma" and design.features_per_unit == 1
+            reported = gamma if signed else primary
+        rank = _lexicographic_rank(primary, self._tiebreak_score(design, problem, data))
         keep = np.zeros(design.n_units, dtype=bool)
         keep[top_units_with_layer_floor(rank, np.arange(design.n_units), problem.n_keep,
                                         list(problem.layer_units))] = True
-        row["kept_by_tiebreak"] = max(0, int(keep.sum()) - row["lasso_support"])
-        return UnitDecision(keep, unit_gamma, row)
+        row["kept_by_tiebreak"] = int(np.count_nonzero(keep & (primary == 0)))
+        return UnitDecision(keep, reported, row)
 
     def _tiebreak_score(self, design, problem, data):
-        """Per-unit score that orders units with equal ``||γ_u||``; shape (n_units,).
+        """Per-unit score that orders units with equal primary scores; shape (n_units,).
 
         The magnitude score of a group sums ``|θ|`` over its kernel entries
         only, as L1-norm filter pruning does."""
@@ -214,10 +315,12 @@ class Rank(CausalRule):
             return design.unit_sums({
                 n: np.abs(np.asarray(problem.weights[n], dtype=np.float64)) if n in kernels
                 else np.zeros(np.shape(problem.weights[n])) for n in design.tensor_names})
-        X, y, fit_intercept = data
-        if fit_intercept:
-            y = y - y.mean()
-        return design.unit_norms(X.T @ y / design.n_steps)
+        return marginal_scores(design, data)
+
+
+def _column_sd(data):
+    """The standard deviation of every column of ``data``'s ``X`` (1 for constant ones)."""
+    return unit_sd_scale(data[0], np)
 
 
 @dataclass(frozen=True)
