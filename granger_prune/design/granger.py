@@ -26,6 +26,19 @@ at ``θ^{t-j}``: lag 1 is the level the step starts from.  A row exists when all
 of its lags and (momentum) the previous step exist, so a design has
 ``n_rows - max(lags - 1, [momentum])`` rows.
 
+Step sizes.  The vanilla design comes from ``ΔL^t ≈ -(1/η) Σ_k (Δθ_k^t)²``: one
+coefficient ``γ_k = -1/η`` per parameter assumes one step size.  Under a
+learning-rate schedule ``η_t`` changes from step to step, and raw ``(Δθ)²``
+spans the schedule's range squared.  ``step_size="divide"`` fits instead
+
+    ΔL^t / η_t = c + Σ_k γ_k (Δθ_k^t / η_t)² + ε_t
+
+(``Δθ/η = -g`` for plain SGD, so every ``γ_k = -1`` whatever the schedule; for
+momentum features ``Δθ^{t-1}`` is divided by ``η_{t-1}``), with the ``η_t`` the
+recorder kept per tensor; every tensor of one design must have the same ``η_t``
+(one parameter group, or groups on one schedule).  The default
+``"ignore"`` fits ``ΔL^t`` on ``(Δθ^t)²`` as the papers write it.
+
 Weight sharing (seed 000 §5 (i)).  ``groups`` maps every tensor to an integer
 array of its shape: entries with the same group id share one γ per feature
 type, so the group's feature is the sum of its (alive) members' features.
@@ -54,6 +67,7 @@ from .._checks import check_choice
 LOSS_CHANGES = ("same_batch", "consecutive")
 RESTRICTED_MODELS = ("intercept", "none")
 SCALES = ("raw", "layer", "column")
+STEP_SIZES = ("ignore", "divide")
 #: The feature types of each feature set, in column order within a unit.
 FEATURE_SETS = {
     "vanilla": ("dtheta_sq",),
@@ -402,7 +416,8 @@ def unit_layout(shapes, names, alive=None, groups=None):
 
 
 def granger_design(trajectory, tensors=None, *, features="vanilla", lags=0, alive=None,
-                   groups=None, restricted="intercept", scale="raw", loss_change="same_batch"):
+                   groups=None, restricted="intercept", scale="raw", loss_change="same_batch",
+                   step_size="ignore"):
     """Build the Granger design of a recorded trajectory.
 
     Parameters
@@ -429,6 +444,9 @@ def granger_design(trajectory, tensors=None, *, features="vanilla", lags=0, aliv
         Column scaling, see the module docstring.
     loss_change : {"same_batch", "consecutive"}
         How ``ΔL`` is formed, see :func:`loss_changes`.
+    step_size : {"ignore", "divide"}
+        Fit ``ΔL^t`` on ``(Δθ^t)²`` (default), or ``ΔL^t / η_t`` on
+        ``(Δθ^t / η_t)²`` with the recorded step sizes (module docstring).
 
     Returns
     -------
@@ -445,11 +463,15 @@ def granger_design(trajectory, tensors=None, *, features="vanilla", lags=0, aliv
     check_choice("features", features, tuple(FEATURE_SETS))
     check_choice("restricted", restricted, RESTRICTED_MODELS)
     check_choice("scale", scale, SCALES)
+    check_choice("step_size", step_size, STEP_SIZES)
     lags = check_lags(lags)
     names = tensor_names(tensors, trajectory.shapes)
 
     loss_before, loss_after = trajectory.losses()
     y_all = loss_changes(loss_before, loss_after, loss_change=loss_change)
+    eta = shared_step_sizes(trajectory, names) if step_size == "divide" else None
+    if eta is not None:
+        y_all = y_all / eta[:len(y_all)]
     rows = np.arange(first_row(features, lags), len(y_all))
     if n_design_rows(trajectory.n_steps, features, lags, loss_change) < MIN_ROWS:
         raise ValueError(
@@ -468,6 +490,8 @@ def granger_design(trajectory, tensors=None, *, features="vanilla", lags=0, aliv
         if idx.size == 0:
             continue
         delta = trajectory.deltas(name)[:, idx]
+        if eta is not None:
+            delta = delta / eta[:, None]
         previous = delta[rows - 1] if features == "momentum" else None
         add_unit_features(X, delta[rows], previous, unit[idx], kinds)
     X = X.reshape(len(rows), n_units * len(kinds))
@@ -480,6 +504,24 @@ def granger_design(trajectory, tensors=None, *, features="vanilla", lags=0, aliv
         tensor_names=names, shapes={n: tuple(trajectory.shapes[n]) for n in names},
         unit_map=unit_map, n_units=n_units, column_scale=column_scale, scale=scale, rows=rows,
     )
+
+
+def shared_step_sizes(trajectory, names):
+    """The recorded ``η_t`` (shape (n_steps,)) that all tensors ``names`` share.
+
+    Raises ``ValueError`` when a step size is missing, not positive, or differs
+    between the tensors (they sit in parameter groups on different schedules)."""
+    eta = trajectory.step_sizes(names[0])
+    if not np.all(np.isfinite(eta) & (eta > 0)):
+        raise ValueError(f"step_size='divide' needs the positive learning rate of every recorded step; "
+                         f"{names[0]!r} has {np.count_nonzero(~(np.isfinite(eta) & (eta > 0)))} steps "
+                         "without one (record with TrajectoryRecorder, which keeps them)")
+    for name in names[1:]:
+        if not np.array_equal(trajectory.step_sizes(name), eta):
+            raise ValueError(f"step_size='divide' needs one learning rate per step for the tensors of a "
+                             f"design; {names[0]!r} and {name!r} are in groups with different rates: "
+                             "fit them in separate problems (scope='layer')")
+    return eta
 
 
 def vanilla_design(trajectory, tensors=None, **options):

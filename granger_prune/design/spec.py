@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from .._checks import check_choice
 from .._options import OptionSet
-from .granger import (FEATURE_SETS, LOSS_CHANGES, RESTRICTED_MODELS, SCALES, check_lags, granger_design,
-                      n_design_rows)
+from .granger import (FEATURE_SETS, LOSS_CHANGES, RESTRICTED_MODELS, SCALES, STEP_SIZES, check_lags,
+                      granger_design, n_design_rows)
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,10 @@ class DesignSpec(OptionSet):
     loss_change : {"same_batch", "consecutive"}
         ``ΔL`` on the step's own minibatch (default) or between consecutive
         minibatches; the recorder records what this needs.
+    step_size : {"ignore", "divide"}
+        Fit ``ΔL^t`` on ``(Δθ^t)²`` (default, the papers' design), or
+        ``ΔL^t / η_t`` on ``(Δθ^t / η_t)²`` with the recorded learning rates,
+        which keeps ``γ_k = -1/η`` constant under a schedule.
 
     See :mod:`granger_prune.design.granger` for the equations.
     """
@@ -40,6 +44,7 @@ class DesignSpec(OptionSet):
     restricted: str = "intercept"
     scale: str = "raw"
     loss_change: str = "same_batch"
+    step_size: str = "ignore"
 
     def __post_init__(self):
         check_choice("features", self.features, tuple(FEATURE_SETS))
@@ -47,12 +52,13 @@ class DesignSpec(OptionSet):
         check_choice("restricted", self.restricted, RESTRICTED_MODELS)
         check_choice("scale", self.scale, SCALES)
         check_choice("loss_change", self.loss_change, LOSS_CHANGES)
+        check_choice("step_size", self.step_size, STEP_SIZES)
 
     def build(self, trajectory, tensors=None, *, alive=None, groups=None):
         """The :class:`~granger_prune.design.GrangerDesign` of ``tensors`` of ``trajectory``."""
         return granger_design(trajectory, tensors, features=self.features, lags=self.lags,
                               alive=alive, groups=groups, restricted=self.restricted,
-                              scale=self.scale, loss_change=self.loss_change)
+                              scale=self.scale, loss_change=self.loss_change, step_size=self.step_size)
 
     def n_rows(self, n_steps):
         """Rows ``T`` of the design of ``n_steps`` recorded steps."""

@@ -7,7 +7,11 @@ For optimizer step ``t`` on minibatch ``B_t`` the recorder stores
 * ``loss_after[t] = L(θ^t; B_t)``: the loss on the *same* minibatch after the
   step (seed 001 §3, "we collect the loss before and after the gradient step"),
 * ``Δθ^t = θ^t − θ^{t-1}`` for each recorded tensor, the optimizer's real step
-  (plain SGD, momentum, weight decay, masks: whatever the optimizer did).
+  (plain SGD, momentum, weight decay, masks: whatever the optimizer did),
+* ``η_t`` per recorded tensor: the learning rate of the optimizer's parameter
+  group holding it at step ``t`` (what a schedule set), and
+* ``||g^t||``: the Euclidean norm of the step's gradient over all recorded
+  tensors (unscaled under a ``GradScaler``).
 
 The after-step forward pass never disturbs training: it runs without autograd,
 with the random state the before-step pass saw (dropout draws the same mask) and
@@ -58,7 +62,7 @@ class Trajectory(ABC):
         """Number of recorded steps ``T``."""
 
     @abstractmethod
-    def append(self, loss_before, loss_after, deltas):
+    def append(self, loss_before, loss_after, deltas, step_sizes=None, grad_norm=float("nan")):
         """Add one step.
 
         Parameters
@@ -67,7 +71,20 @@ class Trajectory(ABC):
             Minibatch loss before and after the step (``nan`` when not measured).
         deltas : mapping of str to ndarray
             ``Δθ`` of every recorded tensor, any shape with the tensor's size.
+        step_sizes : float or mapping of str to float, optional
+            The learning rate ``η_t`` of the step, for every tensor or per tensor
+            (``nan`` when not known).
+        grad_norm : float
+            ``||g^t||`` over the recorded tensors (``nan`` when not known).
         """
+
+    @abstractmethod
+    def step_sizes(self, name):
+        """Return ``η_t`` of tensor ``name`` at every step, a float64 array of shape (T,)."""
+
+    @abstractmethod
+    def grad_norms(self):
+        """Return ``||g^t||`` of every step, a float64 array of shape (T,)."""
 
     @abstractmethod
     def losses(self):
@@ -92,12 +109,14 @@ class InMemoryTrajectory(Trajectory):
         self._loss_before = []
         self._loss_after = []
         self._deltas = {name: [] for name in self.shapes}
+        self._step_sizes = {name: [] for name in self.shapes}
+        self._grad_norms = []
 
     @property
     def n_steps(self):
         return len(self._loss_before)
 
-    def append(self, loss_before, loss_after, deltas):
+    def append(self, loss_before, loss_after, deltas, step_sizes=None, grad_norm=float("nan")):
         missing = set(self.shapes) - set(deltas)
         if missing:
             raise ValueError(f"deltas lacks recorded tensors {sorted(missing)}")
@@ -109,18 +128,33 @@ class InMemoryTrajectory(Trajectory):
                     f"deltas[{name!r}] has {row.size} entries, expected {int(np.prod(shape))}"
                 )
             rows[name] = row
+        if step_sizes is None or np.isscalar(step_sizes):
+            step_sizes = dict.fromkeys(self.shapes, float("nan") if step_sizes is None else step_sizes)
+        etas = {name: float(step_sizes.get(name, float("nan"))) for name in self.shapes}
         for name, row in rows.items():
             self._deltas[name].append(row)
+            self._step_sizes[name].append(etas[name])
         self._loss_before.append(float(loss_before))
         self._loss_after.append(float(loss_after))
+        self._grad_norms.append(float(grad_norm))
 
     def losses(self):
         return (np.asarray(self._loss_before, dtype=np.float64),
                 np.asarray(self._loss_after, dtype=np.float64))
 
-    def deltas(self, name):
+    def step_sizes(self, name):
+        self._check_name(name)
+        return np.asarray(self._step_sizes[name], dtype=np.float64)
+
+    def grad_norms(self):
+        return np.asarray(self._grad_norms, dtype=np.float64)
+
+    def _check_name(self, name):
         if name not in self.shapes:
             raise KeyError(f"no recorded tensor named {name!r}; recorded: {list(self.shapes)}")
+
+    def deltas(self, name):
+        self._check_name(name)
         size = int(np.prod(self.shapes[name]))
         if not self._deltas[name]:
             return np.empty((0, size), dtype=np.float32)
@@ -221,7 +255,8 @@ class TrajectoryRecorder:
         self.autocast_dtype = autocast_dtype
         #: Steps a ``GradScaler`` skipped: not taken, so not recorded.
         self.n_skipped = 0
-        #: The learning rate (first parameter group) of every recorded step.
+        #: The learning rate (first parameter group) of every recorded step; the
+        #: trajectory keeps each tensor's own (:meth:`Trajectory.step_sizes`).
         self.step_sizes = []
         self._warned_optimizer = False
         self._warned_step_size = False
@@ -278,17 +313,28 @@ class TrajectoryRecorder:
                     f"the loss after step {step_index} of the recording is {loss_after}")
 
         deltas = {n: (p.detach() - theta_before[n]).cpu().numpy() for n, p in self.params.items()}
-        self.trajectory.append(loss_before, loss_after, deltas)
+        self.trajectory.append(loss_before, loss_after, deltas, step_sizes=self._group_rates(optimizer),
+                               grad_norm=self._grad_norm())
         self.step_sizes.append(float(optimizer.param_groups[0]["lr"]))
         if self.step_sizes[-1] != self.step_sizes[0] and not self._warned_step_size:
             self._warned_step_size = True
             warnings.warn(
                 f"the learning rate changes within the recorded steps ({self.step_sizes[0]:g} at the "
                 f"first, {self.step_sizes[-1]:g} at step {step_index}): the vanilla design fits one "
-                "coefficient per parameter, which assumes one step size; record at a constant rate "
-                "(a constant schedule in the pruning rounds) for the design as derived",
+                "coefficient per parameter, which assumes one step size; divide by the recorded rates "
+                "(DesignSpec(step_size='divide')) or record at a constant rate",
                 GrangerPruneWarning, stacklevel=2)
         return loss_before
+
+    def _group_rates(self, optimizer):
+        """The learning rate of the parameter group of every recorded tensor (nan if in none)."""
+        rate = {id(p): float(group["lr"]) for group in optimizer.param_groups for p in group["params"]}
+        return {n: rate.get(id(p), float("nan")) for n, p in self.params.items()}
+
+    def _grad_norm(self):
+        """``||g||`` over the recorded tensors' gradients of the step just taken."""
+        grads = [p.grad.detach().double().norm() for p in self.params.values() if p.grad is not None]
+        return float(torch.stack(grads).norm()) if grads else float("nan")
 
     def _loss_after_step(self, loss_fn, inputs, targets, rng_before, device):
         rng_after = _rng_states(device)

@@ -115,8 +115,12 @@ class StreamingGrangerTests:
         return (f"{type(self).__name__}(n_units={self.n_units}, features={self.features!r}, "
                 f"lags={self.lags}, n_rows={self.n_rows})")
 
-    def append(self, loss_before, loss_after, deltas):
+    def append(self, loss_before, loss_after, deltas, step_sizes=None, grad_norm=float("nan")):
         """Add one optimizer step (see :meth:`granger_prune.record.Trajectory.append`).
+
+        The streaming tests fit the papers' design (``ΔL`` on ``(Δθ)²``,
+        ``step_size="ignore"``): ``step_sizes`` and ``grad_norm`` are accepted, as a
+        recorder passes them, and not used.
 
         Raises
         ------
