@@ -84,3 +84,21 @@ def test_summary_table_intervals_cover_each_group():
                                DescrStatsW(values.to_numpy()).tconfint_mean(), rtol=1e-12)
     assert row["n_seeds"] == 6 and row["val_accuracy_ci_low"] == row["val_accuracy_ci_high"] == 0.5
     assert "val_accuracy_mean" not in phase_shift_table(results.drop(columns=["val_accuracy", "val_loss"]))
+
+
+def test_markdown_tables_show_each_mean_with_its_interval():
+    from granger_prune.study.intervals import paired_comparison as compare
+    from granger_prune.study.report import markdown_comparison, markdown_summary
+
+    results = _results(np.random.default_rng(0))
+    text = markdown_summary(results)
+    lines = text.splitlines()
+    assert lines[0] == "| sparsity | magnitude/layer | causal | significance |"
+    mean, low, high = t_interval(results[(results["label"] == "causal") & (results["sparsity_target"] == 0.9)]
+                                 ["accuracy"])
+    assert f"{mean:.4f} [{low:.4f}, {high:.4f}]" in lines[3]  # rows: 0.5, 0.9, none
+    assert lines[4].startswith("| none |") and "0.8000" in lines[4]
+    table = markdown_comparison(compare(results, "magnitude/layer")).splitlines()
+    assert table[0] == "| minus magnitude/layer | 0.5 | 0.9 |" and table[2].startswith("| causal | -0.0")
+    with pytest.raises(ValueError, match="val_accuracy"):
+        markdown_summary(results, "val_accuracy")

@@ -81,7 +81,7 @@ def test_unknown_config_keys_are_errors():
         resolve_study("no_such_study")
 
 
-def test_end_to_end_tiny_study_writes_a_complete_run_folder(tmp_path):
+def test_end_to_end_tiny_study_writes_a_complete_run_folder(tmp_path, capsys):
     out = tmp_path / "run"
     lines = []
     results = run_study(tiny_config(), out, progress=lines.append)
@@ -152,6 +152,13 @@ def test_end_to_end_tiny_study_writes_a_complete_run_folder(tmp_path):
     assert json.loads((out / "config.json").read_text())["schedule"]["n_post"] == 1
     with pytest.raises(ValueError, match="already exists"):
         run_study(tiny_config(), out)
+    # `granger-prune report` prints both tables of the run folder in Markdown
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| sparsity | causal-rank(alpha_ratio=0.01)/layer |" in printed
+    assert "| minus magnitude/layer | 0.5 | 0.9 |" in printed
+    assert main(["report", str(tmp_path)]) == 2
 
 
 def test_a_failed_study_leaves_nothing_behind(tmp_path, monkeypatch):

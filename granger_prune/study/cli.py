@@ -27,6 +27,12 @@ def _parser():
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     commands.add_parser("list", help="name the bundled studies",
                         description="The studies that ship with the package, with their files.")
+    report = commands.add_parser(
+        "report", help="print a run folder's tables in Markdown",
+        description="The mean test (or validation) accuracy with 95 % intervals over seeds, and "
+                    "every criterion against the baseline, paired over seeds.")
+    report.add_argument("run", type=Path, help="a run folder written by `granger-prune run`")
+    report.add_argument("--metric", default="accuracy", choices=("accuracy", "val_accuracy"))
     return parser
 
 
@@ -45,6 +51,8 @@ def main(argv=None):
             first = re.split(r"(?<=[a-z)])\. (?=[A-Z])", text)[0]  # not at "et al. 2017"
             print(f"{name:<22} {first.rstrip('.')}")
         return 0
+    if args.command == "report":
+        return _report(args.run, args.metric)
     from .report import phase_shift_table
     from .runner import print_progress, run_study
 
@@ -66,6 +74,29 @@ def main(argv=None):
     print(table.to_string(float_format=lambda v: f"{v:.4f}"))
     print(f"granger-prune: finished in {time.perf_counter() - tic:.1f} s; results in {out}",
           file=sys.stderr)
+    return 0
+
+
+def _report(run, metric):
+    import pandas as pd
+
+    from .intervals import paired_comparison
+    from .report import markdown_comparison, markdown_summary
+
+    if not (run / "results.csv").is_file():
+        print(f"granger-prune: error: {str(run)!r} has no results.csv: not a run folder", file=sys.stderr)
+        return 2
+    results = pd.read_csv(run / "results.csv")
+    print(f"{metric}, mean [95 % t interval] over seeds\n")
+    print(markdown_summary(results, metric))
+    if (run / "comparisons.csv").is_file():
+        comparison = pd.read_csv(run / "comparisons.csv")
+        if metric != "accuracy" and len(comparison):
+            comparison = paired_comparison(results, comparison["baseline"].iloc[0], metric=metric)
+        if len(comparison):
+            print(f"\n{metric} minus {comparison['baseline'].iloc[0]}, paired over seeds: mean [95 % t interval], "
+                  "paired t-test p\n")
+            print(markdown_comparison(comparison))
     return 0
 
 

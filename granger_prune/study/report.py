@@ -155,3 +155,64 @@ def _bars(rows, mean):
     prefix = mean[: -len("mean")] if mean.endswith("_mean") else ""
     low, high = rows[f"{prefix}ci_low"], rows[f"{prefix}ci_high"]
     return [(rows[mean] - low).fillna(0).to_numpy(), (high - rows[mean]).fillna(0).to_numpy()]
+
+
+def markdown_summary(results, metric="accuracy", digits=4, level=0.95):
+    """A Markdown table of ``metric``: one row per target sparsity, one column per
+    label, each cell ``mean [low, high]`` (the t interval over seeds; the mean alone
+    for one seed); the dense reference, when present, in a line above the table.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Rows of ``results.csv``.
+    metric : {"accuracy", "val_accuracy"}
+    digits : int
+    level : float
+
+    Returns
+    -------
+    str
+    """
+    table = phase_shift_table(results, level=level).reset_index()
+    if f"{metric}_mean" not in table:
+        raise ValueError(f"the results have no {metric!r} to summarise")
+    table["cell"] = [_cell(r[f"{metric}_mean"], r[f"{metric}_ci_low"], r[f"{metric}_ci_high"], digits)
+                     for _, r in table.iterrows()]
+    table["sparsity"] = table["sparsity_target"].map(lambda s: "none" if pd.isna(s) else f"{s:g}")
+    dense = table[table["label"] == "dense"]
+    table = table[table["label"] != "dense"]
+    order = list(dict.fromkeys(results["label"]))
+    grid = table.pivot(index="sparsity", columns="label", values="cell")
+    grid = grid[[label for label in order if label in grid.columns]].fillna("")
+    above = f"dense: {dense['cell'].iloc[0]}\n\n" if len(dense) else ""
+    return above + _markdown(grid, "sparsity")
+
+
+def markdown_comparison(comparison, digits=4):
+    """A Markdown table of :func:`~granger_prune.study.intervals.paired_comparison`:
+    one row per label, one column per target sparsity, each cell ``difference
+    [low, high] p=…`` (the paired t-test's p-value)."""
+    if comparison.empty:
+        raise ValueError("the comparison is empty")
+    cells = comparison.assign(
+        cell=[_cell(r["mean_difference"], r["ci_low"], r["ci_high"], digits, signed=True)
+              + ("" if pd.isna(r["pvalue"]) else f" p={r['pvalue']:.2g}") for _, r in comparison.iterrows()],
+        sparsity=comparison["sparsity_target"].map(lambda s: f"{s:g}"))
+    grid = cells.pivot(index="label", columns="sparsity", values="cell")
+    grid = grid.loc[list(dict.fromkeys(comparison["label"]))].fillna("")
+    return _markdown(grid, f"minus {comparison['baseline'].iloc[0]}")
+
+
+def _cell(mean, low, high, digits, signed=False):
+    sign = "+" if signed else ""
+    if pd.isna(low):
+        return f"{mean:{sign}.{digits}f}"
+    return f"{mean:{sign}.{digits}f} [{low:{sign}.{digits}f}, {high:{sign}.{digits}f}]"
+
+
+def _markdown(grid, corner):
+    lines = ["| " + " | ".join([corner, *map(str, grid.columns)]) + " |",
+             "|" + "---|" * (len(grid.columns) + 1)]
+    lines += ["| " + " | ".join([str(index), *row]) + " |" for index, row in zip(grid.index, grid.to_numpy())]
+    return "\n".join(lines)
