@@ -29,7 +29,8 @@ weight's score (linear) or the sum of the scores of its 32 first-layer weights
 
 Writes ``results.csv`` (model x score x seed), ``reference.csv`` (the LassoCV
 reference's own AUC), ``importances.csv`` (every input's importance),
-``summary.csv``, ``meta.json`` and ``friedman.png`` to ``--out``.
+``summary.csv``, ``meta.json``, ``friedman.png`` (every model and score on one axis)
+and ``friedman_linear_zero.png`` (the paper's panels, own axes) to ``--out``.
 """
 
 import argparse
@@ -207,40 +208,65 @@ def summarise(frame):
     return pd.DataFrame(rows)
 
 
-def plot(importances, path):
-    """Box plots over seeds of each input's importance, normalised per seed to sum 1."""
+def normalised_importances(importances):
+    """``importances`` with every row (one seed's inputs) divided by its sum (NaN for a zero sum)."""
     cols = [f"X{j}" for j in range(N_FEATURES)]
     values = importances[cols].to_numpy(dtype=np.float64)
     totals = values.sum(axis=1, keepdims=True)
     normalised = importances.copy()
     normalised[cols] = np.divide(values, totals, out=np.full_like(values, np.nan), where=totals > 0)
+    return normalised
+
+
+def _boxes(ax, normalised, model, score, title):
+    part = normalised[(normalised["model"] == model) & (normalised["score"] == score)]
+    data = [part[f"X{j}"].dropna().to_numpy() for j in range(N_FEATURES)]
+    box = ax.boxplot(data, patch_artist=True, widths=0.6, medianprops=dict(color="black"),
+                     flierprops=dict(markersize=2))
+    for j, patch in enumerate(box["boxes"]):
+        patch.set_facecolor("tab:blue" if j in INFORMATIVE else "tab:gray")
+        patch.set_alpha(0.6)
+    ax.axhline(1 / N_FEATURES, color="tab:red", lw=0.6, ls="--")  # every input alike
+    ax.set_xticks(range(1, N_FEATURES + 1))
+    ax.set_xticklabels([str(j) for j in range(N_FEATURES)], fontsize=7)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_title(title, fontsize=8)
+
+
+def plot(importances, path):
+    """Box plots over seeds of each input's importance, normalised per seed to sum 1, on one
+    axis: a row per model, the LassoCV reference first."""
+    normalised = normalised_importances(importances)
     n_cols = 1 + len(LABELS)
     fig, axes = plt.subplots(len(MODELS), n_cols, figsize=(2.6 * n_cols, 2.3 * len(MODELS)),
                              sharey=True, squeeze=False)
-    colours = ["tab:blue"] * 5 + ["tab:gray"] * 5
     for r, kind in enumerate(MODELS):
-        for c in range(n_cols):
-            model, score = ("reference", "LassoCV") if c == 0 else (kind, LABELS[c - 1])
-            part = normalised[(normalised["model"] == model) & (normalised["score"] == score)]
-            ax = axes[r, c]
-            data = [part[col].dropna().to_numpy() for col in cols]
-            box = ax.boxplot(data, patch_artist=True, widths=0.6, medianprops=dict(color="black"),
-                             flierprops=dict(markersize=2))
-            for patch, colour in zip(box["boxes"], colours):
-                patch.set_facecolor(colour)
-                patch.set_alpha(0.6)
-            ax.set_xticks(range(1, N_FEATURES + 1))
-            ax.set_xticklabels([str(j) for j in range(N_FEATURES)], fontsize=7)
-            ax.tick_params(axis="y", labelsize=7)
-            title = "LassoCV (reference)" if c == 0 else f"{kind}\n{score}"
-            ax.set_title(title, fontsize=8)
-            if c == 0:
-                ax.set_ylabel("importance / sum", fontsize=8)
-            if r == len(MODELS) - 1:
-                ax.set_xlabel("input j", fontsize=8)
+        _boxes(axes[r, 0], normalised, "reference", "LassoCV", "LassoCV (reference)")
+        axes[r, 0].set_ylabel("importance / sum", fontsize=8)
+        for c, score in enumerate(LABELS, start=1):
+            _boxes(axes[r, c], normalised, kind, score, f"{kind}\n{score}")
+    for ax in axes[-1]:
+        ax.set_xlabel("input j", fontsize=8)
     fig.suptitle(f"make_friedman1: input importance over {importances['seed'].nunique()} seeds "
-                 "(blue X0-X4 informative, grey X5-X9 irrelevant)", fontsize=9)
+                 "(blue X0-X4 informative, grey X5-X9 irrelevant; dashed: 1/10)", fontsize=9)
     fig.subplots_adjust(left=0.04, right=0.995, bottom=0.06, top=0.9, wspace=0.08, hspace=0.55)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_linear_zero(importances, path):
+    """The paper's panels for the zero-initialised linear model, each on its own y range."""
+    normalised = normalised_importances(importances)
+    panels = [("reference", "LassoCV", "LassoCV (reference)")] + [
+        ("linear/zero", s, f"linear/zero {s}") for s in ("gamma", "loss_share", "taylor_share")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.8))
+    for ax, (model, score, title) in zip(axes, panels):
+        _boxes(ax, normalised, model, score, title)
+        ax.set_xlabel("input j", fontsize=8)
+    axes[0].set_ylabel("importance / sum", fontsize=8)
+    fig.suptitle(f"make_friedman1, zero-initialised linear model, {importances['seed'].nunique()} "
+                 "seeds (own y range per panel)", fontsize=9)
+    fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
@@ -279,6 +305,7 @@ def main(argv=None):
     importance_frame.to_csv(args.out / "importances.csv", index=False)
     summary.to_csv(args.out / "summary.csv", index=False)
     plot(importance_frame, args.out / "friedman.png")
+    plot_linear_zero(importance_frame, args.out / "friedman_linear_zero.png")
     print(f"[{time.time() - started:6.1f}s] wrote {args.out}", flush=True)
     meta = dict(granger_prune=gp.__version__, git_sha=git_sha(HERE), python=platform.python_version(),
                 torch=torch.__version__, numpy=np.__version__, scipy=scipy.__version__,
