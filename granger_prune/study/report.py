@@ -99,15 +99,8 @@ def plot_phase_shift(results, path=None, title=None, x="sparsity"):
         rows = rows.sort_values(column)
         ax.errorbar(100 * rows[column], rows["accuracy_mean"], yerr=_bars(rows, "accuracy_mean"),
                     marker="o", ms=4, capsize=3, label=label)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("test accuracy (mean, 95 % interval over seeds)")
-    ax.set_title(title or "Phase shift: accuracy against sparsity")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=130)
-    return fig
+    return _finish(fig, ax, xlabel, "test accuracy (mean, 95 % interval over seeds)",
+                   title or "Phase shift: accuracy against sparsity", path)
 
 
 def plot_paired_differences(comparison, path=None, title=None):
@@ -139,9 +132,15 @@ def plot_paired_differences(comparison, path=None, title=None):
         ax.plot(x[significant], rows["mean_difference"][significant], "o", ms=4,
                 color=line.lines[0].get_color())
     baseline = comparison["baseline"].iloc[0]
-    ax.set_xlabel("target sparsity (%)")
-    ax.set_ylabel(f"accuracy minus {baseline}")
-    ax.set_title(title or f"Paired over seeds, against {baseline} (filled: p < 0.05)")
+    return _finish(fig, ax, "target sparsity (%)", f"accuracy minus {baseline}",
+                   title or f"Paired over seeds, against {baseline} (filled: p < 0.05)", path)
+
+
+def _finish(fig, ax, xlabel, ylabel, title, path):
+    """Label, grid and legend ``ax``; save ``fig`` to ``path`` when given; return it."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
