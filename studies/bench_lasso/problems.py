@@ -71,8 +71,9 @@ def synthetic(n_samples, n_features, *, n_factors=5, phi=0.9, n_informative=50, 
     return X, y
 
 
-def digits(layer, *, n_samples=1000, seed=0, dtype=np.float64):
-    """The recorded digits-MLP problem of ``layer`` ("fc0" or "fc1"); returns ``(X, y)``."""
+def digits(layer, *, n_samples=1000, seed=0, dtype=np.float64, scale="column"):
+    """The recorded digits-MLP problem of ``layer`` ("fc0" or "fc1"); returns ``(X, y)``,
+    ``X`` with unit-RMS columns (``scale="column"``) or raw ``(Δθ)²`` (``scale=None``)."""
     import torch
 
     from granger_prune import (MLP, SGDConfig, TrajectoryRecorder, load_dataset,
@@ -95,5 +96,7 @@ def digits(layer, *, n_samples=1000, seed=0, dtype=np.float64):
             if recorder.trajectory.n_steps == n_samples:
                 break
     design = vanilla_design(recorder.trajectory, [name])
-    X = unit_rms(np.asarray(design.X, dtype=dtype))
+    X = np.array(design.X, dtype=dtype)
+    if scale == "column":
+        X = unit_rms(X)
     return X, np.asarray(design.y, dtype=np.float64)
