@@ -128,3 +128,15 @@ def test_scores_reach_select_causal_and_the_label():
         Rank(score="share")
     with pytest.raises(ValueError, match="l1_ratio"):
         Rank(fit="enet", l1_ratio=1.0)
+
+
+def test_a_filters_share_uses_the_sum_of_its_members_features():
+    """With weight-shared groups (filters) a unit's column is the sum of its members' (Δθ)²."""
+    traj = trajectory(d=30)
+    groups = {"w": np.repeat(np.arange(10), 3)}  # ten "filters" of three weights
+    design = granger_design(traj, groups=groups)
+    decision = decide(Rank(score="loss_share", alpha_ratio=0.01, tol=TOL), design)
+    gamma = decide(Rank(alpha_ratio=0.01, tol=TOL), design).score
+    d2 = traj.deltas("w").astype(np.float64) ** 2
+    member_sums = d2.reshape(len(d2), 10, 3).sum(axis=2)
+    np.testing.assert_allclose(decision.score, np.abs(gamma * member_sums.mean(axis=0)), rtol=1e-12)
