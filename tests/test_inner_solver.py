@@ -42,3 +42,18 @@ def test_inner_solver_reaches_its_gap():
     epochs = gram_coordinate_descent(B, yc, H, c, w, l1, 0.0, False, tol=1e-12, max_epochs=10_000,
                                      anderson_m=5)
     assert epochs < 10_000 and working_set_gap(B, yc, w, l1, 0.0, False) <= 1e-12
+
+
+@pytest.mark.parametrize("l2, positive", [(0.0, False), (0.05, True)])
+def test_gram_gap_is_the_residual_gap(l2, positive):
+    """The O(k) gap from H, c and the gradient equals the gap from the residual B w - yc."""
+    from granger_prune.lasso._inner import gram_gap
+
+    B, yc, H, c = gram_problem(seed=2)
+    l1 = 0.02 * np.max(np.abs(c))
+    w = np.random.default_rng(3).normal(size=len(c)) * 0.01
+    if positive:
+        w = np.abs(w)
+    reference = working_set_gap(B, yc, w, l1, l2, positive)
+    fast = gram_gap(float(yc @ yc), c, w, H @ w - c, l1, l2, positive, B.shape[0])
+    assert fast == pytest.approx(reference, rel=1e-9, abs=1e-13 * float(yc @ yc) / B.shape[0])

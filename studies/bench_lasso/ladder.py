@@ -124,6 +124,8 @@ def main(argv=None):
     parser.add_argument("--budget", type=float, default=600.0)
     parser.add_argument("--no-path", action="store_true")
     parser.add_argument("--compile-time", action="store_true")
+    parser.add_argument("--solver", action="append", choices=tuple(LADDER),
+                        help="run only these solvers (repeatable; default all)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     n_samples = 300 if args.quick else 1000
@@ -131,7 +133,7 @@ def main(argv=None):
     X, y = problems.digits("fc0", n_samples=n_samples, scale=None)
     X = global_scale(X)
     a_max = bench.alpha_max(X, y)
-    available = {k: v for k, v in LADDER.items() if solvers.installed(v[1])}
+    available = {k: v for k, v in LADDER.items() if solvers.installed(v[1]) and k in (args.solver or LADDER)}
     bench.warm_up(available)
     rows = []
     for ratio in RATIOS:
