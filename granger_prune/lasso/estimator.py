@@ -47,8 +47,7 @@ def unit_sd_scale(X, xp):
     mean = xp.mean(X, axis=0, dtype=xp.float64)
     var = xp.maximum(raw_column_sq_sums(X, xp) / n - mean * mean, 0.0)
     scale = xp.sqrt(var)
-    scale[scale <= 1e-7 * xp.abs(mean)] = 1.0  # constant up to the cancellation's error
-    scale[scale == 0] = 1.0
+    scale[scale <= 1e-7 * xp.abs(mean)] = 1.0  # constant up to the cancellation's error (and zero)
     return scale
 
 

@@ -47,7 +47,7 @@ from ..lasso.estimator import unit_sd_scale
 from ..stats import METHODS as CORRECTIONS
 from ..stats import adjust_pvalues, granger_f_tests
 from .grouping import top_units_with_layer_floor
-from .scores import SCORES, marginal_scores, unit_scores
+from .scores import SCORES, column_covariances, marginal_scores, unit_scores
 
 TIE_BREAKERS = ("marginal", "magnitude")
 FITS = ("lasso", "enet", "ridge")
@@ -164,9 +164,7 @@ class CausalRule(OptionSet):
         ``design.partialled(rows)``."""
         gamma, row = self.fit_penalised(design, data)
         # signed γ for one-column units, the norm of the unit's coefficients otherwise
-        unit_gamma = gamma if design.features_per_unit == 1 else design.unit_norms(gamma)
-        row["lasso_support"] = int(np.count_nonzero(unit_gamma))
-        return unit_gamma, row
+        return (gamma if design.features_per_unit == 1 else design.unit_norms(gamma)), row
 
     def fit_penalised(self, design, data, *, l1_ratio=1.0, column_sd=None):
         """Per-column coefficients (shape (d,), on the design's scale) of the elastic net
@@ -180,7 +178,7 @@ class CausalRule(OptionSet):
         if column_sd is None:
             a_max = alpha_max(X, y, fit_intercept=fit_intercept, l1_ratio=l1_ratio)
         else:  # alpha_max of X / sd, without the scaled copy
-            a_max = float(np.max(marginal_correlations(X, y, fit_intercept) / column_sd, initial=0.0)) / l1_ratio
+            a_max = float(np.max(np.abs(column_covariances(data)) / column_sd, initial=0.0)) / l1_ratio
         if self.l1_coeff is not None:  # Σ_t r_t² + c ||γ||_1 = 2T ((1/2T) Σ_t r_t² + c/(2T) ||γ||_1)
             a = self.l1_coeff / (2 * X.shape[0])
         elif self.alpha is not None:
@@ -197,13 +195,6 @@ class CausalRule(OptionSet):
         row = dict(alpha=a, alpha_max=a_max, lasso_support=int(np.count_nonzero(design.unit_norms(gamma))),
                    dual_gap=gap, n_iter=n_iter)
         return np.asarray(gamma, dtype=np.float64), row
-
-
-def marginal_correlations(X, y, fit_intercept):
-    """``|X̃ᵀ ỹ| / T`` per column (``ỹ`` centred with an intercept, which centres ``X̃ᵀ ỹ`` too)."""
-    if fit_intercept:
-        y = y - y.mean()
-    return np.abs(X.T @ y) / X.shape[0]
 
 
 def fit_ridge(design, data, alpha_ratio, column_sd=None):
@@ -288,7 +279,7 @@ class Rank(CausalRule):
                        dual_gap=np.nan, n_iter=0)
             reported = primary
         else:
-            column_sd = _column_sd(data) if self.score == "standardised" else None
+            column_sd = unit_sd_scale(data[0], np) if self.score == "standardised" else None
             if self.fit == "ridge":
                 gamma, row = fit_ridge(design, data, self.alpha_ratio, column_sd)
             else:
@@ -316,11 +307,6 @@ class Rank(CausalRule):
                 n: np.abs(np.asarray(problem.weights[n], dtype=np.float64)) if n in kernels
                 else np.zeros(np.shape(problem.weights[n])) for n in design.tensor_names})
         return marginal_scores(design, data)
-
-
-def _column_sd(data):
-    """The standard deviation of every column of ``data``'s ``X`` (1 for constant ones)."""
-    return unit_sd_scale(data[0], np)
 
 
 @dataclass(frozen=True)

@@ -28,12 +28,18 @@ import numpy as np
 SCORES = ("gamma", "standardised", "loss_share", "marginal")
 
 
-def marginal_scores(design, data):
-    """``||X̃_uᵀ ỹ|| / T`` per unit, for ``data = design.partialled(...)``; shape (n_units,)."""
+def column_covariances(data):
+    """``X̃ᵀ ỹ / T`` per column (signed), for ``data = (X, y, fit_intercept)`` of
+    ``design.partialled(...)``: ``ỹ`` centred with an intercept, which centres ``X̃ᵀ ỹ`` too."""
     X, y, fit_intercept = data
     if fit_intercept:
         y = y - y.mean()
-    return design.unit_norms(X.T @ y / X.shape[0])
+    return X.T @ y / X.shape[0]
+
+
+def marginal_scores(design, data):
+    """``||X̃_uᵀ ỹ|| / T`` per unit, for ``data = design.partialled(...)``; shape (n_units,)."""
+    return design.unit_norms(column_covariances(data))
 
 
 def loss_share_scores(design, gamma):
