@@ -33,6 +33,7 @@ from ..exceptions import GrangerPruneWarning
 from ..lasso._operator import (binary_exponent, max_abs_exponent, raw_column_sq_sums,
                                transpose_product)
 from ..lasso._validation import as_design, check_not_complex, column_sums
+from ._grouped import compiled_projections
 
 #: A partialled-out column whose squared norm is below this fraction of its raw
 #: squared norm is numerically in the span of ``Z`` (and of its group's earlier
@@ -53,8 +54,10 @@ FIT_RTOL_FLOAT32 = 1e-5
 #: ``y`` is in the span of ``Z`` (nothing to test) when ``SSR_r`` is below this
 #: fraction of ``||y||^2``.
 SPAN_TOLERANCE = 1e-24
-#: Columns of grouped tests orthonormalised at a time (small enough to stay in cache).
-GROUP_CHUNK = 1024
+#: Columns of grouped tests orthonormalised at a time on CuPy: large enough that the
+#: kernel launches of one chunk (about 10 per column of a group) are not the cost,
+#: small enough for the chunk's float64 copy, (T, GROUP_CHUNK_DEVICE), to stay small.
+GROUP_CHUNK_DEVICE = 65536
 
 
 @dataclass(frozen=True)
@@ -408,8 +411,11 @@ def _group_explained(X, groups, Q, e, sq, n_samples, k, xp):
     """``SSR_r - SSR_f``, rank and size per group (host arrays).
 
     Each group's columns are partialled out of ``Z`` and orthonormalised by
-    classical Gram–Schmidt with reorthogonalisation, batched over the groups in
-    chunks of :data:`GROUP_CHUNK` columns; then ``SSR_r - SSR_f = ||Q_g^T e||^2``.
+    classical Gram–Schmidt with reorthogonalisation; then ``SSR_r - SSR_f =
+    ||Q_g^T e||^2``.  On the host one compiled kernel does it group by group in
+    cache (:mod:`granger_prune.stats._grouped`); on CuPy the same arithmetic
+    runs batched over the groups as array operations, in chunks of
+    :data:`GROUP_CHUNK_DEVICE` columns.
     Unlike the normal equations of the group's Gram matrix, whose rounding
     error grows like ``cond(X_g)²``, this keeps its accuracy on nearly
     collinear groups (the momentum features of a parameter often are).  A
@@ -425,7 +431,11 @@ def _group_explained(X, groups, Q, e, sq, n_samples, k, xp):
     for m in np.unique(sizes):
         same_size = np.flatnonzero(sizes == m)
         columns = order[starts[same_size][:, None] + np.arange(m)]  # (G_m, m)
-        step = max(1, GROUP_CHUNK // m)
+        if xp is np:
+            explained[same_size], rank[same_size] = compiled_projections(
+                X, columns, Q, e, sq[columns], DEGENERACY)
+            continue
+        step = max(1, GROUP_CHUNK_DEVICE // m)
         for first in range(0, same_size.size, step):
             members = same_size[first:first + step]
             cols = columns[first:first + step]
