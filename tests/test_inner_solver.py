@@ -39,8 +39,8 @@ def test_inner_solver_reaches_its_gap():
     B, yc, H, c = gram_problem(seed=1)
     l1 = 0.01 * np.max(np.abs(c))
     w = np.zeros(len(c))
-    epochs = gram_coordinate_descent(B, yc, H, c, w, l1, 0.0, False, tol=1e-12, max_epochs=10_000,
-                                     anderson_m=5)
+    epochs = gram_coordinate_descent(H, c, float(yc @ yc), B.shape[0], w, l1, 0.0, False,
+                                     tol=1e-12, max_epochs=10_000, anderson_m=5)
     assert epochs < 10_000 and working_set_gap(B, yc, w, l1, 0.0, False) <= 1e-12
 
 

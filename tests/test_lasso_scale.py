@@ -21,7 +21,7 @@ from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
 from sklearn.linear_model import ElasticNet, Lasso
 
 from granger_prune.backend import from_torch, get_namespace, to_numpy
-from granger_prune.exceptions import ConvergenceWarning, GrangerPruneWarning
+from granger_prune.exceptions import GrangerPruneWarning
 from granger_prune.lasso import (
     CausalLasso,
     GridBisection,

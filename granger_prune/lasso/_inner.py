@@ -90,20 +90,23 @@ def gram_gap(yc_sq, c, w, grad, l1, l2, positive, n_samples):
                              l1, l2, n_samples)
 
 
-def gram_coordinate_descent(B, yc, H, c, w, l1, l2, positive, tol, max_epochs, anderson_m,
-                            gap_every=10):
+def gram_coordinate_descent(H, c, yc_sq, n_samples, w, l1, l2, positive, tol, max_epochs,
+                            anderson_m, gap_every=10):
     """Solve the working-set problem in place on ``w``; return the epochs run.
+
+    Only the Gram quantities enter (host arrays of size ``k^2`` and ``k``): on
+    CuPy the solver forms them on the device with one product and the
+    ``n x k`` block never leaves it.
 
     Parameters
     ----------
-    B : ndarray of shape (n_samples, k)
-        Centred, scaled working-set block (for the gap checks).
-    yc : ndarray of shape (n_samples,)
-        Centred target.
     H : ndarray of shape (k, k), C-contiguous
         ``B^T B / n_samples``; rows and columns of degenerate features are 0.
     c : ndarray of shape (k,)
         ``B^T yc / n_samples``.
+    yc_sq : float
+        ``||yc||^2`` of the centred target (for the gap checks).
+    n_samples : int
     w : ndarray of shape (k,)
         Starting point (zero on degenerate features), updated in place.
     l1, l2 : float
@@ -120,7 +123,6 @@ def gram_coordinate_descent(B, yc, H, c, w, l1, l2, positive, tol, max_epochs, a
     denominators = h_diag + l2
     live = np.flatnonzero(h_diag > 0.0)
     grad = np.ascontiguousarray(H @ w - c)  # gradient of the smooth part without l2
-    yc_sq, n_samples = float(yc @ yc), B.shape[0]
     iterates = []
     epoch = 0
     for epoch in range(1, max_epochs + 1):

@@ -1,6 +1,6 @@
 """A design and target validated and prepared once, for one fit or many."""
 
-from ..backend import get_namespace, to_numpy
+from ..backend import get_namespace
 from ._dual import dual_norm
 from ._operator import ImplicitDesign, max_abs_exponent
 from ._validation import as_coef, as_design, check_bool, column_sums
@@ -53,7 +53,6 @@ class Problem:
         mean = column_sums(X, xp) / self.n_samples if self.fit_intercept else None
         self.y_mean = float(xp.mean(y)) if self.fit_intercept else 0.0
         self.yc = y - self.y_mean
-        self.yc_host = to_numpy(self.yc)
         self.yc_norm2 = float(self.yc @ self.yc)
         self.scale = None if column_scale is None else _check_scale(column_scale, self.n_features, xp)
         x_exponent = max_abs_exponent(X, xp)

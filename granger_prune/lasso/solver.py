@@ -9,9 +9,13 @@ arrays.  Each outer iteration makes exactly one pass over ``X``::
 and from ``g`` alone takes the duality gap of the full problem (the stopping
 rule), the gap-safe screening test (Fercoq, Gramfort & Salmon 2015) and the next
 working set: the support plus the largest KKT violations ``|g_j| - l1``
-(celer / skglm style).  The inner problem is solved on the host by cyclic
-coordinate descent on the working set's Gram matrix
-(:func:`~granger_prune.lasso._inner.gram_coordinate_descent`).
+(celer / skglm style).  The inner problem is solved on the host by compiled
+cyclic coordinate descent on the working set's Gram matrix
+(:func:`~granger_prune.lasso._inner.gram_coordinate_descent`).  On CuPy that
+is the GPU route too: the Gram matrix ``B^T B`` of the ``n x k`` working-set
+block is one product on the device and only its ``k^2`` entries cross to the
+host, so no kernel is launched per coordinate, and the passes over ``X`` (the
+cost that grows with ``d``) stay on the device.
 
 Screening: feature ``j`` is zero at every solution when::
 
@@ -163,7 +167,7 @@ def _solve_enet(X, y, alpha, *, l1_ratio=1.0, fit_intercept=True, positive=False
     p0, max_epochs, anderson_m, screening = solver.p0, solver.max_epochs, solver.anderson_m, solver.screening
 
     n_samples, n_features = problem.n_samples, problem.n_features
-    design, yc, yc_host, scale = problem.design, problem.yc, problem.yc_host, problem.scale
+    design, yc, scale = problem.design, problem.yc, problem.scale
     l1, l2 = alpha * l1_ratio, alpha * (1.0 - l1_ratio)
     tol_abs = tol * problem.yc_norm2 / n_samples
 
@@ -249,9 +253,9 @@ def _solve_enet(X, y, alpha, *, l1_ratio=1.0, fit_intercept=True, positive=False
 
         ws_x = xp.asarray(ws)
         block, magnitude = design.columns(ws_x)
-        H = to_numpy(block.T @ block) / n_samples
-        c = to_numpy(block.T @ yc) / n_samples
-        block, magnitude = to_numpy(block), to_numpy(magnitude)
+        H = to_numpy(block.T @ block) / n_samples  # on CuPy: one product on the device,
+        c = to_numpy(block.T @ yc) / n_samples  # k^2 + k numbers to the host
+        magnitude = to_numpy(magnitude)
         degenerate = np.diag(H) <= (64.0 * _EPS * magnitude) ** 2
         w_ws = to_numpy(w[ws_x]).astype(np.float64)
         if degenerate.any():
@@ -260,8 +264,8 @@ def _solve_enet(X, y, alpha, *, l1_ratio=1.0, fit_intercept=True, positive=False
             H[:, degenerate] = 0.0
             w_ws[degenerate] = 0.0
         with single_threaded_blas():
-            gram_coordinate_descent(block, yc_host, np.ascontiguousarray(H), c, w_ws, l1, l2,
-                                    positive, tol=max(0.3 * gap, 0.3 * tol_abs),
+            gram_coordinate_descent(np.ascontiguousarray(H), c, problem.yc_norm2, n_samples,
+                                    w_ws, l1, l2, positive, tol=max(0.3 * gap, 0.3 * tol_abs),
                                     max_epochs=max_epochs, anderson_m=anderson_m)
         w[ws_x] = xp.asarray(w_ws)
         n_iter += 1
