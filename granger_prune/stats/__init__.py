@@ -1,6 +1,8 @@
 """Significance tests of parameter importance (torch-free, NumPy or CuPy).
 
 * ``ftests``: batched nested F-tests in closed form (:func:`nested_f_tests`).
+* ``hac``: the same tests with a Newey–West (HAC) covariance (:func:`hac_f_tests`),
+  valid when the residuals are serially correlated.
 * ``granger``: the tests of a Granger design's units (:func:`granger_f_tests`).
 * ``streaming``: the same tests from moments accumulated while recording
   (:class:`StreamingGrangerTests`), without storing the trajectory.
@@ -9,7 +11,9 @@
 
 from .ftests import FTestResults, f_sf, nested_f_tests
 from .granger import granger_f_tests
+from .hac import hac_f_tests
 from .multitest import METHODS, adjust_pvalues
 from .streaming import StreamingGrangerTests
 
-__all__ = ["FTestResults", "METHODS", "StreamingGrangerTests", "adjust_pvalues", "f_sf", "granger_f_tests", "nested_f_tests"]
+__all__ = ["FTestResults", "METHODS", "StreamingGrangerTests", "adjust_pvalues", "f_sf", "granger_f_tests", "hac_f_tests",
+           "nested_f_tests"]

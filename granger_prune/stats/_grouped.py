@@ -1,18 +1,23 @@
-"""Grouped nested F-tests on the host, compiled: one pass over ``X`` for all groups.
+"""Compiled per-group kernels of the tests on the host: one pass over ``X`` for all groups.
 
-For group ``g`` with columns ``X_g`` (``T x m``), :func:`grouped_projections`
-partials ``Z`` out of each column and orthonormalises the group by classical
-Gram–Schmidt with reorthogonalisation ("twice is enough": Giraud, Langou and
-Rozložník 2005), dropping a column left with at most ``rtol`` of its raw
-squared norm; then ``SSR_r - SSR_f = sum_i (q_i^T e)^2`` over the kept
-columns ``q_i``.  It is the arithmetic of
-:func:`granger_prune.stats.ftests._orthogonal_projections` (the array version,
-which CuPy runs and the tests compare with), fused per group: a tile of groups
-is gathered from ``X`` row by row into a float64 buffer that stays in cache,
-and the tiles run in parallel threads (numba ``prange``).  The dot products
-keep four partial sums, so the sums are reassociated in a fixed order (the
-results are deterministic) and the loop is not bound by the latency of one
-accumulator.
+For group ``g`` with columns ``X_g`` (``T x m``) each kernel partials ``Z``
+out of the columns and orthonormalises the group by classical Gram–Schmidt
+with reorthogonalisation ("twice is enough": Giraud, Langou and Rozložník
+2005), dropping a column left with at most ``rtol`` of its raw squared norm
+(:func:`_orthonormalise`).  With ``q_i`` the kept columns and ``a_i = q_i^T e``:
+
+* :func:`grouped_projections` (the F-tests): ``SSR_r - SSR_f = sum_i a_i^2``;
+* :func:`hac_wald_statistics` (the HAC tests): the Wald statistic
+  ``a^T S^{-1} a`` with ``S`` the Bartlett-kernel long-run covariance of the
+  scores ``v_t = q_t u_t`` (``u = e - sum_i a_i q_i`` the unrestricted residuals).
+
+It is the arithmetic of the array versions in
+:mod:`granger_prune.stats.ftests` and :mod:`granger_prune.stats.hac` (which
+CuPy runs and the tests compare with), fused per group: a tile of groups is
+gathered from ``X`` row by row into a float64 buffer that stays in cache, and
+the tiles run in parallel threads (numba ``prange``).  Dot products keep four
+partial sums, added in a fixed order: the results are deterministic and the
+loop is not bound by the latency of one accumulator.
 """
 
 import threading
@@ -26,6 +31,13 @@ TILE_COLUMNS = 192
 _KERNEL_LOCK = threading.Lock()
 
 
+def _host_arguments(cols, Q, e, raw_sq):
+    cols = np.ascontiguousarray(cols, dtype=np.int64)
+    return (cols, np.ascontiguousarray(Q.T, dtype=np.float64),
+            np.ascontiguousarray(e, dtype=np.float64),
+            np.ascontiguousarray(raw_sq, dtype=np.float64), max(1, TILE_COLUMNS // cols.shape[1]))
+
+
 def compiled_projections(X, cols, Q, e, raw_sq, rtol):
     """:func:`grouped_projections` on host arrays, with the tile size chosen for ``m``.
 
@@ -34,13 +46,21 @@ def compiled_projections(X, cols, Q, e, raw_sq, rtol):
     Returns ``(explained, rank)`` of shape (G,).  Serialised by a lock, so that
     concurrent callers from several threads queue instead of failing.
     """
-    cols = np.ascontiguousarray(cols, dtype=np.int64)
-    tile = max(1, TILE_COLUMNS // cols.shape[1])
+    cols, QT, e, raw_sq, tile = _host_arguments(cols, Q, e, raw_sq)
     with _KERNEL_LOCK:
-        return grouped_projections(X, cols, np.ascontiguousarray(Q.T, dtype=np.float64),
-                                   np.ascontiguousarray(e, dtype=np.float64),
-                                   np.ascontiguousarray(raw_sq, dtype=np.float64),
-                                   float(rtol), tile)
+        return grouped_projections(X, cols, QT, e, raw_sq, float(rtol), tile)
+
+
+def compiled_hac(X, cols, Q, e, raw_sq, rtol, maxlags, auto_lags, pivot_rtol):
+    """:func:`hac_wald_statistics` on host arrays (arguments as :func:`compiled_projections`).
+
+    ``maxlags`` is the truncation lag, or the pre-bandwidth ``n`` of the
+    automatic rule when ``auto_lags``.  Returns ``(wald, explained, rank, lags)``.
+    """
+    cols, QT, e, raw_sq, tile = _host_arguments(cols, Q, e, raw_sq)
+    with _KERNEL_LOCK:
+        return hac_wald_statistics(X, cols, QT, e, raw_sq, float(rtol), tile, int(maxlags),
+                                   bool(auto_lags), float(pivot_rtol))
 
 
 @njit(cache=True, inline="always")
@@ -57,6 +77,58 @@ def _dot(a, b):
     for t in range(stop, n):
         s0 += a[t] * b[t]
     return (s0 + s1) + (s2 + s3)
+
+
+@njit(cache=True, inline="always")
+def _lagged_dot(a, b, lag):
+    """``sum_t a[t] b[t - lag]`` over ``t = lag ... T-1``."""
+    return _dot(a[lag:], b[:a.shape[0] - lag])
+
+
+@njit(cache=True, inline="always")
+def _gather(X, cols, first, last, buf):
+    """``buf[g - first, i, :] = X[:, cols[g, i]]`` for the tile's groups, row by row."""
+    m = cols.shape[1]
+    for t in range(X.shape[0]):
+        for g in range(first, last):
+            for i in range(m):
+                buf[g - first, i, t] = X[t, cols[g, i]]
+
+
+@njit(cache=True, inline="always")
+def _orthonormalise(V, QT, raw_sq, rtol, coef, kept):
+    """Partial ``Z`` out of the rows of ``V`` (m, T) and orthonormalise them in place.
+
+    A row left with at most ``rtol * raw_sq[i]`` of squared norm is zeroed and
+    ``kept[i] = False``.  Returns the number kept.
+    """
+    k, n_samples = QT.shape
+    rank = 0
+    for i in range(V.shape[0]):
+        v = V[i]
+        for _ in range(2):
+            for a in range(k):  # v -= Q (Q^T v), classical: all coefficients first
+                coef[a] = _dot(QT[a], v)
+            for a in range(k):
+                ca = coef[a]
+                qa = QT[a]
+                for t in range(n_samples):
+                    v[t] -= ca * qa[t]
+            for j in range(i):  # then the group's earlier columns, one at a time
+                u = V[j]
+                cj = _dot(u, v)
+                for t in range(n_samples):
+                    v[t] -= cj * u[t]
+        norm_sq = _dot(v, v)
+        kept[i] = norm_sq > rtol * raw_sq[i]
+        if kept[i]:
+            inverse = 1.0 / np.sqrt(norm_sq)
+            for t in range(n_samples):
+                v[t] *= inverse
+            rank += 1
+        else:
+            v[:] = 0.0
+    return rank
 
 
 @njit(cache=True, parallel=True)
@@ -90,40 +162,149 @@ def grouped_projections(X, cols, QT, e, raw_sq, rtol, tile):
     k, n_samples = QT.shape
     explained = np.zeros(n_groups)
     rank = np.zeros(n_groups, dtype=np.int64)
-    n_tiles = (n_groups + tile - 1) // tile
-    for b in prange(n_tiles):
+    for b in prange((n_groups + tile - 1) // tile):
         first = b * tile
         last = min(first + tile, n_groups)
         buf = np.empty((last - first, m, n_samples))
-        for t in range(n_samples):  # row by row: each row of X is read once per tile
-            for g in range(first, last):
-                for i in range(m):
-                    buf[g - first, i, t] = X[t, cols[g, i]]
+        _gather(X, cols, first, last, buf)
         coef = np.empty(k)
+        kept = np.empty(m, dtype=np.bool_)
         for g in range(first, last):
             V = buf[g - first]
+            rank[g] = _orthonormalise(V, QT, raw_sq[g], rtol, coef, kept)
+            total = 0.0
             for i in range(m):
-                v = V[i]
-                for _ in range(2):
-                    for a in range(k):  # v -= Q (Q^T v), classical: all coefficients first
-                        coef[a] = _dot(QT[a], v)
-                    for a in range(k):
-                        ca = coef[a]
-                        qa = QT[a]
-                        for t in range(n_samples):
-                            v[t] -= ca * qa[t]
-                    for j in range(i):  # then the group's earlier columns, one at a time
-                        u = V[j]
-                        cj = _dot(u, v)
-                        for t in range(n_samples):
-                            v[t] -= cj * u[t]
-                norm_sq = _dot(v, v)
-                if norm_sq > rtol * raw_sq[g, i]:
-                    inverse = 1.0 / np.sqrt(norm_sq)
-                    for t in range(n_samples):
-                        v[t] *= inverse
-                    explained[g] += _dot(e, v) ** 2
-                    rank[g] += 1
-                else:
-                    v[:] = 0.0
+                if kept[i]:
+                    total += _dot(e, V[i]) ** 2
+            explained[g] = total
     return explained, rank
+
+
+@njit(cache=True, inline="always")
+def automatic_lags(h, pre_lags, n_samples):
+    """Newey and West's (1994) Bartlett bandwidth from the score series ``h`` (T,).
+
+    ``s0 = σ_0 + 2 Σ_{j<=n} σ_j``, ``s1 = 2 Σ_{j<=n} j σ_j`` with ``σ_j = Σ_t
+    h_t h_{t-j}`` and ``n = pre_lags``; the lag is ``floor(1.1447 (s1 / s0)^(2/3)
+    T^(1/3))`` (0 when ``s0 <= 0``), at most ``T - 2``.
+    """
+    s0 = _dot(h, h)
+    s1 = 0.0
+    for j in range(1, pre_lags + 1):
+        sigma = _lagged_dot(h, h, j)
+        s0 += 2.0 * sigma
+        s1 += 2.0 * j * sigma
+    if not s0 > 0.0:
+        return 0
+    lags = int(np.floor(1.1447 * (abs(s1) / s0) ** (2.0 / 3.0) * n_samples ** (1.0 / 3.0)))
+    return min(lags, n_samples - 2)
+
+
+@njit(cache=True, parallel=True)
+def hac_wald_statistics(X, cols, QT, e, raw_sq, rtol, tile, maxlags, auto_lags, pivot_rtol):
+    """HAC Wald statistic ``a^T S^{-1} a`` (uncorrected), rank and lag for every group.
+
+    Arguments as :func:`grouped_projections`, and ``maxlags`` (the Bartlett
+    truncation lag ``L``, weights ``1 - l / (L + 1)``; the pre-bandwidth of
+    :func:`automatic_lags` when ``auto_lags``).  ``S = Σ_t v_t v_t^T + Σ_{l=1}^L
+    w_l (Γ_l + Γ_l^T)``, ``Γ_l = Σ_t v_t v_{t-l}^T``, over the kept columns,
+    solved on the pivots of ``S`` above ``pivot_rtol`` of their diagonal entry.
+
+    Returns
+    -------
+    wald : float64 ndarray of shape (G,)
+    explained : float64 ndarray of shape (G,)
+        ``SSR_r - SSR_f = sum_i a_i^2``.
+    rank : int64 ndarray of shape (G,)
+    lags : int64 ndarray of shape (G,)
+    """
+    n_groups, m = cols.shape
+    k, n_samples = QT.shape
+    wald = np.zeros(n_groups)
+    explained = np.zeros(n_groups)
+    rank = np.zeros(n_groups, dtype=np.int64)
+    lags_used = np.zeros(n_groups, dtype=np.int64)
+    for b in prange((n_groups + tile - 1) // tile):
+        first = b * tile
+        last = min(first + tile, n_groups)
+        buf = np.empty((last - first, m, n_samples))
+        _gather(X, cols, first, last, buf)
+        coef = np.empty(k)
+        kept = np.empty(m, dtype=np.bool_)
+        a = np.empty(m)
+        u = np.empty(n_samples)
+        h = np.empty(n_samples)
+        S = np.empty((m, m))
+        for g in range(first, last):
+            V = buf[g - first]
+            r = _orthonormalise(V, QT, raw_sq[g], rtol, coef, kept)
+            rank[g] = r
+            if r == 0:
+                continue
+            u[:] = e
+            for i in range(m):
+                a[i] = _dot(e, V[i])
+                explained[g] += a[i] * a[i]
+                for t in range(n_samples):
+                    u[t] -= a[i] * V[i, t]
+            for i in range(m):  # the scores v_t = q_t u_t, in place of q
+                for t in range(n_samples):
+                    V[i, t] *= u[t]
+            L = maxlags
+            if auto_lags:
+                h[:] = 0.0
+                for i in range(m):
+                    for t in range(n_samples):
+                        h[t] += V[i, t]
+                L = automatic_lags(h, maxlags, n_samples)
+            lags_used[g] = L
+            for i in range(m):
+                for j in range(i + 1):
+                    s = _dot(V[i], V[j])
+                    for lag in range(1, L + 1):
+                        w = 1.0 - lag / (L + 1.0)
+                        s += w * (_lagged_dot(V[i], V[j], lag) + _lagged_dot(V[j], V[i], lag))
+                    S[i, j] = s
+                    S[j, i] = s
+            for i in range(m):  # dropped columns: a_i = 0, an identity row keeps S invertible
+                if not kept[i]:
+                    for j in range(m):
+                        S[i, j] = 0.0
+                        S[j, i] = 0.0
+                    S[i, i] = 1.0
+                    a[i] = 0.0
+            wald[g] = _cholesky_quadratic_form(S, a, m, pivot_rtol)
+    return wald, explained, rank, lags_used
+
+
+@njit(cache=True, inline="always")
+def _cholesky_quadratic_form(S, a, m, rtol):
+    """``a^T S^+ a`` on the pivots an unpivoted Cholesky factorisation of ``S`` (m, m) keeps.
+
+    A pivot at most ``rtol`` times its diagonal entry drops its column, as
+    :func:`granger_prune.stats.ftests.quadratic_forms` does (the array version).
+    ``S`` and ``a`` are overwritten.
+    """
+    total = 0.0
+    for j in range(m):
+        diagonal = S[j, j]
+        d = diagonal
+        for p in range(j):
+            d -= S[j, p] * S[j, p]
+        if not d > rtol * diagonal:
+            for i in range(j, m):
+                S[i, j] = 0.0
+            a[j] = 0.0
+            continue
+        S[j, j] = np.sqrt(d)
+        for i in range(j + 1, m):
+            s = S[i, j]
+            for p in range(j):
+                s -= S[i, p] * S[j, p]
+            S[i, j] = s / S[j, j]
+        s = a[j]  # forward substitution z = L^{-1} a, row j
+        for p in range(j):
+            s -= S[j, p] * a[p]
+        a[j] = s / S[j, j]
+        total += a[j] * a[j]
+    return total

@@ -23,6 +23,7 @@ has no test: F = NaN and p = 1, counted in one warning.
 
 import warnings
 from dataclasses import dataclass
+from typing import NamedTuple, Optional
 
 import numpy as np
 import pandas as pd
@@ -87,6 +88,11 @@ class FTestResults:
     n_columns : ndarray of shape (n_tests,), int
         Columns in each test (the group sizes); ``df_num < n_columns`` marks
         a test run on a reduced rank.
+    inference : str
+        How the statistics were formed: ``"ols"`` (the classical F-test) or
+        ``"hac"`` (Wald tests with a Newey–West covariance, in the F form).
+    lags : ndarray of shape (n_tests,), int, or None
+        The Bartlett truncation lag of each HAC test (None for ``"ols"``).
     """
 
     fvalue: np.ndarray
@@ -99,28 +105,37 @@ class FTestResults:
     n_samples: int
     n_restricted: int
     n_columns: np.ndarray
+    inference: str = "ols"
+    lags: Optional[np.ndarray] = None
 
     @property
     def n_tests(self):
         return self.fvalue.shape[0]
 
     def to_frame(self):
-        """One row per test: fvalue, pvalue, df_num, df_denom, n_columns, ssr_full."""
-        return pd.DataFrame(dict(fvalue=self.fvalue, pvalue=self.pvalue, df_num=self.df_num,
-                                 df_denom=self.df_denom, n_columns=self.n_columns,
-                                 ssr_full=self.ssr_full))
+        """One row per test: fvalue, pvalue, df_num, df_denom, n_columns, ssr_full (and
+        lags for HAC tests)."""
+        columns = dict(fvalue=self.fvalue, pvalue=self.pvalue, df_num=self.df_num,
+                       df_denom=self.df_denom, n_columns=self.n_columns, ssr_full=self.ssr_full)
+        if self.lags is not None:
+            columns["lags"] = self.lags
+        return pd.DataFrame(columns)
 
     def summary(self):
         """A short text summary (counts at the usual levels, Durbin–Watson)."""
         valid = np.isfinite(self.fvalue)
+        title = "Nested F-tests" if self.inference == "ols" else "HAC (Newey-West) Wald F-tests"
         lines = [
-            f"Nested F-tests: {self.n_tests} tests, T={self.n_samples}, "
+            f"{title}: {self.n_tests} tests, T={self.n_samples}, "
             f"{self.n_restricted} restricted regressors",
             f"restricted SSR = {self.ssr_restricted:.6g}, Durbin-Watson = {self.durbin_watson:.3f}",
             f"degenerate (no test): {int((~valid).sum())}",
             f"tested on a reduced rank (dependent columns): "
             f"{int(np.sum(valid & (self.df_num < self.n_columns)))}",
         ]
+        if self.lags is not None and self.lags.size:
+            lines.append(f"Bartlett lags: median {np.median(self.lags):g}, "
+                         f"range {self.lags.min()}-{self.lags.max()}")
         for level in (0.05, 0.01, 0.001):
             lines.append(f"p <= {level:g} (uncorrected): {int((self.pvalue <= level).sum())}")
         return "\n".join(lines)
@@ -205,6 +220,48 @@ def nested_f_tests(y, X, Z=None, groups=None):
     degrees of freedom than this function does; on designs of comparable column
     scales the two agree.
     """
+    prep = prepare_tests(y, X, Z)
+    xp, X, Q, e, sq, k = prep.xp, prep.X, prep.Q, prep.e, prep.sq, prep.n_restricted
+    if groups is None:
+        projected = transpose_product(X, xp.concatenate([Q, e[:, None]], axis=1), xp,
+                                      prep.x_exponent).T  # (k+1, d)
+        partial_sq = sq - xp.sum(projected[:k] ** 2, axis=0)  # ||x~_j||^2
+        rtol = DEGENERACY if X.dtype == xp.float64 else DEGENERACY_FLOAT32
+        explained, rank = quadratic_forms(partial_sq[:, None, None], projected[k][:, None],
+                                          sq[:, None], xp, rtol=rtol)
+        n_columns = xp.ones(X.shape[1], dtype=xp.int64)
+    else:
+        explained, rank, n_columns = _group_explained(X, groups, Q, e, sq, prep.n_samples, k, xp)
+    return f_test_results(explained, rank, n_columns, prep.ssr_restricted, prep.n_samples, k,
+                          prep.durbin_watson, ssr_exponent=2 * prep.y_exponent,
+                          fit_rtol=FIT_RTOL if X.dtype == xp.float64 else FIT_RTOL_FLOAT32,
+                          stacklevel=2)
+
+
+class PreparedTests(NamedTuple):
+    """What every test of ``y`` against the columns of ``X`` given ``Z`` shares.
+
+    ``y`` is rescaled by ``2**-y_exponent`` (exactly), so ``e`` and
+    ``ssr_restricted`` are on that scale; ``X`` may be an exactly rescaled copy
+    (see :func:`_safely_scaled`), ``sq`` its float64 squared column norms.
+    """
+
+    xp: object
+    X: object
+    y: object
+    Q: object  # (T, k) orthonormal basis of Z
+    e: object  # (T,) restricted residuals
+    sq: object  # (d,)
+    ssr_restricted: float
+    durbin_watson: float
+    n_samples: int
+    n_restricted: int
+    x_exponent: int
+    y_exponent: int
+
+
+def prepare_tests(y, X, Z):
+    """Validate ``(y, X, Z)`` and compute the restricted fit (see :func:`nested_f_tests`)."""
     xp = get_namespace(y, X, Z)
     X, y = as_design(X, y, xp)  # shapes, real dtypes, y finite
     n_samples = y.shape[0]
@@ -228,22 +285,9 @@ def nested_f_tests(y, X, Z=None, groups=None):
         raise ValueError("y lies in the span of Z (the restricted model fits it exactly): "
                          "there is nothing to test")
     durbin_watson = float(xp.sum(xp.diff(e) ** 2) / ssr_r)
-
     X, sq, x_exponent = _safely_scaled(X, xp)
-    if groups is None:
-        projected = transpose_product(X, xp.concatenate([Q, e[:, None]], axis=1), xp,
-                                      x_exponent).T  # (k+1, d)
-        partial_sq = sq - xp.sum(projected[:k] ** 2, axis=0)  # ||x~_j||^2
-        rtol = DEGENERACY if X.dtype == xp.float64 else DEGENERACY_FLOAT32
-        explained, rank = quadratic_forms(partial_sq[:, None, None], projected[k][:, None],
-                                          sq[:, None], xp, rtol=rtol)
-        n_columns = xp.ones(X.shape[1], dtype=xp.int64)
-    else:
-        explained, rank, n_columns = _group_explained(X, groups, Q, e, sq, n_samples, k, xp)
-    return f_test_results(explained, rank, n_columns, ssr_r, n_samples, k, durbin_watson,
-                          ssr_exponent=2 * y_exponent,
-                          fit_rtol=FIT_RTOL if X.dtype == xp.float64 else FIT_RTOL_FLOAT32,
-                          stacklevel=2)
+    return PreparedTests(xp, X, y, Q, e, sq, ssr_r, durbin_watson, n_samples, k, x_exponent,
+                         y_exponent)
 
 
 def restricted_basis(Z, xp):
@@ -337,12 +381,15 @@ def quadratic_forms(gram, b, raw_sq, xp, rtol=None):
 
 
 def f_test_results(explained, rank, n_columns, ssr_restricted, n_samples, n_restricted,
-                   durbin_watson, ssr_exponent=0, fit_rtol=None, stacklevel=2):
+                   durbin_watson, ssr_exponent=0, fit_rtol=None, stacklevel=2, statistic=None,
+                   inference="ols", lags=None):
     """F statistics and p-values from ``SSR_r - SSR_f`` per test.
 
     ``rank`` is each test's numerator degrees of freedom (0: degenerate, F =
     NaN, p = 1).  The sums of squares may be on a scale ``2**-ssr_exponent``
-    of the reported ones.  The arithmetic (p-values included) runs where
+    of the reported ones.  ``statistic`` (shape (n_tests,)), when given, is the
+    F statistic itself (a robust Wald statistic over its degrees of freedom)
+    and replaces the classical one; ``inference`` and ``lags`` go to the results.  The arithmetic (p-values included) runs where
     ``explained`` lives (NumPy or CuPy); the results are returned on the host.
     Warns once (:class:`GrangerPruneWarning`) when some tests are degenerate,
     and once when some unrestricted models fit exactly to the working
@@ -357,8 +404,9 @@ def f_test_results(explained, rank, n_columns, ssr_restricted, n_samples, n_rest
     ssr_f = xp.maximum(ssr_restricted - explained, 0.0)
     exact = (ssr_f <= fit_rtol * ssr_restricted) & ~degenerate
     safe_ssr = xp.where(exact, 1.0, ssr_f)
-    fvalue = xp.where(exact, xp.inf,
-                      (explained / xp.maximum(df_num, 1)) / (safe_ssr / df_denom))
+    if statistic is None:
+        statistic = (explained / xp.maximum(df_num, 1)) / (safe_ssr / df_denom)
+    fvalue = xp.where(exact, xp.inf, statistic)
     fvalue = xp.where(degenerate, xp.nan, fvalue)
     pvalue = f_sf(xp.where(degenerate | exact, 0.0, fvalue), xp.maximum(df_num, 1), df_denom)
     pvalue = xp.where(degenerate, 1.0, xp.where(exact, 0.0, pvalue))
@@ -376,7 +424,8 @@ def f_test_results(explained, rank, n_columns, ssr_restricted, n_samples, n_rest
                         ssr_restricted=float(_unscale(np.float64(ssr_restricted), ssr_exponent)),
                         ssr_full=to_numpy(_unscale(ssr_f, ssr_exponent)),
                         durbin_watson=durbin_watson, n_samples=n_samples,
-                        n_restricted=n_restricted, n_columns=to_numpy(xp.asarray(n_columns)))
+                        n_restricted=n_restricted, n_columns=to_numpy(xp.asarray(n_columns)),
+                        inference=inference, lags=None if lags is None else to_numpy(lags))
 
 
 def _unscale(values, exponent):
@@ -407,6 +456,26 @@ def check_groups(groups, n_features):
     return groups, sizes.astype(np.int64)
 
 
+def columns_by_size(groups, n_features):
+    """``(sizes, [(m, members, columns), ...])``: the groups of each size ``m``.
+
+    ``members`` (host, shape (G_m,)) numbers the groups of size ``m`` and
+    ``columns`` (host, shape (G_m, m)) their columns in order; ``groups`` None
+    makes every column a group of one.
+    """
+    if groups is None:
+        return np.ones(n_features, dtype=np.int64), [
+            (1, np.arange(n_features), np.arange(n_features)[:, None])]
+    groups, sizes = check_groups(groups, n_features)
+    order = np.argsort(groups, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    by_size = []
+    for m in np.unique(sizes):
+        same_size = np.flatnonzero(sizes == m)
+        by_size.append((int(m), same_size, order[starts[same_size][:, None] + np.arange(m)]))
+    return sizes, by_size
+
+
 def _group_explained(X, groups, Q, e, sq, n_samples, k, xp):
     """``SSR_r - SSR_f``, rank and size per group (host arrays).
 
@@ -422,15 +491,11 @@ def _group_explained(X, groups, Q, e, sq, n_samples, k, xp):
     column left with less than ``DEGENERACY`` of its squared norm is dropped:
     the group is tested on its rank.
     """
-    groups, sizes = check_groups(groups, X.shape[1])
+    sizes, by_size = columns_by_size(groups, X.shape[1])
     check_rows(n_samples, k, int(sizes.max()))
     explained = np.zeros(sizes.size)
     rank = np.zeros(sizes.size, dtype=np.int64)
-    order = np.argsort(groups, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(sizes)])
-    for m in np.unique(sizes):
-        same_size = np.flatnonzero(sizes == m)
-        columns = order[starts[same_size][:, None] + np.arange(m)]  # (G_m, m)
+    for m, same_size, columns in by_size:
         if xp is np:
             explained[same_size], rank[same_size] = compiled_projections(
                 X, columns, Q, e, sq[columns], DEGENERACY)

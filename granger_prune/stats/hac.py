@@ -1,0 +1,185 @@
+"""Autocorrelation-robust (HAC) Wald tests, batched over features or groups, on NumPy or CuPy.
+
+For every feature ``j`` (or group ``g`` of ``m`` columns) the unrestricted
+regression ``y = Z b + X_g c + u`` is fitted by OLS and ``c = 0`` is tested
+with the Newey–West covariance of the coefficients,
+
+    V = (X'X)^{-1} S (X'X)^{-1} * T / (T - K),
+    S = Σ_t x_t u_t u_t x_t' + Σ_{l=1}^{L} (1 - l / (L + 1)) (Γ_l + Γ_l'),
+    Γ_l = Σ_{t>l} x_t u_t u_{t-l} x_{t-l}',
+
+(``K = k + rank`` regressors; ``T / (T - K)`` is statsmodels'
+``use_correction``), in the F form ``F = c' V_cc^{-1} c / rank`` on
+``(rank, T - K)`` degrees of freedom: statsmodels'
+``OLS(y, [Z, X_g]).fit(cov_type="HAC", cov_kwds={"maxlags": L,
+"use_correction": True}).f_test(R)`` with ``R`` selecting ``c``.
+
+By Frisch–Waugh–Lovell only the tested block is needed: with ``q_1 .. q_r``
+an orthonormal basis of ``M_Z X_g`` (the Gram–Schmidt of the F-tests, with
+its rank decisions), ``a = Q_g' e`` and ``u = e - Q_g a``, the statistic is
+``a' S_q^{-1} a (T - K) / T / r`` with ``S_q`` the long-run covariance above
+of the scores ``v_t = q_t u_t``; the Wald statistic does not depend on the
+basis.  The scores are serially correlated when the steps and the loss
+changes are, which is what makes the classical F-test's size wrong on SGD
+trajectories; the HAC covariance estimates that correlation instead of
+assuming it away.
+
+Bandwidth (``maxlags``): an integer ``L`` for every test, ``"nw94"`` (the
+default) for Newey and West's (1994) automatic Bartlett bandwidth chosen per
+test from its own scores (pre-bandwidth ``n = floor(4 (T/100)^(2/9))``,
+``L = floor(1.1447 (s1/s0)^(2/3) T^(1/3))`` with ``s0 = σ_0 + 2 Σ_{j<=n} σ_j``,
+``s1 = 2 Σ_{j<=n} j σ_j`` the autocovariance sums of ``h_t = Σ_i v_ti``), or
+``"rule_of_thumb"`` for ``L = n`` itself.  The lags chosen are reported per test.
+"""
+
+import math
+
+import numpy as np
+
+from ..backend import to_numpy
+from ._grouped import compiled_hac
+from .ftests import (DEGENERACY, FIT_RTOL, GROUP_CHUNK_DEVICE, _feature_major,
+                     _orthogonal_projections, check_rows, columns_by_size, f_test_results,
+                     prepare_tests, quadratic_forms)
+
+#: A pivot of the score covariance ``S_q`` at most this fraction of its diagonal entry
+#: drops its direction from the Wald statistic (``S_q`` is positive semi-definite).
+HAC_PIVOT_RTOL = 1e-12
+BANDWIDTHS = ("nw94", "rule_of_thumb")
+
+
+def rule_of_thumb_lags(n_samples):
+    """``floor(4 (T / 100)^(2/9))``, Newey and West's (1994) pre-bandwidth for Bartlett."""
+    return int(math.floor(4.0 * (n_samples / 100.0) ** (2.0 / 9.0)))
+
+
+def hac_f_tests(y, X, Z=None, groups=None, *, maxlags="nw94", use_correction=True):
+    """HAC (Newey–West) Wald tests of ``c = 0`` in ``y ~ Z + X_g c`` for every feature or group.
+
+    Parameters
+    ----------
+    y, X, Z, groups
+        As for :func:`granger_prune.stats.nested_f_tests` (NumPy or CuPy; ``X``
+        float32 or float64, never copied on the host).
+    maxlags : int >= 0, "nw94" or "rule_of_thumb", default="nw94"
+        The Bartlett truncation lag ``L`` of every test, or the rule choosing
+        it (see the module docstring); the lags used are ``results.lags``.
+    use_correction : bool, default=True
+        Multiply the covariance by ``T / (T - K)`` (statsmodels' small-sample
+        correction).
+
+    Returns
+    -------
+    FTestResults
+        ``inference="hac"``; ``fvalue`` is the Wald statistic over its
+        degrees of freedom, ``pvalue`` its upper F tail on ``(df_num,
+        df_denom)``, ``ssr_full`` the OLS residual sums of squares, ``lags``
+        the truncation lag of each test.  Rank decisions and degenerate tests
+        are those of :func:`~granger_prune.stats.nested_f_tests`.
+
+    Raises
+    ------
+    ValueError
+        As :func:`~granger_prune.stats.nested_f_tests`, and for a ``maxlags``
+        that is not a non-negative integer below ``T - 1`` or a named rule.
+    """
+    prep = prepare_tests(y, X, Z)
+    xp, n_samples, k = prep.xp, prep.n_samples, prep.n_restricted
+    maxlags, auto = _check_maxlags(maxlags, n_samples)
+    sizes, by_size = columns_by_size(groups, prep.X.shape[1])
+    check_rows(n_samples, k, int(sizes.max()) if sizes.size else 1)
+    wald = np.zeros(sizes.size)
+    explained = np.zeros(sizes.size)
+    rank = np.zeros(sizes.size, dtype=np.int64)
+    lags = np.zeros(sizes.size, dtype=np.int64)
+    for m, members, columns in by_size:
+        if xp is np:
+            out = compiled_hac(prep.X, columns, prep.Q, prep.e, prep.sq[columns], DEGENERACY,
+                               maxlags, auto, HAC_PIVOT_RTOL)
+            wald[members], explained[members], rank[members], lags[members] = out
+            continue
+        step = max(1, GROUP_CHUNK_DEVICE // m)
+        for first in range(0, members.size, step):
+            part, cols = members[first:first + step], columns[first:first + step]
+            out = hac_wald_arrays(_feature_major(prep.X, cols, xp), prep.Q, prep.e,
+                                  prep.sq[xp.asarray(cols)], maxlags, auto, xp)
+            wald[part], explained[part], rank[part], lags[part] = out
+    df_denom = n_samples - k - rank
+    correction = df_denom / n_samples if use_correction else np.ones(sizes.size)
+    statistic = wald * correction / np.maximum(rank, 1)
+    return f_test_results(explained, rank, sizes, prep.ssr_restricted, n_samples, k,
+                          prep.durbin_watson, ssr_exponent=2 * prep.y_exponent,
+                          fit_rtol=FIT_RTOL, stacklevel=2, statistic=statistic,
+                          inference="hac", lags=lags)
+
+
+def _check_maxlags(maxlags, n_samples):
+    """``(lag, automatic)``: the fixed lag, or the pre-bandwidth of the automatic rule."""
+    if isinstance(maxlags, str):
+        if maxlags not in BANDWIDTHS:
+            raise ValueError(f"maxlags must be a non-negative integer or one of {BANDWIDTHS}, "
+                             f"got {maxlags!r}")
+        return min(rule_of_thumb_lags(n_samples), n_samples - 2), maxlags == "nw94"
+    if isinstance(maxlags, bool) or not isinstance(maxlags, (int, np.integer)):
+        raise ValueError(f"maxlags must be a non-negative integer or one of {BANDWIDTHS}, "
+                         f"got {maxlags!r}")
+    if not 0 <= maxlags < n_samples - 1:
+        raise ValueError(f"maxlags={maxlags} must lie in [0, T - 1) with T={n_samples}")
+    return int(maxlags), False
+
+
+def hac_wald_arrays(block, Q, e, raw_sq, maxlags, auto, xp):
+    """The array version of the HAC kernel (CuPy, and the host reference in the tests).
+
+    Parameters
+    ----------
+    block : array of shape (m, T, G), float64
+        The groups' columns (overwritten).
+    Q, e, raw_sq
+        As for :func:`granger_prune.stats.ftests._orthogonal_projections`.
+    maxlags : int
+        The lag, or the pre-bandwidth when ``auto``.
+
+    Returns
+    -------
+    (wald, explained, rank, lags), host arrays of shape (G,).
+    """
+    m, n_samples, n_groups = block.shape
+    _, rank = _orthogonal_projections(block, Q, e, raw_sq, xp)  # block is now orthonormal
+    a = xp.einsum("itg,t->ig", block, e)
+    explained = xp.sum(a * a, axis=0)
+    u = e[:, None] - xp.einsum("itg,ig->tg", block, a)
+    block *= u[None]  # the scores v_t = q_t u_t
+    if auto:
+        lags = _automatic_lags(xp.sum(block, axis=0), maxlags, n_samples, xp)
+    else:
+        lags = xp.full(n_groups, maxlags, dtype=xp.int64)
+    S = xp.einsum("itg,jtg->gij", block, block)
+    for lag in range(1, int(lags.max()) + 1 if n_groups else 1):
+        weight = xp.maximum(1.0 - lag / (lags + 1.0), 0.0)  # (G,), 0 beyond a group's lag
+        gamma = xp.einsum("itg,jtg->gij", block[:, lag:], block[:, :n_samples - lag])
+        S += weight[:, None, None] * (gamma + xp.swapaxes(gamma, 1, 2))
+    dropped = xp.sum(block * block, axis=1).T == 0  # (G, m): columns the Gram-Schmidt dropped
+    S = xp.where(dropped[:, :, None] | dropped[:, None, :], 0.0, S)
+    eye = xp.eye(m, dtype=bool)[None]
+    S = xp.where(eye & dropped[:, :, None], 1.0, S)
+    a = xp.where(dropped.T, 0.0, a)
+    diagonal = xp.diagonal(S, axis1=1, axis2=2)
+    wald, _ = quadratic_forms(S, a.T, diagonal, xp, rtol=HAC_PIVOT_RTOL)
+    return to_numpy(wald), to_numpy(explained), to_numpy(rank), to_numpy(lags)
+
+
+def _automatic_lags(h, pre_lags, n_samples, xp):
+    """Newey–West (1994) lags per column of the score sums ``h`` (T, G); see the module."""
+    s0 = xp.sum(h * h, axis=0)
+    s1 = xp.zeros_like(s0)
+    for j in range(1, pre_lags + 1):
+        sigma = xp.sum(h[j:] * h[:n_samples - j], axis=0)
+        s0 = s0 + 2.0 * sigma
+        s1 = s1 + 2.0 * j * sigma
+    positive = s0 > 0
+    ratio = xp.abs(s1) / xp.where(positive, s0, 1.0)
+    lags = xp.floor(1.1447 * ratio ** (2.0 / 3.0) * n_samples ** (1.0 / 3.0))
+    return xp.minimum(xp.where(positive, lags, 0.0), n_samples - 2).astype(xp.int64)
+
+
