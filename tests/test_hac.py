@@ -8,7 +8,8 @@ from numpy.testing import assert_array_equal
 from granger_prune.exceptions import GrangerPruneWarning
 from granger_prune.stats import ftests, hac_f_tests, nested_f_tests
 from granger_prune.stats._grouped import compiled_hac
-from granger_prune.stats.hac import HAC_PIVOT_RTOL, hac_wald_arrays, rule_of_thumb_lags
+from granger_prune.stats.hac import (HAC_PIVOT_RTOL, automatic_lag_cap, hac_wald_arrays,
+                                     rule_of_thumb_lags)
 
 from _tolerances import assert_tests_close
 
@@ -79,7 +80,7 @@ def test_automatic_lags_follow_newey_west_1994(problem):
     T = len(y)
     result = hac_f_tests(y, X, Z)  # maxlags="nw94"
     n = rule_of_thumb_lags(T)
-    assert n == 4  # floor(4 * 2 ** (2/9))
+    assert n == 4 and automatic_lag_cap(T) == 14  # floor(4 * 2 ** (2/9)), floor(sqrt(200))
     for j in range(X.shape[1]):
         # the reference from statsmodels' residuals: h_t = x~_t u_t, x~ = M_Z x
         x_tilde = sm.OLS(X[:, j], Z).fit().resid
@@ -88,7 +89,7 @@ def test_automatic_lags_follow_newey_west_1994(problem):
         sigma = np.array([h[lag:] @ h[:T - lag] for lag in range(n + 1)])
         s0 = sigma[0] + 2 * sigma[1:].sum()
         s1 = 2 * np.arange(1, n + 1) @ sigma[1:]
-        lags = int(np.floor(1.1447 * (abs(s1) / s0) ** (2 / 3) * T ** (1 / 3)))
+        lags = min(int(np.floor(1.1447 * (abs(s1) / s0) ** (2 / 3) * T ** (1 / 3))), 14)
         assert result.lags[j] == lags
         f, p, _ = statsmodels_hac(y, Z, X[:, j], lags)
         assert_tests_close(ftests_one(result, j), [f], [p], tol=F_TOL)
@@ -112,8 +113,9 @@ def test_compiled_kernel_matches_the_array_path(problem, dtype, auto):
     prep = ftests.prepare_tests(y, X.astype(dtype), Z)
     cols = np.arange(12).reshape(4, 3)
     args = (prep.Q, prep.e, prep.sq[cols])
-    compiled = compiled_hac(prep.X, cols, *args, ftests.DEGENERACY, 4, auto, HAC_PIVOT_RTOL)
-    arrays = hac_wald_arrays(ftests._feature_major(prep.X, cols, np), *args, 4, auto, np)
+    cap = automatic_lag_cap(len(y))
+    compiled = compiled_hac(prep.X, cols, *args, ftests.DEGENERACY, 4, auto, cap, HAC_PIVOT_RTOL)
+    arrays = hac_wald_arrays(ftests._feature_major(prep.X, cols, np), *args, 4, auto, cap, np)
     assert_array_equal(compiled[2], [2, 2, 3, 3])  # the ranks
     assert_array_equal(compiled[2], arrays[2])
     assert_array_equal(compiled[3], arrays[3])  # the lags

@@ -2,8 +2,8 @@
 
 For group ``g`` with columns ``X_g`` (``T x m``) each kernel partials ``Z``
 out of the columns and orthonormalises the group by classical Gram–Schmidt
-with reorthogonalisation ("twice is enough": Giraud, Langou and Rozložník
-2005), dropping a column left with at most ``rtol`` of its raw squared norm
+with reorthogonalisation where the first pass cancelled ("twice is enough":
+Giraud, Langou and Rozložník 2005), dropping a column left with at most ``rtol`` of its raw squared norm
 (:func:`_orthonormalise`).  With ``q_i`` the kept columns and ``a_i = q_i^T e``:
 
 * :func:`grouped_projections` (the F-tests): ``SSR_r - SSR_f = sum_i a_i^2``;
@@ -51,16 +51,17 @@ def compiled_projections(X, cols, Q, e, raw_sq, rtol):
         return grouped_projections(X, cols, QT, e, raw_sq, float(rtol), tile)
 
 
-def compiled_hac(X, cols, Q, e, raw_sq, rtol, maxlags, auto_lags, pivot_rtol):
+def compiled_hac(X, cols, Q, e, raw_sq, rtol, maxlags, auto_lags, cap, pivot_rtol):
     """:func:`hac_wald_statistics` on host arrays (arguments as :func:`compiled_projections`).
 
     ``maxlags`` is the truncation lag, or the pre-bandwidth ``n`` of the
-    automatic rule when ``auto_lags``.  Returns ``(wald, explained, rank, lags)``.
+    automatic rule when ``auto_lags`` (whose lags are at most ``cap``).
+    Returns ``(wald, explained, rank, lags)``.
     """
     cols, QT, e, raw_sq, tile = _host_arguments(cols, Q, e, raw_sq)
     with _KERNEL_LOCK:
         return hac_wald_statistics(X, cols, QT, e, raw_sq, float(rtol), tile, int(maxlags),
-                                   bool(auto_lags), float(pivot_rtol))
+                                   bool(auto_lags), int(cap), float(pivot_rtol))
 
 
 @njit(cache=True, inline="always")
@@ -96,30 +97,43 @@ def _gather(X, cols, first, last, buf):
 
 
 @njit(cache=True, inline="always")
+def _project_out(v, V, i, QT, coef):
+    """``v -= Q (Q^T v)`` (classical: all coefficients first), then ``v -= V_j (V_j^T v)``
+    for the group's earlier rows ``j < i``, one at a time."""
+    k, n_samples = QT.shape
+    for a in range(k):
+        coef[a] = _dot(QT[a], v)
+    for a in range(k):
+        ca = coef[a]
+        qa = QT[a]
+        for t in range(n_samples):
+            v[t] -= ca * qa[t]
+    for j in range(i):
+        u = V[j]
+        cj = _dot(u, v)
+        for t in range(n_samples):
+            v[t] -= cj * u[t]
+
+
+@njit(cache=True, inline="always")
 def _orthonormalise(V, QT, raw_sq, rtol, coef, kept):
     """Partial ``Z`` out of the rows of ``V`` (m, T) and orthonormalise them in place.
 
-    A row left with at most ``rtol * raw_sq[i]`` of squared norm is zeroed and
-    ``kept[i] = False``.  Returns the number kept.
+    A row is projected a second time only when the first projection removed
+    more than half of its squared norm (the Kahan–Parlett criterion: otherwise
+    one pass is already orthogonal to working precision).  A row left with at
+    most ``rtol * raw_sq[i]`` of squared norm is zeroed and ``kept[i] = False``.
+    Returns the number kept.
     """
-    k, n_samples = QT.shape
+    n_samples = QT.shape[1]
     rank = 0
     for i in range(V.shape[0]):
         v = V[i]
-        for _ in range(2):
-            for a in range(k):  # v -= Q (Q^T v), classical: all coefficients first
-                coef[a] = _dot(QT[a], v)
-            for a in range(k):
-                ca = coef[a]
-                qa = QT[a]
-                for t in range(n_samples):
-                    v[t] -= ca * qa[t]
-            for j in range(i):  # then the group's earlier columns, one at a time
-                u = V[j]
-                cj = _dot(u, v)
-                for t in range(n_samples):
-                    v[t] -= cj * u[t]
+        _project_out(v, V, i, QT, coef)
         norm_sq = _dot(v, v)
+        if norm_sq < 0.5 * raw_sq[i]:
+            _project_out(v, V, i, QT, coef)
+            norm_sq = _dot(v, v)
         kept[i] = norm_sq > rtol * raw_sq[i]
         if kept[i]:
             inverse = 1.0 / np.sqrt(norm_sq)
@@ -181,12 +195,21 @@ def grouped_projections(X, cols, QT, e, raw_sq, rtol, tile):
 
 
 @njit(cache=True, inline="always")
-def automatic_lags(h, pre_lags, n_samples):
-    """Newey and West's (1994) Bartlett bandwidth from the score series ``h`` (T,).
+def _lag_from_sums(s0, s1, n_samples, cap):
+    """``min(floor(1.1447 (|s1| / s0)^(2/3) T^(1/3)), cap)`` (0 when ``s0 <= 0``)."""
+    if not s0 > 0.0:
+        return 0
+    lags = np.floor(1.1447 * (abs(s1) / s0) ** (2.0 / 3.0) * n_samples ** (1.0 / 3.0))
+    return int(min(lags, cap))
+
+
+@njit(cache=True, inline="always")
+def automatic_lags(h, pre_lags, cap):
+    """Newey and West's (1994) Bartlett lag from the score series ``h`` (T,).
 
     ``s0 = σ_0 + 2 Σ_{j<=n} σ_j``, ``s1 = 2 Σ_{j<=n} j σ_j`` with ``σ_j = Σ_t
     h_t h_{t-j}`` and ``n = pre_lags``; the lag is ``floor(1.1447 (s1 / s0)^(2/3)
-    T^(1/3))`` (0 when ``s0 <= 0``), at most ``T - 2``.
+    T^(1/3))``, at most ``cap`` (0 when ``s0 <= 0``).
     """
     s0 = _dot(h, h)
     s1 = 0.0
@@ -194,21 +217,62 @@ def automatic_lags(h, pre_lags, n_samples):
         sigma = _lagged_dot(h, h, j)
         s0 += 2.0 * sigma
         s1 += 2.0 * j * sigma
-    if not s0 > 0.0:
-        return 0
-    lags = int(np.floor(1.1447 * (abs(s1) / s0) ** (2.0 / 3.0) * n_samples ** (1.0 / 3.0)))
-    return min(lags, n_samples - 2)
+    return _lag_from_sums(s0, s1, h.shape[0], cap)
+
+
+@njit(cache=True, inline="always")
+def _single_hac(V, e, QT, raw_sq, rtol, coef, maxlags, auto_lags, cap, sigma):
+    """``(wald, explained, kept, lag)`` of one column ``x = V[0]`` (``V`` of shape (1, T),
+    overwritten).
+
+    The one-column case of :func:`hac_wald_statistics` without normalising:
+    with ``x~ = M_Z x``, ``c = x~'e / x~'x~`` and the scores ``v_t = x~_t (e_t - c
+    x~_t)``, the Wald statistic is ``(x~'e)^2 / S_v``, and the automatic lag
+    reuses the autocovariances ``σ_j`` of ``v`` (``sigma``, length ``cap + 1``).
+    """
+    x = V[0]
+    n_samples = x.shape[0]
+    _project_out(x, V, 0, QT, coef)
+    norm_sq = _dot(x, x)
+    if norm_sq < 0.5 * raw_sq:
+        _project_out(x, V, 0, QT, coef)
+        norm_sq = _dot(x, x)
+    if not norm_sq > rtol * raw_sq:
+        return 0.0, 0.0, False, 0
+    xe = _dot(x, e)
+    c = xe / norm_sq
+    for t in range(n_samples):
+        x[t] *= e[t] - c * x[t]
+    sigma[0] = _dot(x, x)
+    done = 0
+    L = maxlags
+    if auto_lags:
+        s0, s1 = sigma[0], 0.0
+        for j in range(1, maxlags + 1):
+            sigma[j] = _lagged_dot(x, x, j)
+            s0 += 2.0 * sigma[j]
+            s1 += 2.0 * j * sigma[j]
+        done = maxlags
+        L = _lag_from_sums(s0, s1, n_samples, cap)
+    total = sigma[0]
+    for lag in range(1, L + 1):
+        if lag > done:
+            sigma[lag] = _lagged_dot(x, x, lag)
+        total += 2.0 * (1.0 - lag / (L + 1.0)) * sigma[lag]
+    wald = xe * xe / total if total > 0.0 else 0.0
+    return wald, xe * c, True, L
 
 
 @njit(cache=True, parallel=True)
-def hac_wald_statistics(X, cols, QT, e, raw_sq, rtol, tile, maxlags, auto_lags, pivot_rtol):
+def hac_wald_statistics(X, cols, QT, e, raw_sq, rtol, tile, maxlags, auto_lags, cap, pivot_rtol):
     """HAC Wald statistic ``a^T S^{-1} a`` (uncorrected), rank and lag for every group.
 
     Arguments as :func:`grouped_projections`, and ``maxlags`` (the Bartlett
     truncation lag ``L``, weights ``1 - l / (L + 1)``; the pre-bandwidth of
-    :func:`automatic_lags` when ``auto_lags``).  ``S = Σ_t v_t v_t^T + Σ_{l=1}^L
-    w_l (Γ_l + Γ_l^T)``, ``Γ_l = Σ_t v_t v_{t-l}^T``, over the kept columns,
-    solved on the pivots of ``S`` above ``pivot_rtol`` of their diagonal entry.
+    :func:`automatic_lags` when ``auto_lags``, whose lag is at most ``cap``).
+    ``S = Σ_t v_t v_t^T + Σ_{l=1}^L w_l (Γ_l + Γ_l^T)``, ``Γ_l = Σ_t v_t
+    v_{t-l}^T``, over the kept columns, solved on the pivots of ``S`` above
+    ``pivot_rtol`` of their diagonal entry.
 
     Returns
     -------
@@ -235,8 +299,14 @@ def hac_wald_statistics(X, cols, QT, e, raw_sq, rtol, tile, maxlags, auto_lags, 
         u = np.empty(n_samples)
         h = np.empty(n_samples)
         S = np.empty((m, m))
+        sigma = np.empty(max(cap, maxlags) + 1)
         for g in range(first, last):
             V = buf[g - first]
+            if m == 1:
+                w, ex, one, L = _single_hac(V, e, QT, raw_sq[g, 0], rtol, coef, maxlags,
+                                            auto_lags, cap, sigma)
+                wald[g], explained[g], rank[g], lags_used[g] = w, ex, one, L
+                continue
             r = _orthonormalise(V, QT, raw_sq[g], rtol, coef, kept)
             rank[g] = r
             if r == 0:
@@ -256,7 +326,7 @@ def hac_wald_statistics(X, cols, QT, e, raw_sq, rtol, tile, maxlags, auto_lags, 
                 for i in range(m):
                     for t in range(n_samples):
                         h[t] += V[i, t]
-                L = automatic_lags(h, maxlags, n_samples)
+                L = automatic_lags(h, maxlags, cap)
             lags_used[g] = L
             for i in range(m):
                 for j in range(i + 1):

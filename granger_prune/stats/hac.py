@@ -28,8 +28,13 @@ Bandwidth (``maxlags``): an integer ``L`` for every test, ``"nw94"`` (the
 default) for Newey and West's (1994) automatic Bartlett bandwidth chosen per
 test from its own scores (pre-bandwidth ``n = floor(4 (T/100)^(2/9))``,
 ``L = floor(1.1447 (s1/s0)^(2/3) T^(1/3))`` with ``s0 = σ_0 + 2 Σ_{j<=n} σ_j``,
-``s1 = 2 Σ_{j<=n} j σ_j`` the autocovariance sums of ``h_t = Σ_i v_ti``), or
+``s1 = 2 Σ_{j<=n} j σ_j`` the autocovariance sums of ``h_t = Σ_i v_ti``), at
+most ``max(n, floor(sqrt(T)))`` (:func:`automatic_lag_cap`), or
 ``"rule_of_thumb"`` for ``L = n`` itself.  The lags chosen are reported per test.
+The cap matters where ``s0`` nearly vanishes (scores with strong negative
+autocorrelation), where the rule's ratio explodes (lags near ``T`` were seen
+on 1 in 1e4 simulated columns); ``L^2 / T -> 0`` is the rate under which
+Andrews (1991) shows the kernel estimator consistent.
 """
 
 import math
@@ -51,6 +56,11 @@ BANDWIDTHS = ("nw94", "rule_of_thumb")
 def rule_of_thumb_lags(n_samples):
     """``floor(4 (T / 100)^(2/9))``, Newey and West's (1994) pre-bandwidth for Bartlett."""
     return int(math.floor(4.0 * (n_samples / 100.0) ** (2.0 / 9.0)))
+
+
+def automatic_lag_cap(n_samples):
+    """The largest lag ``"nw94"`` chooses: ``max(n, floor(sqrt(T)))``, below ``T - 1``."""
+    return min(max(rule_of_thumb_lags(n_samples), math.isqrt(n_samples)), n_samples - 2)
 
 
 def hac_f_tests(y, X, Z=None, groups=None, *, maxlags="nw94", use_correction=True):
@@ -86,6 +96,7 @@ def hac_f_tests(y, X, Z=None, groups=None, *, maxlags="nw94", use_correction=Tru
     prep = prepare_tests(y, X, Z)
     xp, n_samples, k = prep.xp, prep.n_samples, prep.n_restricted
     maxlags, auto = _check_maxlags(maxlags, n_samples)
+    cap = automatic_lag_cap(n_samples)
     sizes, by_size = columns_by_size(groups, prep.X.shape[1])
     check_rows(n_samples, k, int(sizes.max()) if sizes.size else 1)
     wald = np.zeros(sizes.size)
@@ -95,14 +106,14 @@ def hac_f_tests(y, X, Z=None, groups=None, *, maxlags="nw94", use_correction=Tru
     for m, members, columns in by_size:
         if xp is np:
             out = compiled_hac(prep.X, columns, prep.Q, prep.e, prep.sq[columns], DEGENERACY,
-                               maxlags, auto, HAC_PIVOT_RTOL)
+                               maxlags, auto, cap, HAC_PIVOT_RTOL)
             wald[members], explained[members], rank[members], lags[members] = out
             continue
         step = max(1, GROUP_CHUNK_DEVICE // m)
         for first in range(0, members.size, step):
             part, cols = members[first:first + step], columns[first:first + step]
             out = hac_wald_arrays(_feature_major(prep.X, cols, xp), prep.Q, prep.e,
-                                  prep.sq[xp.asarray(cols)], maxlags, auto, xp)
+                                  prep.sq[xp.asarray(cols)], maxlags, auto, cap, xp)
             wald[part], explained[part], rank[part], lags[part] = out
     df_denom = n_samples - k - rank
     correction = df_denom / n_samples if use_correction else np.ones(sizes.size)
@@ -128,7 +139,7 @@ def _check_maxlags(maxlags, n_samples):
     return int(maxlags), False
 
 
-def hac_wald_arrays(block, Q, e, raw_sq, maxlags, auto, xp):
+def hac_wald_arrays(block, Q, e, raw_sq, maxlags, auto, cap, xp):
     """The array version of the HAC kernel (CuPy, and the host reference in the tests).
 
     Parameters
@@ -138,7 +149,7 @@ def hac_wald_arrays(block, Q, e, raw_sq, maxlags, auto, xp):
     Q, e, raw_sq
         As for :func:`granger_prune.stats.ftests._orthogonal_projections`.
     maxlags : int
-        The lag, or the pre-bandwidth when ``auto``.
+        The lag, or the pre-bandwidth when ``auto`` (whose lags are at most ``cap``).
 
     Returns
     -------
@@ -151,7 +162,7 @@ def hac_wald_arrays(block, Q, e, raw_sq, maxlags, auto, xp):
     u = e[:, None] - xp.einsum("itg,ig->tg", block, a)
     block *= u[None]  # the scores v_t = q_t u_t
     if auto:
-        lags = _automatic_lags(xp.sum(block, axis=0), maxlags, n_samples, xp)
+        lags = _automatic_lags(xp.sum(block, axis=0), maxlags, cap, xp)
     else:
         lags = xp.full(n_groups, maxlags, dtype=xp.int64)
     S = xp.einsum("itg,jtg->gij", block, block)
@@ -169,8 +180,9 @@ def hac_wald_arrays(block, Q, e, raw_sq, maxlags, auto, xp):
     return to_numpy(wald), to_numpy(explained), to_numpy(rank), to_numpy(lags)
 
 
-def _automatic_lags(h, pre_lags, n_samples, xp):
+def _automatic_lags(h, pre_lags, cap, xp):
     """Newey–West (1994) lags per column of the score sums ``h`` (T, G); see the module."""
+    n_samples = h.shape[0]
     s0 = xp.sum(h * h, axis=0)
     s1 = xp.zeros_like(s0)
     for j in range(1, pre_lags + 1):
@@ -180,6 +192,4 @@ def _automatic_lags(h, pre_lags, n_samples, xp):
     positive = s0 > 0
     ratio = xp.abs(s1) / xp.where(positive, s0, 1.0)
     lags = xp.floor(1.1447 * ratio ** (2.0 / 3.0) * n_samples ** (1.0 / 3.0))
-    return xp.minimum(xp.where(positive, lags, 0.0), n_samples - 2).astype(xp.int64)
-
-
+    return xp.minimum(xp.where(positive, lags, 0.0), cap).astype(xp.int64)
