@@ -53,10 +53,10 @@ def test_compiled_kernel_matches_the_array_path(dtype, m, k):
     np.testing.assert_allclose(explained, expected, rtol=0, atol=T * EPS * float(e @ e))
 
 
-def test_compiled_kernel_gathers_any_column_order_and_layout():
+def test_compiled_kernel_gathers_any_column_order():
     rng = np.random.default_rng(3)
     T, d = 60, 30
-    X = np.asfortranarray(rng.standard_normal((T, d)))
+    X = rng.standard_normal((T, d))
     cols = rng.permutation(d).reshape(10, 3)
     Q = np.ones((T, 1)) / np.sqrt(T)
     e = rng.standard_normal(T)
