@@ -3,6 +3,9 @@
 * ``ftests``: batched nested F-tests in closed form (:func:`nested_f_tests`).
 * ``hac``: the same tests with a Newey–West (HAC) covariance (:func:`hac_f_tests`),
   valid when the residuals are serially correlated.
+* ``prewhiten``: the F-tests after an AR(p) filter of the data, ``p`` chosen on the
+  restricted residuals (:func:`prewhitened_f_tests`).
+* ``diagnostics``: Durbin–Watson and Ljung–Box of the restricted residuals.
 * ``granger``: the tests of a Granger design's units (:func:`granger_f_tests`).
 * ``streaming``: the same tests from moments accumulated while recording
   (:class:`StreamingGrangerTests`), without storing the trajectory.
@@ -12,8 +15,9 @@
 from .ftests import FTestResults, f_sf, nested_f_tests
 from .granger import granger_f_tests
 from .hac import hac_f_tests
+from .prewhiten import prewhitened_f_tests
 from .multitest import METHODS, adjust_pvalues
 from .streaming import StreamingGrangerTests
 
 __all__ = ["FTestResults", "METHODS", "StreamingGrangerTests", "adjust_pvalues", "f_sf", "granger_f_tests", "hac_f_tests",
-           "nested_f_tests"]
+           "nested_f_tests", "prewhitened_f_tests"]

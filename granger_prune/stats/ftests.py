@@ -35,6 +35,7 @@ from ..lasso._operator import (binary_exponent, max_abs_exponent, raw_column_sq_
                                transpose_product)
 from ..lasso._validation import as_design, check_not_complex, column_sums
 from ._grouped import compiled_projections
+from .diagnostics import ljung_box
 
 #: A partialled-out column whose squared norm is below this fraction of its raw
 #: squared norm is numerically in the span of ``Z`` (and of its group's earlier
@@ -92,7 +93,17 @@ class FTestResults:
         How the statistics were formed: ``"ols"`` (the classical F-test) or
         ``"hac"`` (Wald tests with a Newey–West covariance, in the F form).
     lags : ndarray of shape (n_tests,), int, or None
-        The Bartlett truncation lag of each HAC test (None for ``"ols"``).
+        The Bartlett truncation lag of each HAC test (None otherwise).
+    ljung_box, ljung_box_pvalue : float
+        Ljung–Box statistic of the restricted residuals and its p-value
+        (:mod:`granger_prune.stats.diagnostics`; NaN where not computed).
+    ar_order : int or None
+        The AR order of a prewhitened test (``inference="prewhiten"``).
+    n_factors : int
+        Common factors added to the restricted model (0: none).
+    factor_share : float
+        The share of the (column-scaled) steps' variance those factors explain
+        (NaN without factors).
     """
 
     fvalue: np.ndarray
@@ -107,6 +118,11 @@ class FTestResults:
     n_columns: np.ndarray
     inference: str = "ols"
     lags: Optional[np.ndarray] = None
+    ljung_box: float = float("nan")
+    ljung_box_pvalue: float = float("nan")
+    ar_order: Optional[int] = None
+    n_factors: int = 0
+    factor_share: float = float("nan")
 
     @property
     def n_tests(self):
@@ -124,15 +140,22 @@ class FTestResults:
     def summary(self):
         """A short text summary (counts at the usual levels, Durbin–Watson)."""
         valid = np.isfinite(self.fvalue)
-        title = "Nested F-tests" if self.inference == "ols" else "HAC (Newey-West) Wald F-tests"
+        title = {"ols": "Nested F-tests", "hac": "HAC (Newey-West) Wald F-tests",
+                 "prewhiten": "Prewhitened nested F-tests"}[self.inference]
         lines = [
             f"{title}: {self.n_tests} tests, T={self.n_samples}, "
             f"{self.n_restricted} restricted regressors",
-            f"restricted SSR = {self.ssr_restricted:.6g}, Durbin-Watson = {self.durbin_watson:.3f}",
+            f"restricted SSR = {self.ssr_restricted:.6g}, Durbin-Watson = {self.durbin_watson:.3f}, "
+            f"Ljung-Box p = {self.ljung_box_pvalue:.3g}",
             f"degenerate (no test): {int((~valid).sum())}",
             f"tested on a reduced rank (dependent columns): "
             f"{int(np.sum(valid & (self.df_num < self.n_columns)))}",
         ]
+        if self.ar_order is not None:
+            lines.append(f"prewhitened by an AR({self.ar_order}) filter of the restricted residuals")
+        if self.n_factors:
+            lines.append(f"{self.n_factors} common factors in the restricted model, explaining "
+                         f"{self.factor_share:.1%} of the scaled steps' variance")
         if self.lags is not None and self.lags.size:
             lines.append(f"Bartlett lags: median {np.median(self.lags):g}, "
                          f"range {self.lags.min()}-{self.lags.max()}")
@@ -235,7 +258,7 @@ def nested_f_tests(y, X, Z=None, groups=None):
     return f_test_results(explained, rank, n_columns, prep.ssr_restricted, prep.n_samples, k,
                           prep.durbin_watson, ssr_exponent=2 * prep.y_exponent,
                           fit_rtol=FIT_RTOL if X.dtype == xp.float64 else FIT_RTOL_FLOAT32,
-                          stacklevel=2)
+                          stacklevel=2, ljung_box=prep.ljung_box)
 
 
 class PreparedTests(NamedTuple):
@@ -254,6 +277,7 @@ class PreparedTests(NamedTuple):
     sq: object  # (d,)
     ssr_restricted: float
     durbin_watson: float
+    ljung_box: tuple  # (Q, p) of the restricted residuals
     n_samples: int
     n_restricted: int
     x_exponent: int
@@ -286,8 +310,8 @@ def prepare_tests(y, X, Z):
                          "there is nothing to test")
     durbin_watson = float(xp.sum(xp.diff(e) ** 2) / ssr_r)
     X, sq, x_exponent = _safely_scaled(X, xp)
-    return PreparedTests(xp, X, y, Q, e, sq, ssr_r, durbin_watson, n_samples, k, x_exponent,
-                         y_exponent)
+    return PreparedTests(xp, X, y, Q, e, sq, ssr_r, durbin_watson, ljung_box(e), n_samples, k,
+                         x_exponent, y_exponent)
 
 
 def restricted_basis(Z, xp):
@@ -382,14 +406,15 @@ def quadratic_forms(gram, b, raw_sq, xp, rtol=None):
 
 def f_test_results(explained, rank, n_columns, ssr_restricted, n_samples, n_restricted,
                    durbin_watson, ssr_exponent=0, fit_rtol=None, stacklevel=2, statistic=None,
-                   inference="ols", lags=None):
+                   inference="ols", lags=None, ljung_box=(float("nan"), float("nan"))):
     """F statistics and p-values from ``SSR_r - SSR_f`` per test.
 
     ``rank`` is each test's numerator degrees of freedom (0: degenerate, F =
     NaN, p = 1).  The sums of squares may be on a scale ``2**-ssr_exponent``
     of the reported ones.  ``statistic`` (shape (n_tests,)), when given, is the
     F statistic itself (a robust Wald statistic over its degrees of freedom)
-    and replaces the classical one; ``inference`` and ``lags`` go to the results.  The arithmetic (p-values included) runs where
+    and replaces the classical one; ``inference``, ``lags`` and ``ljung_box``
+    (``(Q, p)``) go to the results.  The arithmetic (p-values included) runs where
     ``explained`` lives (NumPy or CuPy); the results are returned on the host.
     Warns once (:class:`GrangerPruneWarning`) when some tests are degenerate,
     and once when some unrestricted models fit exactly to the working
@@ -425,7 +450,8 @@ def f_test_results(explained, rank, n_columns, ssr_restricted, n_samples, n_rest
                         ssr_full=to_numpy(_unscale(ssr_f, ssr_exponent)),
                         durbin_watson=durbin_watson, n_samples=n_samples,
                         n_restricted=n_restricted, n_columns=to_numpy(xp.asarray(n_columns)),
-                        inference=inference, lags=None if lags is None else to_numpy(lags))
+                        inference=inference, lags=None if lags is None else to_numpy(lags),
+                        ljung_box=float(ljung_box[0]), ljung_box_pvalue=float(ljung_box[1]))
 
 
 def _unscale(values, exponent):

@@ -121,7 +121,7 @@ def hac_f_tests(y, X, Z=None, groups=None, *, maxlags="nw94", use_correction=Tru
     return f_test_results(explained, rank, sizes, prep.ssr_restricted, n_samples, k,
                           prep.durbin_watson, ssr_exponent=2 * prep.y_exponent,
                           fit_rtol=FIT_RTOL, stacklevel=2, statistic=statistic,
-                          inference="hac", lags=lags)
+                          inference="hac", lags=lags, ljung_box=prep.ljung_box)
 
 
 def _check_maxlags(maxlags, n_samples):
