@@ -58,7 +58,7 @@ This module works on plain NumPy arrays and never imports torch.
 """
 
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -109,6 +109,12 @@ class GrangerDesign:
         The scaling that was applied.
     rows : ndarray of shape (T,), int
         The recorded step of every row.
+    summaries : dict of str to ndarray of shape (T,)
+        Named trajectory summaries of every row, candidates for the restricted
+        model of a factor-adjusted test: ``"mean_sq_step"`` (the mean ``(Δθ^t)²``
+        over the design's parameters, divided by ``η_t`` like the features with
+        ``step_size="divide"``) always, and ``"learning_rate"`` and
+        ``"grad_norm"`` when the trajectory recorded them for every row.
     """
 
     y: np.ndarray
@@ -123,6 +129,7 @@ class GrangerDesign:
     column_scale: np.ndarray
     scale: str
     rows: np.ndarray
+    summaries: dict = field(default_factory=dict)
 
     @property
     def n_steps(self):
@@ -484,6 +491,7 @@ def granger_design(trajectory, tensors=None, *, features="vanilla", lags=0, aliv
         raise ValueError(f"no alive parameters in tensors {list(names)}: nothing to regress on")
 
     X = np.zeros((len(rows), n_units, len(kinds)))
+    sq_steps, n_params = np.zeros(len(rows)), 0
     for name in names:
         unit = unit_map[name]
         idx = np.flatnonzero(unit >= 0)
@@ -494,6 +502,8 @@ def granger_design(trajectory, tensors=None, *, features="vanilla", lags=0, aliv
             delta = delta / eta[:, None]
         previous = delta[rows - 1] if features == "momentum" else None
         add_unit_features(X, delta[rows], previous, unit[idx], kinds)
+        sq_steps += np.einsum("ij,ij->i", delta[rows], delta[rows], dtype=np.float64)
+        n_params += idx.size
     X = X.reshape(len(rows), n_units * len(kinds))
 
     column_scale = _column_scale(X, scale)
@@ -503,7 +513,20 @@ def granger_design(trajectory, tensors=None, *, features="vanilla", lags=0, aliv
         y=y_all[rows], X=X, Z=Z, restricted_names=restricted_names, feature_kinds=kinds,
         tensor_names=names, shapes={n: tuple(trajectory.shapes[n]) for n in names},
         unit_map=unit_map, n_units=n_units, column_scale=column_scale, scale=scale, rows=rows,
+        summaries=_summaries(trajectory, names, rows, sq_steps / n_params),
     )
+
+
+def _summaries(trajectory, names, rows, mean_sq_step):
+    """The named per-row summaries of :class:`GrangerDesign` (those recorded for every row)."""
+    out = {"mean_sq_step": mean_sq_step}
+    rates = [np.asarray(trajectory.step_sizes(n), dtype=np.float64)[rows] for n in names]
+    if all(np.all(np.isfinite(r)) for r in rates) and all(np.array_equal(r, rates[0]) for r in rates):
+        out["learning_rate"] = rates[0]
+    norms = np.asarray(trajectory.grad_norms(), dtype=np.float64)[rows]
+    if np.all(np.isfinite(norms)):
+        out["grad_norm"] = norms
+    return out
 
 
 def shared_step_sizes(trajectory, names):

@@ -32,6 +32,7 @@ one-column units and ``||γ_u||`` otherwise.
 This module works on plain NumPy arrays and never imports torch.
 """
 
+import numbers
 import warnings
 from dataclasses import dataclass
 from typing import Optional
@@ -45,7 +46,9 @@ from ..exceptions import SupportLimitWarning
 from ..lasso import CausalLasso, alpha_max
 from ..lasso.estimator import unit_sd_scale
 from ..stats import METHODS as CORRECTIONS
-from ..stats import adjust_pvalues, granger_f_tests
+from ..stats import INFERENCES, adjust_pvalues, granger_f_tests
+from ..stats.hac import BANDWIDTHS
+from ..stats.inference import check_factors
 from .grouping import top_units_with_layer_floor
 from .scores import SCORES, column_covariances, marginal_scores, unit_scores
 
@@ -69,7 +72,9 @@ class UnitDecision:
         ``dual_gap``, ``n_iter`` for a lasso (``lasso_support`` counts the
         units a fit gives a non-zero coefficient, every unit for a ridge fit or
         the marginal score), ``n_tested``, ``n_significant``,
-        ``durbin_watson`` for the tests, ``kept_by_tiebreak`` (units).
+        ``durbin_watson``, ``ljung_box_pvalue``, ``ar_order``, ``hac_lags``
+        (median), ``n_factors``, ``factor_share`` for the tests,
+        ``kept_by_tiebreak`` (units).
     pvalue : ndarray of shape (n_units,) or None
         The tests' uncorrected p-values (1 for untested units).
     """
@@ -337,14 +342,34 @@ class Significance(CausalRule):
         Screen with the lasso (the options of :class:`CausalRule`) on the
         first ``split`` fraction of the steps and test only its support on the
         rest.  None (default) tests every unit on all steps, and fits no lasso.
+    inference : {"ols", "hac", "prewhiten"}
+        The classical F-test (default; its p-values assume serially
+        uncorrelated residuals), Newey–West (HAC) Wald tests, or the F-test
+        after an AR(p) filter (:func:`granger_prune.stats.granger_tests`).
+    factors : None, "bai_ng", "eigenvalue_ratio", int or "summaries"
+        Condition on the common variation of the steps: principal components
+        of the problem's design (the count by a rule, or given) or its
+        recorded summaries join the restricted model (see
+        :func:`granger_prune.stats.granger_f_tests`).  None (default): the
+        marginal tests.
+    maxlags : int or {"nw94", "rule_of_thumb"}
+        The HAC bandwidth (``inference="hac"``).
+    max_ar_order : int, optional
+        The largest AR order of the prewhitening (Schwert's rule by default).
 
-    The p-values assume serially uncorrelated residuals: the diagnostics carry
-    the Durbin–Watson statistic of the restricted residuals.
+    The diagnostics carry the Durbin–Watson and Ljung–Box statistics of the
+    restricted residuals, the AR order or the median HAC lag, and the number
+    of factors and the share of the step variance they explain; one warning
+    says when they show the p-values cannot be trusted.
     """
 
     q: float = 0.05
     correction: str = "fdr_bh"
     split: Optional[float] = None
+    inference: str = "ols"
+    factors: Optional[object] = None
+    maxlags: object = "nw94"
+    max_ar_order: Optional[int] = None
 
     targets_sparsity = False
     tests = True
@@ -355,6 +380,18 @@ class Significance(CausalRule):
         check_choice("correction", self.correction, CORRECTIONS)
         if self.split is not None:
             check_number("split", self.split, low=0, high=1, low_open=True, high_open=True)
+        check_choice("inference", self.inference, INFERENCES)
+        check_factors(self.factors)
+        if isinstance(self.maxlags, str):
+            lags_ok = self.maxlags in BANDWIDTHS
+        else:
+            lags_ok = (isinstance(self.maxlags, numbers.Integral)
+                       and not isinstance(self.maxlags, bool) and self.maxlags >= 0)
+        if not lags_ok:
+            raise ValueError(f"maxlags must be a non-negative integer or one of {BANDWIDTHS}, "
+                             f"got {self.maxlags!r}")
+        if self.max_ar_order is not None:
+            check_number("max_ar_order", self.max_ar_order, low=0, integer=True)
 
     def min_rows(self, n_regressors):
         # the F-tests need T > k + m; a split needs it in the tested part and MIN_ROWS to screen
@@ -382,13 +419,21 @@ class Significance(CausalRule):
             test_rows = np.arange(n_screen, design.n_steps)
         unit_p = np.ones(n_units)
         keep = np.zeros(n_units, dtype=bool)
-        row.update(n_tested=candidates.size, n_significant=0, durbin_watson=np.nan)
+        row.update(n_tested=candidates.size, n_significant=0, durbin_watson=np.nan,
+                   ljung_box_pvalue=np.nan, ar_order=np.nan, hac_lags=np.nan, n_factors=0,
+                   factor_share=np.nan)
         if candidates.size:
-            result = granger_f_tests(design, units=candidates, rows=test_rows)
+            result = granger_f_tests(design, units=candidates, rows=test_rows,
+                                     inference=self.inference, factors=self.factors,
+                                     maxlags=self.maxlags, max_ar_order=self.max_ar_order)
             reject, _ = adjust_pvalues(result.pvalue, alpha=self.q, method=self.correction)
             unit_p[candidates] = result.pvalue
             keep[candidates[reject]] = True
-            row.update(n_significant=int(reject.sum()), durbin_watson=result.durbin_watson)
+            row.update(n_significant=int(reject.sum()), durbin_watson=result.durbin_watson,
+                       ljung_box_pvalue=result.ljung_box_pvalue, n_factors=result.n_factors,
+                       factor_share=result.factor_share,
+                       ar_order=np.nan if result.ar_order is None else result.ar_order,
+                       hac_lags=np.nan if result.lags is None else float(np.median(result.lags)))
         row["kept_by_tiebreak"] = 0
         return UnitDecision(keep, unit_gamma, row, unit_p)
 

@@ -6,6 +6,8 @@
 * ``prewhiten``: the F-tests after an AR(p) filter of the data, ``p`` chosen on the
   restricted residuals (:func:`prewhitened_f_tests`).
 * ``diagnostics``: Durbin–Watson and Ljung–Box of the restricted residuals.
+* ``factors``: common factors of the steps (randomized SVD), for conditional tests.
+* ``inference``: all of them behind one function (:func:`granger_tests`).
 * ``granger``: the tests of a Granger design's units (:func:`granger_f_tests`).
 * ``streaming``: the same tests from moments accumulated while recording
   (:class:`StreamingGrangerTests`), without storing the trajectory.
@@ -15,9 +17,10 @@
 from .ftests import FTestResults, f_sf, nested_f_tests
 from .granger import granger_f_tests
 from .hac import hac_f_tests
+from .inference import INFERENCES, granger_tests
 from .prewhiten import prewhitened_f_tests
 from .multitest import METHODS, adjust_pvalues
 from .streaming import StreamingGrangerTests
 
-__all__ = ["FTestResults", "METHODS", "StreamingGrangerTests", "adjust_pvalues", "f_sf", "granger_f_tests", "hac_f_tests",
+__all__ = ["FTestResults", "INFERENCES", "METHODS", "StreamingGrangerTests", "adjust_pvalues", "f_sf", "granger_f_tests", "granger_tests", "hac_f_tests",
            "nested_f_tests", "prewhitened_f_tests"]

@@ -183,3 +183,26 @@ def common_factors(X, n_factors="bai_ng", *, max_factors=8, n_iter=2, seed=0):
         criterion, r = np.zeros(0), wanted
     share = float(np.sum(s[:r] ** 2) / total) if total > 0 else 0.0
     return CommonFactors(U[:, :r], r, share, s, criterion, str(n_factors))
+
+
+def explained_share(X, F):
+    """The share of ``||X_s||_F²`` in the span of the (centred) columns of ``F`` (T, r).
+
+    One pass over ``X``, block by block: the share of the standardised steps'
+    variance that given regressors (trajectory summaries) explain, comparable
+    with :attr:`CommonFactors.share`.
+    """
+    xp = get_namespace(X, F)
+    n_samples = X.shape[0]
+    if F.shape[1] == 0:
+        return 0.0
+    Q, _ = xp.linalg.qr(F - xp.mean(F, axis=0))
+    step = max(1, BLOCK_ENTRIES // max(n_samples, 1))
+    mean, sd = _column_moments(X, xp, step)
+    live = sd > 0
+    inverse_sd = xp.where(live, 1.0 / xp.where(live, sd, 1.0), 0.0)
+    total = float(n_samples * xp.count_nonzero(live))
+    explained = 0.0
+    for block in _standardised_blocks(X, mean, inverse_sd, xp, step):
+        explained += float(xp.sum((block.T @ Q) ** 2))
+    return explained / total if total > 0 else 0.0

@@ -6,20 +6,23 @@ parameter or weight-shared group, its three momentum features (3 df) for the
 momentum feature set, tested on their rank when they are linearly dependent
 (``df_num`` below 3; see :func:`granger_prune.stats.nested_f_tests`).
 
-The F distribution of the statistics assumes independent Gaussian errors.
-Trajectory residuals are serially correlated and a selection made on the same
-steps biases the tests, so the p-values are approximate: check the reported
-Durbin–Watson statistic (about 2 without first-order autocorrelation) and test
-on steps the selection did not see (``rows``).
+The F distribution of the classical statistics assumes independent Gaussian
+errors.  Trajectory residuals are serially correlated (``inference="hac"`` or
+``"prewhiten"`` account for it), every step carries the common variation of
+all steps (``factors`` conditions on it), and a selection made on the same
+steps biases the tests (test on steps the selection did not see, ``rows``).
+Every result carries the Durbin–Watson and Ljung–Box statistics of the
+restricted residuals, and one warning says when they are bad.
 """
 
 import numpy as np
 
-from .ftests import nested_f_tests
+from .inference import granger_tests, warn_if_untrustworthy
 
 
-def granger_f_tests(design, units=None, rows=None):
-    """F-test of ``y ~ Z`` against ``y ~ Z + X_u`` for every unit ``u``.
+def granger_f_tests(design, units=None, rows=None, *, inference="ols", factors=None,
+                    warn=True, **options):
+    """Test ``y ~ Z`` against ``y ~ Z + X_u`` for every unit ``u``.
 
     Parameters
     ----------
@@ -28,6 +31,21 @@ def granger_f_tests(design, units=None, rows=None):
         The units to test (all by default); the results are in this order.
     rows : array-like of int, optional
         The rows (steps) to test on (all by default).
+    inference : {"ols", "hac", "prewhiten"}
+        The classical F-test, Newey–West (HAC) Wald tests or the F-test after
+        an AR(p) filter (see :func:`granger_prune.stats.granger_tests`).
+    factors : None, "bai_ng", "eigenvalue_ratio", int or "summaries"
+        The common variation of the steps joins the restricted model first:
+        principal components of all the design's units on these rows (a count
+        rule or a count), or the design's named ``summaries`` (learning rate,
+        gradient norm, mean squared step, where recorded).  The null is then
+        conditional: the unit explains nothing beyond the common factors.
+    warn : bool, default=True
+        Warn once when the diagnostics say the p-values cannot be trusted
+        (:func:`granger_prune.stats.inference.warn_if_untrustworthy`).
+    **options
+        ``maxlags``, ``max_ar_order``, ``ar_criterion``, ``max_factors`` of
+        :func:`~granger_prune.stats.granger_tests`.
 
     Returns
     -------
@@ -37,15 +55,22 @@ def granger_f_tests(design, units=None, rows=None):
     """
     m = design.features_per_unit
     X, y, Z = design.X, design.y, design.Z
+    source = X
+    summaries = (np.column_stack([design.summaries[n] for n in sorted(design.summaries)])
+                 if design.summaries else np.zeros((design.n_steps, 0)))
     if units is not None:
         units = _indices(units, design.n_units, "units")
         X = X[:, (units[:, None] * m + np.arange(m)).ravel()]
     if rows is not None:
         rows = _indices(rows, design.n_steps, "rows")
-        X, y, Z = X[rows], y[rows], Z[rows]
+        X, y, Z, source, summaries = X[rows], y[rows], Z[rows], source[rows], summaries[rows]
     n_units = X.shape[1] // m
     groups = None if m == 1 else np.repeat(np.arange(n_units), m)
-    return nested_f_tests(y, X, Z, groups=groups)
+    result = granger_tests(y, X, Z, groups=groups, inference=inference, factors=factors,
+                           source=source, summaries=summaries, **options)
+    if warn:
+        warn_if_untrustworthy(result, stacklevel=2)
+    return result
 
 
 def _indices(values, size, name):
