@@ -19,8 +19,8 @@ from .criteria import Causal, Magnitude, PruningMethod, Random, RoundInputs, cri
 from .design import DesignSpec, GrangerDesign, granger_design, momentum_design, vanilla_design
 from .exceptions import ConvergenceWarning, GrangerPruneWarning, SupportLimitWarning
 from .lasso import CausalLasso, alpha_max
-from .selection import (ParameterGroups, Rank, Selection, Significance, Zero, density_schedule,
-                        keep_highest, select_causal, sparsity, sparsity_table)
+from .selection import (ParameterGroups, Rank, Selection, Significance, Stability, Zero,
+                        density_schedule, keep_highest, select_causal, sparsity, sparsity_table)
 
 __version__ = "0.1.0"
 
@@ -54,7 +54,7 @@ _LAZY = {
 __all__ = [
     "Causal", "CausalLasso", "ConvergenceWarning", "DesignSpec", "GrangerDesign", "GrangerPruneWarning",
     "Magnitude", "ParameterGroups", "PruningMethod", "Random", "Rank", "RoundInputs", "Selection",
-    "Significance", "SupportLimitWarning", "Zero", "alpha_max", "criterion_from_dict",
+    "Significance", "Stability", "SupportLimitWarning", "Zero", "alpha_max", "criterion_from_dict",
     "density_schedule", "granger_design", "keep_highest", "momentum_design", "select_causal",
     "sparsity", "sparsity_table", "vanilla_design", *_LAZY,
     *(name for name in criteria.class_names() if name not in globals()),

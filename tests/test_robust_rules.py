@@ -113,3 +113,42 @@ def test_options_are_checked_and_read_from_a_config():
     assert method.label == "causal-significance(inference=hac, factors=bai_ng)/layer"
     with pytest.raises(ValueError, match="summaries"):
         granger_tests(np.ones(5) + np.arange(5), np.eye(5)[:, :2], factors="summaries")
+
+
+def independent_trajectory(n_steps=300, d=60, seed=0):
+    rng = np.random.default_rng(seed)
+    traj = InMemoryTrajectory({"w": (d,)})
+    loss = 2.0
+    for _ in range(n_steps):
+        delta = rng.normal(size=d) * 0.1
+        change = -10.0 * np.sum(delta[list(CAUSAL)] ** 2) + 0.05 * rng.normal()
+        traj.append(loss, loss + change, {"w": delta})
+        loss += 0.01 * rng.normal()
+    return traj
+
+
+def test_the_stability_rule_keeps_the_planted_units_with_its_bound():
+    from granger_prune.design import DesignSpec
+    from granger_prune.selection import Stability
+    from granger_prune.selection.stability import selection_size
+
+    traj = independent_trajectory()
+    rule = Stability(n_pairs=10)
+    selected, row = kept(traj, rule)
+    assert selected == set(CAUSAL)
+    assert row["stability_q"] == selection_size(60, 0.75, 1.0)
+    assert row["expected_false_bound"] <= 1.0 and row["kept_units"] == 3
+    # momentum units: a unit is kept when any of its three columns is
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GrangerPruneWarning)
+        result = select_causal(traj, {"w": np.ones(60, bool)}, rule=rule,
+                               design=DesignSpec(features="momentum", lags=1))
+    assert set(CAUSAL) <= set(np.flatnonzero(result.masks["w"]))
+    assert result.diagnostics.iloc[0]["n_features"] == 180
+    method = Causal.from_dict({"rule": {"name": "stability", "threshold": 0.9, "n_pairs": 20}})
+    assert method.rule == Stability(threshold=0.9, n_pairs=20) and not method.targets_sparsity
+    assert method.label == "causal-stability(threshold=0.9, n_pairs=20)/layer"
+    for bad in (dict(threshold=0.5), dict(max_false=0), dict(n_pairs=0), dict(block_length=0),
+                dict(standardize="yes")):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            Stability(**bad)

@@ -18,7 +18,7 @@ class Causal(PruningMethod):
         As for :class:`PruningMethod`.
     design : DesignSpec
         What is regressed: features, lags, restricted model, scale, loss change.
-    rule : Rank, Zero or Significance
+    rule : Rank, Zero, Significance or Stability
         How it is fitted or tested and what is kept, with its penalty; see
         :func:`granger_prune.selection.select_causal`.
 
@@ -40,7 +40,8 @@ class Causal(PruningMethod):
         if not isinstance(self.design, DesignSpec):
             raise ValueError(f"design must be a DesignSpec, got {self.design!r}")
         if not isinstance(self.rule, CausalRule):
-            raise ValueError(f"rule must be a causal rule (Rank, Zero, Significance), got {self.rule!r}")
+            raise ValueError(f"rule must be a causal rule (Rank, Zero, Significance, Stability), "
+                             f"got {self.rule!r}")
 
     @classmethod
     def _option_from_dict(cls, key, table):

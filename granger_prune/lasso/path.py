@@ -81,7 +81,8 @@ def _strong_set(g, alpha, alpha_prev, l1_ratio, positive, xp):
 
 
 def lasso_path(X, y, *, l1_ratio=1.0, n_alphas=100, eps=1e-3, alphas=None, fit_intercept=True,
-               positive=False, tol=1e-4, max_iter=1000, column_scale=None, solver=WorkingSetCD()):
+               positive=False, tol=1e-4, max_iter=1000, column_scale=None, solver=WorkingSetCD(),
+               max_support=None):
     """Elastic-net solutions on a decreasing grid of ``alpha``, warm-started.
 
     Minimises the objective of :func:`~granger_prune.lasso.enet_coordinate_descent`
@@ -104,6 +105,10 @@ def lasso_path(X, y, *, l1_ratio=1.0, n_alphas=100, eps=1e-3, alphas=None, fit_i
     solver : WorkingSetCD, default=WorkingSetCD()
         The solver settings; with ``strong_rule`` (default) each fit's first
         working set is seeded with the strong-rule set.
+    max_support : int >= 1, optional
+        Stop after the first fit with at least this many non-zero
+        coefficients (glmnet's ``dfmax``): the path then holds fewer
+        ``alphas`` than asked for.
 
     Returns
     -------
@@ -116,6 +121,8 @@ def lasso_path(X, y, *, l1_ratio=1.0, n_alphas=100, eps=1e-3, alphas=None, fit_i
     """
     l1_ratio = check_l1_ratio(l1_ratio)
     positive = check_bool(positive, "positive")
+    if max_support is not None:
+        check_int(max_support, "max_support", 1)
     strong_rule = _check_solver(solver).strong_rule
     problem = Problem(X, y, fit_intercept, column_scale)
     a_max = problem.alpha_max(l1_ratio, positive)
@@ -138,6 +145,9 @@ def lasso_path(X, y, *, l1_ratio=1.0, n_alphas=100, eps=1e-3, alphas=None, fit_i
             _warn_not_converged(result, max_iter, f"lasso_path at alpha={alpha:.4g}", stacklevel=2)
         results.append(result)
         w, alpha_prev = result.w, alpha
+        if max_support is not None and int(xp.count_nonzero(w)) >= max_support:
+            alphas = alphas[:len(results)]
+            break
     return _as_path(results, alphas, a_max, l1_ratio, problem.n_features)
 
 

@@ -38,12 +38,15 @@ def select_causal(trajectory, alive, *, design=DesignSpec(), rule=Rank(), densit
         Parameters still unpruned, one mask per recorded tensor to select on.
     design : DesignSpec
         Features, lags, restricted model, scale and loss change of the design.
-    rule : Rank, Zero or Significance
+    rule : Rank, Zero, Significance or Stability
         :class:`~granger_prune.selection.Rank` keeps the ``density`` fraction
         with the largest ``|γ_u|`` (ties at zero broken by its
         ``tie_breaker``); :class:`~granger_prune.selection.Zero` keeps
         ``γ_u ≠ 0``; :class:`~granger_prune.selection.Significance` keeps the
-        units whose F-test rejects at its level after its correction.  Each
+        units whose test (OLS, HAC or prewhitened, optionally factor-adjusted)
+        rejects at its level after its correction;
+        :class:`~granger_prune.selection.Stability` keeps what stability
+        selection keeps, with a bound on the expected false selections.  Each
         holds its penalty (``alpha_ratio``, ``alpha`` or ``l1_coeff``, with the
         exact objectives in :class:`~granger_prune.selection.CausalRule`).
     density : float in (0, 1], optional
@@ -68,13 +71,17 @@ def select_causal(trajectory, alive, *, design=DesignSpec(), rule=Rank(), densit
         problem: ``tensors``, ``n_steps``, ``n_units``, ``n_features``,
         ``alpha``, ``alpha_max``, ``lasso_support`` (units), ``kept``
         (parameters), ``kept_units``, ``kept_by_tiebreak`` (units),
-        ``dual_gap``, ``n_iter``, and for the significance rule ``n_tested``,
-        ``n_significant``, ``durbin_watson``.
+        ``dual_gap``, ``n_iter``, for the significance rule ``n_tested``,
+        ``n_significant``, ``durbin_watson``, ``ljung_box_pvalue``,
+        ``ar_order``, ``hac_lags``, ``n_factors``, ``factor_share``, and for
+        the stability rule ``stability_q``, ``stability_threshold``,
+        ``expected_false_bound``.
     """
     if not isinstance(design, DesignSpec):
         raise TypeError(f"design must be a DesignSpec, got {design!r}")
     if not isinstance(rule, CausalRule):
-        raise TypeError(f"rule must be a causal rule (Rank, Zero, Significance), got {rule!r}")
+        raise TypeError(f"rule must be a causal rule (Rank, Zero, Significance, Stability), "
+                        f"got {rule!r}")
     if rule.targets_sparsity:
         if density is None:
             raise ValueError("the rank rule needs density, the fraction of units to keep")

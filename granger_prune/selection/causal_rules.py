@@ -27,7 +27,11 @@ one-column units and ``||γ_u||`` otherwise.
 * :class:`Significance` (this package's own): keep the units whose F-test of
   the restricted against the unrestricted regression rejects at level ``q``
   after ``correction``; with ``split=s`` the lasso screens on the first fraction
-  ``s`` of the steps and only its support is tested, on the rest.
+  ``s`` of the steps and only its support is tested, on the rest.  The tests
+  may be HAC or prewhitened and conditional on common factors.
+* :class:`Stability` (this package's own): stability selection over
+  complementary pairs of step blocks, with a bound on the expected number of
+  false selections.
 
 This module works on plain NumPy arrays and never imports torch.
 """
@@ -51,6 +55,7 @@ from ..stats.hac import BANDWIDTHS
 from ..stats.inference import check_factors
 from .grouping import top_units_with_layer_floor
 from .scores import SCORES, column_covariances, marginal_scores, unit_scores
+from .stability import stability_selection
 
 TIE_BREAKERS = ("marginal", "magnitude")
 FITS = ("lasso", "enet", "ridge")
@@ -438,8 +443,75 @@ class Significance(CausalRule):
         return UnitDecision(keep, unit_gamma, row, unit_p)
 
 
+@dataclass(frozen=True)
+class Stability(CausalRule):
+    """Keep the units stability selection keeps: lasso selection with an error bound.
+
+    Complementary pairs of half-samples of contiguous step blocks, the first
+    ``q`` features to enter each half-sample's lasso path, kept when selected
+    in at least ``threshold`` of the halves
+    (:func:`granger_prune.selection.stability.stability_selection`).  The
+    expected number of falsely selected columns is at most ``q² / ((2π - 1)
+    d)`` under Meinshausen and Bühlmann's conditions; a unit is kept when any
+    of its columns is, so the bound holds for units too.
+
+    Parameters
+    ----------
+    threshold : float in (1/2, 1]
+        ``π``.
+    max_false : float > 0
+        The bound on the expected false selections per problem; sets ``q``.
+    n_pairs : int >= 1
+        Complementary pairs of half-samples.
+    block_length : int, optional
+        Steps per block (default ``ceil(T^(1/3))``).
+    standardize : bool
+        Each half-sample's lasso on unit-variance columns (default) or on the
+        design's scale.
+
+    ``tol`` and ``max_iter`` are those of :class:`CausalRule`; its penalty
+    options are not used (the path sets the penalties).
+    """
+
+    threshold: float = 0.75
+    max_false: float = 1.0
+    n_pairs: int = 50
+    block_length: Optional[int] = None
+    standardize: bool = True
+
+    targets_sparsity = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_number("threshold", self.threshold, low=0.5, high=1, low_open=True)
+        check_number("max_false", self.max_false, low=0, low_open=True)
+        check_number("n_pairs", self.n_pairs, low=1, integer=True)
+        if self.block_length is not None:
+            check_number("block_length", self.block_length, low=1, integer=True)
+        if not isinstance(self.standardize, bool):
+            raise ValueError(f"standardize must be True or False, got {self.standardize!r}")
+
+    def min_rows(self, n_regressors):
+        return max(MIN_ROWS, 4, 2 * (self.block_length or 1))
+
+    def decide(self, design, problem):
+        X, y, fit_intercept = design.partialled()
+        result = stability_selection(X, y, threshold=self.threshold, max_false=self.max_false,
+                                     n_pairs=self.n_pairs, block_length=self.block_length,
+                                     fit_intercept=fit_intercept, standardize=self.standardize,
+                                     tol=self.tol)
+        m = design.features_per_unit
+        keep = result.selected.reshape(design.n_units, m).any(axis=1)
+        score = result.probability.reshape(design.n_units, m).max(axis=1)
+        row = dict(alpha=np.nan, alpha_max=np.nan, lasso_support=int(keep.sum()), dual_gap=np.nan,
+                   n_iter=0, kept_by_tiebreak=0, stability_q=result.n_selected,
+                   stability_threshold=result.threshold,
+                   expected_false_bound=result.expected_false_bound)
+        return UnitDecision(keep, score, row)
+
+
 #: The causal rules by name.
-RULES = {rule.name: rule for rule in (Rank, Zero, Significance)}
+RULES = {rule.name: rule for rule in (Rank, Zero, Significance, Stability)}
 
 
 def rule_from_dict(table):
