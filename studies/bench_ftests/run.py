@@ -34,7 +34,7 @@ import statsmodels
 import statsmodels.api as sm
 from scipy import special
 
-from granger_prune.stats import adjust_pvalues, nested_f_tests
+from granger_prune.stats import adjust_pvalues, hac_f_tests, nested_f_tests
 
 N_LAGS = 2  # lagged-loss columns of the k = 3 restricted design
 N_PLANTED = 10  # columns y depends on
@@ -102,11 +102,28 @@ def make_problem(n_samples, n_features, *, seed=0, phi=0.9, xp=np):
                 seconds=time.perf_counter() - start)
 
 
+#: How each configuration tests: ``(our function's keyword arguments, statsmodels' kind)``.
+INFERENCES = {"ols": ("ols", {}), "hac": ("hac", {"maxlags": "nw94"}),
+              "hac5": ("hac", {"maxlags": "rule_of_thumb"})}
+
+
 def configurations():
-    """``(name, Z key, group size)`` rows; a group row of size m uses the first ``d - d % m`` columns."""
-    return [("features, Z = [1]", "Z1", 1),
-            ("features, Z = [1, y(t-1), y(t-2)]", "Z3", 1),
-            *[(f"groups of {m}, Z = [1]", "Z1", m) for m in GROUP_SIZES]]
+    """``(name, Z key, group size, inference)`` rows; a group row of size m uses the first
+    ``d - d % m`` columns; ``inference`` keys :data:`INFERENCES`."""
+    return [("features, Z = [1]", "Z1", 1, "ols"),
+            ("features, Z = [1, y(t-1), y(t-2)]", "Z3", 1, "ols"),
+            *[(f"groups of {m}, Z = [1]", "Z1", m, "ols") for m in GROUP_SIZES],
+            ("HAC (nw94), features, Z = [1]", "Z1", 1, "hac"),
+            ("HAC (L = 5), features, Z = [1]", "Z1", 1, "hac5"),
+            ("HAC (nw94), groups of 3, Z = [1]", "Z1", 3, "hac")]
+
+
+def run_tests(inference, y, X, Z, groups=None):
+    """Our tests of a configuration's kind."""
+    kind, options = INFERENCES[inference]
+    if kind == "hac":
+        return hac_f_tests(y, X, Z, groups=groups, **options)
+    return nested_f_tests(y, X, Z, groups=groups)
 
 
 # --------------------------------------------------------------------------- timing
@@ -134,6 +151,9 @@ def warm_up(xp, seed):
     for m in GROUP_SIZES:
         n = p["X"].shape[1] - p["X"].shape[1] % m
         nested_f_tests(p["y"], p["X"][:, :n], p["Z1"], groups=xp.asarray(np.arange(n) // m))
+    for inference in ("hac", "hac5"):  # the compiled kernels, C and strided layouts
+        run_tests(inference, p["y"], p["X"], p["Z1"])
+        run_tests(inference, p["y"], p["X"][:, :2097], p["Z1"], groups=xp.asarray(np.arange(2097) // 3))
 
 
 def peak_extra_gb(fn):
@@ -166,19 +186,28 @@ def test_columns(tests, group_size):
     return tests[:, None] * group_size + np.arange(group_size)[None, :]
 
 
-def statsmodels_tests(y, Z, X_cols):
+def statsmodels_tests(y, Z, X_cols, lags=None):
     """F, p and seconds per test of ``OLS(y, [Z, X_g]).fit().compare_f_test(OLS(y, Z).fit())``.
 
     ``X_cols`` has shape (n_tests, T, m), float64.  The restricted model is
-    fitted once, outside the timed loop (statsmodels' best case).
+    fitted once, outside the timed loop (statsmodels' best case).  With
+    ``lags`` (one per test): ``OLS(y, [Z, X_g]).fit(cov_type="HAC", cov_kwds=
+    {"maxlags": L, "use_correction": True}).f_test(R)`` on the tested
+    coefficients instead.
     """
     restricted = sm.OLS(y, Z).fit()
     F = np.empty(len(X_cols))
     p = np.empty(len(X_cols))
+    k = Z.shape[1]
     start = time.perf_counter()
     for i, cols in enumerate(X_cols):
-        full = sm.OLS(y, np.column_stack([Z, cols])).fit()
-        F[i], p[i], _ = full.compare_f_test(restricted)
+        model = sm.OLS(y, np.column_stack([Z, cols]))
+        if lags is None:
+            F[i], p[i], _ = model.fit().compare_f_test(restricted)
+        else:
+            fit = model.fit(cov_type="HAC", cov_kwds={"maxlags": int(lags[i]), "use_correction": True})
+            test = fit.f_test(np.eye(k + cols.shape[1])[k:])
+            F[i], p[i] = float(test.fvalue), float(test.pvalue)
     return F, p, (time.perf_counter() - start) / len(X_cols)
 
 
@@ -213,8 +242,23 @@ def compare(ours, ref, kind, ours_f):
 # --------------------------------------------------------------------------- one configuration
 
 
-def bench_config(prob, name, z_key, group_size, *, xp, sync, repeats, n_ref, n_strict, seed,
-                 measure_memory):
+def hac_at_lags(y, X, Z, group_size, lags):
+    """``hac_f_tests`` with a given lag per test (tests of one lag at a time); a results-like
+    object with ``fvalue`` and ``pvalue``."""
+    from types import SimpleNamespace
+
+    fvalue, pvalue = np.empty(len(lags)), np.empty(len(lags))
+    for lag in np.unique(lags):
+        tests = np.flatnonzero(lags == lag)
+        cols = test_columns(tests, group_size).ravel()
+        groups = None if group_size == 1 else np.arange(cols.size) // group_size
+        res = hac_f_tests(y, X[:, cols], Z, groups=groups, maxlags=int(lag))
+        fvalue[tests], pvalue[tests] = res.fvalue, res.pvalue
+    return SimpleNamespace(fvalue=fvalue, pvalue=pvalue)
+
+
+def bench_config(prob, name, z_key, group_size, inference, *, xp, sync, repeats, n_ref, n_strict,
+                 seed, measure_memory):
     to_host = (lambda a: a.get()) if xp is not np else np.asarray
     X_all, y, Z = prob["X"], prob["y"], prob[z_key]
     n_samples = X_all.shape[0]
@@ -226,7 +270,7 @@ def bench_config(prob, name, z_key, group_size, *, xp, sync, repeats, n_ref, n_s
     def call():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # degenerate tests are counted in the row
-            return nested_f_tests(y, X, Z, groups=groups)
+            return run_tests(inference, y, X, Z, groups)
 
     seconds, times, res = best_time(call, sync, repeats)
     tail_s, _, _ = best_time(
@@ -243,7 +287,8 @@ def bench_config(prob, name, z_key, group_size, *, xp, sync, repeats, n_ref, n_s
     cols = test_columns(tests, group_size)
     X_ref = to_host(xp.take(X, xp.asarray(cols.ravel()), axis=1)).astype(np.float64)  # (T, n*m)
     X_ref = X_ref.reshape(n_samples, len(tests), group_size).transpose(1, 0, 2)
-    F_sm, p_sm, sm_per_test = statsmodels_tests(y_h, Z_h, X_ref)
+    lags = None if res.lags is None else res.lags[tests]
+    F_sm, p_sm, sm_per_test = statsmodels_tests(y_h, Z_h, X_ref, lags)
 
     # strict check: ours on a float64 copy of a subsample (planted and degenerate tests first)
     strict = np.arange(min(n_strict, len(tests)))
@@ -251,7 +296,10 @@ def bench_config(prob, name, z_key, group_size, *, xp, sync, repeats, n_ref, n_s
     groups64 = None if group_size == 1 else xp.asarray(np.arange(X64.shape[1]) // group_size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # degenerate tests are counted in the row
-        res64 = nested_f_tests(y, xp.asarray(X64), Z, groups=groups64)
+        if res.lags is None:
+            res64 = run_tests(inference, y, xp.asarray(X64), Z, groups64)
+        else:  # at the lags statsmodels was given (a float64 copy may round to other ones)
+            res64 = hac_at_lags(y, xp.asarray(X64), Z, group_size, res.lags[tests][strict])
     F32, F64 = res.fvalue[tests], res64.fvalue
     checks = {**compare(F32, F_sm, "f_float32", F32),
               **compare(res.pvalue[tests], p_sm, "p_float32", F32),
@@ -271,11 +319,16 @@ def bench_config(prob, name, z_key, group_size, *, xp, sync, repeats, n_ref, n_s
     planted_tests = np.unique(prob["planted"] // group_size)
     planted_tests = planted_tests[planted_tests < n_tests]
     return dict(
-        config=name, n_samples=n_samples, n_features=n_cols, n_restricted=Z.shape[1],
-        group_size=group_size, n_tests=n_tests, dtype=str(X.dtype),
+        config=name, inference=inference, n_samples=n_samples, n_features=n_cols,
+        n_restricted=Z.shape[1], group_size=group_size, n_tests=n_tests, dtype=str(X.dtype),
         x_contiguous=bool(X.flags.c_contiguous), x_gb=n_samples * n_cols * X.dtype.itemsize / 1e9,
         seconds=seconds, times=times, features_per_s=n_cols / seconds, tests_per_s=n_tests / seconds,
-        meets_2s_target=(bool(seconds <= 2.0) if group_size == 1 and n_cols >= 1_000_000 else None),
+        meets_2s_target=(bool(seconds <= 2.0) if group_size == 1 and n_cols >= 1_000_000
+                         and inference == "ols" else None),
+        meets_hac_4s_target=(bool(seconds <= 4.0) if group_size == 1 and n_cols >= 1_000_000
+                             and inference != "ols" else None),
+        median_lags=None if res.lags is None else float(np.median(res.lags)),
+        max_lags=None if res.lags is None else int(np.max(res.lags)),
         pvalue_tail_s=tail_s, bh_adjust_s=bh_s, peak_extra_gb=memory,
         durbin_watson=res.durbin_watson, n_degenerate=int(np.sum(~np.isfinite(res.fvalue))),
         n_bh_rejected=int(reject.sum()), planted_tests=planted_tests.tolist(),
@@ -319,7 +372,7 @@ def fits_groups(X, xp):
     return 5.0 * X.nbytes < free
 
 
-def run(device, quick, n_samples, repeats, n_ref, n_strict, seed, measure_memory):
+def run(device, quick, n_samples, repeats, n_ref, n_strict, seed, measure_memory, only=()):
     if device == "gpu":
         import cupy as xp
 
@@ -333,13 +386,15 @@ def run(device, quick, n_samples, repeats, n_ref, n_strict, seed, measure_memory
         sync()
         print(f"\nT={n_samples} d={n_features:,} float32 ({prob['X'].nbytes / 1e9:.2f} GB) "
               f"made in {prob['seconds']:.1f} s", flush=True)
-        for name, z_key, group_size in configurations():
+        for name, z_key, group_size, inference in configurations():
+            if only and not any(word in name for word in only):
+                continue
             if group_size > 1 and not fits_groups(prob["X"], xp):
                 skipped.append(dict(config=name, n_features=n_features, why="device memory"))
                 print(f"  {name:36s} skipped: not enough device memory", flush=True)
                 continue
             try:
-                row = bench_config(prob, name, z_key, group_size, xp=xp, sync=sync,
+                row = bench_config(prob, name, z_key, group_size, inference, xp=xp, sync=sync,
                                    repeats=repeats, n_ref=n_ref, n_strict=n_strict, seed=seed,
                                    measure_memory=measure_memory and xp is np)
             except Exception as exc:  # CuPy's OutOfMemoryError: record it, keep the other rows
@@ -425,12 +480,15 @@ def main(argv=None):
                         help="skip the extra tracemalloc call that measures peak host memory")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON file (default results-<device>[-quick].json next to this file)")
+    parser.add_argument("--configs", nargs="+", default=None,
+                        help="run only the configurations whose name contains one of these words "
+                             "(e.g. HAC)")
     args = parser.parse_args(argv)
     if args.n_statsmodels is None:
         args.n_statsmodels = 200 if args.quick else 500
     sha_start = source_sha()  # the code measured (another commit may land during the run)
     rows, skipped = run(args.device, args.quick, args.n_samples, args.repeats, args.n_statsmodels,
-                        args.n_strict, args.seed, not args.no_memory)
+                        args.n_strict, args.seed, not args.no_memory, tuple(args.configs or ()))
     with pd.option_context("display.width", 220, "display.max_columns", 20):
         if rows:
             print("\n" + summary_table(rows).to_string(index=False,
