@@ -64,7 +64,7 @@ def compiled_hac(X, cols, Q, e, raw_sq, rtol, maxlags, auto_lags, cap, pivot_rto
                                    bool(auto_lags), int(cap), float(pivot_rtol))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _dot(a, b):
     """``a^T b`` of two float64 vectors, with four partial sums added in a fixed order."""
     n = a.shape[0]
@@ -80,13 +80,13 @@ def _dot(a, b):
     return (s0 + s1) + (s2 + s3)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _lagged_dot(a, b, lag):
     """``sum_t a[t] b[t - lag]`` over ``t = lag ... T-1``."""
     return _dot(a[lag:], b[:a.shape[0] - lag])
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _gather(X, cols, first, last, buf):
     """``buf[g - first, i, :] = X[:, cols[g, i]]`` for the tile's groups, row by row."""
     m = cols.shape[1]
@@ -96,7 +96,7 @@ def _gather(X, cols, first, last, buf):
                 buf[g - first, i, t] = X[t, cols[g, i]]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _project_out(v, V, i, QT, coef):
     """``v -= Q (Q^T v)`` (classical: all coefficients first), then ``v -= V_j (V_j^T v)``
     for the group's earlier rows ``j < i``, one at a time."""
@@ -115,7 +115,7 @@ def _project_out(v, V, i, QT, coef):
             v[t] -= cj * u[t]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _orthonormalise(V, QT, raw_sq, rtol, coef, kept):
     """Partial ``Z`` out of the rows of ``V`` (m, T) and orthonormalise them in place.
 
@@ -172,29 +172,35 @@ def grouped_projections(X, cols, QT, e, raw_sq, rtol, tile):
     explained : float64 ndarray of shape (G,)
     rank : int64 ndarray of shape (G,)
     """
-    n_groups, m = cols.shape
-    k, n_samples = QT.shape
+    n_groups = cols.shape[0]
     explained = np.zeros(n_groups)
     rank = np.zeros(n_groups, dtype=np.int64)
-    for b in prange((n_groups + tile - 1) // tile):
-        first = b * tile
-        last = min(first + tile, n_groups)
-        buf = np.empty((last - first, m, n_samples))
-        _gather(X, cols, first, last, buf)
-        coef = np.empty(k)
-        kept = np.empty(m, dtype=np.bool_)
-        for g in range(first, last):
-            V = buf[g - first]
-            rank[g] = _orthonormalise(V, QT, raw_sq[g], rtol, coef, kept)
-            total = 0.0
-            for i in range(m):
-                if kept[i]:
-                    total += _dot(e, V[i]) ** 2
-            explained[g] = total
+    for b in prange((n_groups + tile - 1) // tile):  # one call per tile: a small parfor
+        _projections_tile(X, cols, QT, e, raw_sq, rtol, b * tile, min((b + 1) * tile, n_groups),
+                          explained, rank)
     return explained, rank
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
+def _projections_tile(X, cols, QT, e, raw_sq, rtol, first, last, explained, rank):
+    """The groups ``first ... last-1`` of :func:`grouped_projections`, serially."""
+    m = cols.shape[1]
+    k, n_samples = QT.shape
+    buf = np.empty((last - first, m, n_samples))
+    _gather(X, cols, first, last, buf)
+    coef = np.empty(k)
+    kept = np.empty(m, dtype=np.bool_)
+    for g in range(first, last):
+        V = buf[g - first]
+        rank[g] = _orthonormalise(V, QT, raw_sq[g], rtol, coef, kept)
+        total = 0.0
+        for i in range(m):
+            if kept[i]:
+                total += _dot(e, V[i]) ** 2
+        explained[g] = total
+
+
+@njit(cache=True)
 def _lag_from_sums(s0, s1, n_samples, cap):
     """``min(floor(1.1447 (|s1| / s0)^(2/3) T^(1/3)), cap)`` (0 when ``s0 <= 0``)."""
     if not s0 > 0.0:
@@ -203,7 +209,7 @@ def _lag_from_sums(s0, s1, n_samples, cap):
     return int(min(lags, cap))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def automatic_lags(h, pre_lags, cap):
     """Newey and West's (1994) Bartlett lag from the score series ``h`` (T,).
 
@@ -220,7 +226,7 @@ def automatic_lags(h, pre_lags, cap):
     return _lag_from_sums(s0, s1, h.shape[0], cap)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _single_hac(V, e, QT, raw_sq, rtol, coef, maxlags, auto_lags, cap, sigma):
     """``(wald, explained, kept, lag)`` of one column ``x = V[0]`` (``V`` of shape (1, T),
     overwritten).
@@ -282,72 +288,78 @@ def hac_wald_statistics(X, cols, QT, e, raw_sq, rtol, tile, maxlags, auto_lags, 
     rank : int64 ndarray of shape (G,)
     lags : int64 ndarray of shape (G,)
     """
-    n_groups, m = cols.shape
-    k, n_samples = QT.shape
+    n_groups = cols.shape[0]
     wald = np.zeros(n_groups)
     explained = np.zeros(n_groups)
     rank = np.zeros(n_groups, dtype=np.int64)
     lags_used = np.zeros(n_groups, dtype=np.int64)
-    for b in prange((n_groups + tile - 1) // tile):
-        first = b * tile
-        last = min(first + tile, n_groups)
-        buf = np.empty((last - first, m, n_samples))
-        _gather(X, cols, first, last, buf)
-        coef = np.empty(k)
-        kept = np.empty(m, dtype=np.bool_)
-        a = np.empty(m)
-        u = np.empty(n_samples)
-        h = np.empty(n_samples)
-        S = np.empty((m, m))
-        sigma = np.empty(max(cap, maxlags) + 1)
-        for g in range(first, last):
-            V = buf[g - first]
-            if m == 1:
-                w, ex, one, L = _single_hac(V, e, QT, raw_sq[g, 0], rtol, coef, maxlags,
-                                            auto_lags, cap, sigma)
-                wald[g], explained[g], rank[g], lags_used[g] = w, ex, one, L
-                continue
-            r = _orthonormalise(V, QT, raw_sq[g], rtol, coef, kept)
-            rank[g] = r
-            if r == 0:
-                continue
-            u[:] = e
-            for i in range(m):
-                a[i] = _dot(e, V[i])
-                explained[g] += a[i] * a[i]
-                for t in range(n_samples):
-                    u[t] -= a[i] * V[i, t]
-            for i in range(m):  # the scores v_t = q_t u_t, in place of q
-                for t in range(n_samples):
-                    V[i, t] *= u[t]
-            L = maxlags
-            if auto_lags:
-                h[:] = 0.0
-                for i in range(m):
-                    for t in range(n_samples):
-                        h[t] += V[i, t]
-                L = automatic_lags(h, maxlags, cap)
-            lags_used[g] = L
-            for i in range(m):
-                for j in range(i + 1):
-                    s = _dot(V[i], V[j])
-                    for lag in range(1, L + 1):
-                        w = 1.0 - lag / (L + 1.0)
-                        s += w * (_lagged_dot(V[i], V[j], lag) + _lagged_dot(V[j], V[i], lag))
-                    S[i, j] = s
-                    S[j, i] = s
-            for i in range(m):  # dropped columns: a_i = 0, an identity row keeps S invertible
-                if not kept[i]:
-                    for j in range(m):
-                        S[i, j] = 0.0
-                        S[j, i] = 0.0
-                    S[i, i] = 1.0
-                    a[i] = 0.0
-            wald[g] = _cholesky_quadratic_form(S, a, m, pivot_rtol)
+    for b in prange((n_groups + tile - 1) // tile):  # one call per tile: a small parfor
+        _hac_tile(X, cols, QT, e, raw_sq, rtol, maxlags, auto_lags, cap, pivot_rtol, b * tile,
+                  min((b + 1) * tile, n_groups), wald, explained, rank, lags_used)
     return wald, explained, rank, lags_used
 
+@njit(cache=True)
+def _hac_tile(X, cols, QT, e, raw_sq, rtol, maxlags, auto_lags, cap, pivot_rtol, first, last,
+              wald, explained, rank, lags_used):
+    """The groups ``first ... last-1`` of :func:`hac_wald_statistics`, serially."""
+    m = cols.shape[1]
+    k, n_samples = QT.shape
+    buf = np.empty((last - first, m, n_samples))
+    _gather(X, cols, first, last, buf)
+    coef = np.empty(k)
+    kept = np.empty(m, dtype=np.bool_)
+    a = np.empty(m)
+    u = np.empty(n_samples)
+    h = np.empty(n_samples)
+    S = np.empty((m, m))
+    sigma = np.empty(max(cap, maxlags) + 1)
+    for g in range(first, last):
+        V = buf[g - first]
+        if m == 1:
+            w, ex, one, L = _single_hac(V, e, QT, raw_sq[g, 0], rtol, coef, maxlags,
+                                        auto_lags, cap, sigma)
+            wald[g], explained[g], rank[g], lags_used[g] = w, ex, one, L
+            continue
+        r = _orthonormalise(V, QT, raw_sq[g], rtol, coef, kept)
+        rank[g] = r
+        if r == 0:
+            continue
+        u[:] = e
+        for i in range(m):
+            a[i] = _dot(e, V[i])
+            explained[g] += a[i] * a[i]
+            for t in range(n_samples):
+                u[t] -= a[i] * V[i, t]
+        for i in range(m):  # the scores v_t = q_t u_t, in place of q
+            for t in range(n_samples):
+                V[i, t] *= u[t]
+        L = maxlags
+        if auto_lags:
+            h[:] = 0.0
+            for i in range(m):
+                for t in range(n_samples):
+                    h[t] += V[i, t]
+            L = automatic_lags(h, maxlags, cap)
+        lags_used[g] = L
+        for i in range(m):
+            for j in range(i + 1):
+                s = _dot(V[i], V[j])
+                for lag in range(1, L + 1):
+                    w = 1.0 - lag / (L + 1.0)
+                    s += w * (_lagged_dot(V[i], V[j], lag) + _lagged_dot(V[j], V[i], lag))
+                S[i, j] = s
+                S[j, i] = s
+        for i in range(m):  # dropped columns: a_i = 0, an identity row keeps S invertible
+            if not kept[i]:
+                for j in range(m):
+                    S[i, j] = 0.0
+                    S[j, i] = 0.0
+                S[i, i] = 1.0
+                a[i] = 0.0
+        wald[g] = _cholesky_quadratic_form(S, a, m, pivot_rtol)
 
-@njit(cache=True, inline="always")
+
+@njit(cache=True)
 def _cholesky_quadratic_form(S, a, m, rtol):
     """``a^T S^+ a`` on the pivots an unpivoted Cholesky factorisation of ``S`` (m, m) keeps.
 

@@ -38,6 +38,11 @@ only in the truth and in how the time series are drawn:
 * ``shared_factor``: ``f_t = exp(0.5 a_t)``, ``a_t`` AR(1) with φ = 0.9, common
   to all parameters (a learning-rate or gradient-norm factor), so every
   feature, causal or not, co-moves with ``y``.
+* ``lr_step_decay``, ``lr_cosine``: ``f_t`` a learning-rate schedule (``SCHEDULES``):
+  divided by 10 at a third and at two thirds of the steps, or a cosine decay from
+  1 to 0.01;
+* ``momentum``: ``z`` AR(1) with φ = 0.9 (SGD with momentum 0.9 sums the
+  gradients so), white noise.
 
 Methods (each selects a set of parameters; FDR = V / max(R, 1), power = TP / s):
 
@@ -59,6 +64,21 @@ Methods (each selects a set of parameters; FDR = V / max(R, 1), power = TP / s):
   candidate gets an F-test, marginal (``y ~ 1`` vs ``y ~ 1 + x_k``) or joint
   (``y ~ 1 + other candidates`` vs ``... + x_k``), then BH at ``q`` over the
   candidates.
+
+* ``hac_bh``, ``prewhiten_bh``: the same tests with a Newey–West covariance
+  (the automatic Newey–West 1994 lag per test;
+  :func:`granger_prune.stats.hac_f_tests`) or after an AR(p) filter chosen by
+  BIC on the restricted residuals (:func:`granger_prune.stats.prewhitened_f_tests`),
+  then BH.
+* ``factor_bh``, ``factor_hac_bh``, ``factor_prewhiten_bh``: the restricted
+  model ``y ~ 1 + F`` with ``F`` the principal components of the standardised
+  ``X`` (Bai–Ng's ``IC_p2`` count; :func:`granger_prune.stats.factors.common_factors`),
+  with the classical, HAC or prewhitened test, then BH: the conditional null
+  "nothing beyond the common factors".
+* ``stability``: stability selection (complementary pairs of half-samples of
+  contiguous blocks, ``π = 0.75``, ``q`` set for an expected-false-selection
+  bound of 1; :func:`granger_prune.selection.stability_selection`); its rows
+  report the bound (``expected_false_bound``) beside the realised ``V``.
 
 ``jaccard`` is the overlap of each method's selection with ``ftest_bh``'s
 (NaN when both are empty).  ``null_rej_0.01`` / ``_0.001`` / ``_0.0001`` are
@@ -93,7 +113,10 @@ from threadpoolctl import threadpool_limits
 
 import granger_prune
 from granger_prune.lasso import alpha_for_support, alpha_max, lasso_path
-from granger_prune.stats import adjust_pvalues, nested_f_tests
+from granger_prune.selection import stability_selection
+from granger_prune.stats import (adjust_pvalues, hac_f_tests, nested_f_tests,
+                                 prewhitened_f_tests)
+from granger_prune.stats.factors import common_factors
 from granger_prune.study.runner import git_sha
 
 HERE = Path(__file__).resolve().parent
@@ -115,10 +138,27 @@ SCENARIOS = {
                                      factor_sd=0.0, phi_factor=0.0),
     "shared_factor": dict(truth="equal_share", phi_noise=0.0, phi_steps=0.0, factor_sd=0.5,
                           phi_factor=0.9),
+    "lr_step_decay": dict(truth="equal_share", phi_noise=0.0, phi_steps=0.0, factor_sd=0.0,
+                          phi_factor=0.0, schedule="step"),
+    "lr_cosine": dict(truth="equal_share", phi_noise=0.0, phi_steps=0.0, factor_sd=0.0,
+                      phi_factor=0.0, schedule="cosine"),
+    "momentum": dict(truth="equal_share", phi_noise=0.0, phi_steps=0.9, factor_sd=0.0,
+                     phi_factor=0.0),
 }
+#: The learning-rate schedules of the schedule scenarios, as a multiplier of every step
+#: (t in [0, 1)): a step decay by 10 at a third and two thirds of the steps, and a cosine
+#: decay from 1 to 0.01.
+SCHEDULES = {"step": lambda t: 10.0 ** -np.floor(3 * t),
+             "cosine": lambda t: 0.01 + 0.99 * 0.5 * (1.0 + np.cos(np.pi * t))}
 
 METHODS = ("ftest_bh", "ftest_by", "ftest_holm", "ftest_bh_ctrl", "lasso_matched",
-           "lasso_matched_std", "lasso_0.1", "lasso_0.02", "split_marginal", "split_joint")
+           "lasso_matched_std", "lasso_0.1", "lasso_0.02", "split_marginal", "split_joint",
+           "hac_bh", "prewhiten_bh", "factor_bh", "factor_hac_bh", "factor_prewhiten_bh",
+           "stability")
+#: The robust tests: ``(method, inference, with the common factors)``, each then BH at q.
+ROBUST_TESTS = (("hac_bh", "hac", False), ("prewhiten_bh", "prewhiten", False),
+                ("factor_bh", "ols", True), ("factor_hac_bh", "hac", True),
+                ("factor_prewhiten_bh", "prewhiten", True))
 FIXED_RATIOS = {"lasso_0.1": 0.1, "lasso_0.02": 0.02}
 NULL_LEVELS = (0.01, 0.001, 0.0001)
 
@@ -170,6 +210,8 @@ def simulate(scenario, seed, cfg):
     if spec["factor_sd"]:
         factor = np.exp(spec["factor_sd"] * ar1(rng, T, (), spec["phi_factor"]))
         steps *= factor[:, None]
+    if spec.get("schedule"):
+        steps *= SCHEDULES[spec["schedule"]](np.arange(T) / T)[:, None]
     X = np.square(steps, out=steps)
     y = cfg["intercept"] + X[:, causal] @ gamma + noise_sd * ar1(rng, T, (), spec["phi_noise"])
     return X, y, causal
@@ -273,6 +315,30 @@ def run_one(scenario, seed, cfg):
     selections.update(split)
     for name in split:
         extra[name] = dict(info)
+
+    found = common_factors(X, "bai_ng")
+    with_factors = np.column_stack([ones, found.factors])
+    for name, inference, factored in ROBUST_TESTS:
+        Z = with_factors if factored else ones
+        if inference == "hac":
+            res = hac_f_tests(y, X, Z)
+        elif inference == "prewhiten":
+            res = prewhitened_f_tests(y, X, Z)
+        else:
+            res = nested_f_tests(y, X, Z)
+        selections[name] = adjust_pvalues(res.pvalue, alpha=q, method="fdr_bh")[0]
+        extra[name] = dict(null_sizes(res.pvalue, truth), durbin_watson=res.durbin_watson,
+                           ljung_box_pvalue=res.ljung_box_pvalue,
+                           n_factors=found.n_factors if factored else 0,
+                           factor_share=found.share if factored else np.nan,
+                           ar_order=np.nan if res.ar_order is None else res.ar_order,
+                           hac_lags=np.nan if res.lags is None else float(np.median(res.lags)))
+    stable = stability_selection(X, y, threshold=cfg["stability_threshold"],
+                                 max_false=cfg["stability_max_false"],
+                                 n_pairs=cfg["stability_pairs"], tol=cfg["tol"], seed=seed)
+    selections["stability"] = stable.selected
+    extra["stability"] = dict(expected_false_bound=stable.expected_false_bound,
+                              stability_q=stable.n_selected)
     seconds = time.perf_counter() - start
     rows = []
     for method in METHODS:
@@ -288,7 +354,9 @@ def run_one(scenario, seed, cfg):
 def summarise(results):
     """Mean, std and standard error over seeds per scenario and method."""
     columns = ["R", "V", "FDR", "power", "jaccard", *(f"null_rej_{a:g}" for a in NULL_LEVELS),
-               *(f"oracle_rej_{a:g}" for a in NULL_LEVELS), "y_excess_kurtosis"]
+               *(f"oracle_rej_{a:g}" for a in NULL_LEVELS), "y_excess_kurtosis",
+               "expected_false_bound", "n_factors", "ar_order", "hac_lags"]
+    results = results.reindex(columns=list(dict.fromkeys([*results.columns, *columns])))
     grouped = results.groupby(["scenario", "method"], sort=False)[columns]
     mean, std, count = grouped.mean(), grouped.std(), grouped.count()
     out = pd.DataFrame(index=mean.index)
@@ -356,6 +424,9 @@ def main(argv=None):
     parser.add_argument("--screen-k", type=int, default=None,
                         help="candidates the split lasso keeps (default T // 5)")
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=list(SCENARIOS))
+    parser.add_argument("--stability-pairs", type=int, default=25,
+                        help="complementary pairs of half-samples of stability selection "
+                             "(default 25)")
     parser.add_argument("--threads", type=int, default=1,
                         help="BLAS threads (default 1: the small solves run faster so)")
     parser.add_argument("--out", type=Path, default=None,
@@ -368,7 +439,9 @@ def main(argv=None):
         args.out = Path(tempfile.mkdtemp(prefix="lasso_vs_ftest_quick_")) if args.quick else HERE
     cfg = dict(T=args.T, d=args.d, s=args.s, q=args.q, signal_share=args.signal_share,
                scale_sd=args.scale_sd, screen_k=args.screen_k or args.T // 5, eta=0.05,
-               matched_cap=args.T // 5, base_step=1e-4, intercept=-1e-3, tol=1e-6)
+               matched_cap=args.T // 5, base_step=1e-4, intercept=-1e-3, tol=1e-6,
+               stability_threshold=0.75, stability_max_false=1.0,
+               stability_pairs=args.stability_pairs)
     seeds = list(range(args.seeds))
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
