@@ -152,3 +152,25 @@ def test_the_stability_rule_keeps_the_planted_units_with_its_bound():
                 dict(standardize="yes")):
         with pytest.raises(ValueError, match=next(iter(bad))):
             Stability(**bad)
+
+
+def test_the_scale_adjustment_weights_the_rows_by_the_common_step_scale():
+    from granger_prune.stats import nested_f_tests
+    from granger_prune.stats.inference import common_scale, scale_weights
+
+    traj = shared_factor_trajectory()
+    design = granger_design(traj)
+    m = common_scale(design.X)
+    np.testing.assert_allclose(m, np.mean(design.X / design.X.mean(axis=0), axis=1), rtol=1e-12)
+    s = scale_weights(design.y, design.Z, m)
+    by_hand = nested_f_tests(design.y / s, design.X / s[:, None],
+                             np.column_stack([design.Z, m]) / s[:, None])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GrangerPruneWarning)
+        result = granger_f_tests(design, factors="scale")
+    np.testing.assert_allclose(result.fvalue, by_hand.fvalue, rtol=1e-12)
+    assert result.n_factors == 1 and 0 < result.factor_share < 1
+    selected, row = kept(traj, Significance(factors="scale"))
+    assert set(CAUSAL) <= selected and len(selected - set(CAUSAL)) <= 10
+    with pytest.raises(ValueError, match="common step scale"):
+        common_scale(np.zeros((5, 3)))

@@ -351,11 +351,13 @@ class Significance(CausalRule):
         The classical F-test (default; its p-values assume serially
         uncorrelated residuals), Newey–West (HAC) Wald tests, or the F-test
         after an AR(p) filter (:func:`granger_prune.stats.granger_tests`).
-    factors : None, "bai_ng", "eigenvalue_ratio", int or "summaries"
+    factors : None, "bai_ng", "eigenvalue_ratio", int, "summaries" or "scale"
         Condition on the common variation of the steps: principal components
         of the problem's design (the count by a rule, or given) or its
-        recorded summaries join the restricted model (see
-        :func:`granger_prune.stats.granger_f_tests`).  None (default): the
+        recorded summaries join the restricted model, or (``"scale"``) the
+        common step scale joins it and the rows are weighted by the fitted
+        residual scale, for a factor that multiplies every step (see
+        :func:`granger_prune.stats.granger_tests`).  None (default): the
         marginal tests.
     maxlags : int or {"nw94", "rule_of_thumb"}
         The HAC bandwidth (``inference="hac"``).

@@ -34,12 +34,14 @@ def granger_f_tests(design, units=None, rows=None, *, inference="ols", factors=N
     inference : {"ols", "hac", "prewhiten"}
         The classical F-test, Newey–West (HAC) Wald tests or the F-test after
         an AR(p) filter (see :func:`granger_prune.stats.granger_tests`).
-    factors : None, "bai_ng", "eigenvalue_ratio", int or "summaries"
+    factors : None, "bai_ng", "eigenvalue_ratio", int, "summaries" or "scale"
         The common variation of the steps joins the restricted model first:
         principal components of all the design's units on these rows (a count
-        rule or a count), or the design's named ``summaries`` (learning rate,
-        gradient norm, mean squared step, where recorded).  The null is then
-        conditional: the unit explains nothing beyond the common factors.
+        rule or a count), the design's named ``summaries`` (learning rate,
+        gradient norm, mean squared step, where recorded), or the common step
+        scale with weighted rows (``"scale"``, for a factor that multiplies
+        every step).  The null is then conditional: the unit explains nothing
+        beyond the common factors.
     warn : bool, default=True
         Warn once when the diagnostics say the p-values cannot be trusted
         (:func:`granger_prune.stats.inference.warn_if_untrustworthy`).

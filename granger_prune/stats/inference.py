@@ -16,7 +16,20 @@ restricted model first, so that the null tested is the conditional one: *the
 unit's step explains nothing of ``ΔL`` beyond what the common factors explain*
 (:mod:`granger_prune.stats.factors`).  ``factors`` is a factor-count rule
 (``"bai_ng"``, ``"eigenvalue_ratio"``) or count for principal components of the
-design, or ``"summaries"`` for named trajectory summaries given as columns.
+design, ``"summaries"`` for named trajectory summaries given as columns, or
+``"scale"`` for a multiplicative common factor.
+
+``"scale"``.  A learning-rate schedule or a varying gradient norm multiplies
+every step, ``x_tk = f_t² w_tk``, so it enters the features as a factor, not
+as a sum, and the errors of the regression grow with it.  Then adding ``f``
+to the restricted model removes its mean effect but leaves every test's
+errors heteroskedastic in step with its feature, and the tests still reject
+nulls far too often (``studies/lasso_vs_ftest``).  ``"scale"`` estimates the
+common step scale ``m_t = mean_k |x_tk| / mean_t |x_tk|`` (:func:`common_scale`),
+adds it to the restricted model, and weights the rows by the fitted scale of
+the restricted residuals, ``s_t = a + b m_t`` fitted to ``|e_t|`` (feasible
+weighted least squares; :func:`scale_weights`): every test then runs on
+``(y / s, X / s, [Z, m] / s)``, one weighted copy of ``X``.
 
 :func:`warn_if_untrustworthy` issues the one warning the diagnostics call for.
 """
@@ -40,14 +53,50 @@ INFERENCES = ("ols", "hac", "prewhiten")
 CONSTANT_RTOL = 1e-10
 
 
+#: The fitted residual scale is at least this fraction of the mean absolute residual.
+SCALE_FLOOR = 1e-3
+
+
 def check_factors(factors):
-    """``factors`` if it is None, a rule of :data:`FACTOR_RULES`, ``"summaries"`` or a count."""
-    if factors is None or factors == "summaries" or factors in FACTOR_RULES:
+    """``factors`` if it is None, a rule of :data:`FACTOR_RULES`, ``"summaries"``,
+    ``"scale"`` or a count."""
+    if factors is None or factors in ("summaries", "scale") or factors in FACTOR_RULES:
         return factors
     if isinstance(factors, (int, np.integer)) and not isinstance(factors, bool) and factors >= 0:
         return int(factors)
-    raise ValueError(f"factors must be None, 'summaries', one of {FACTOR_RULES} or a "
+    raise ValueError(f"factors must be None, 'summaries', 'scale', one of {FACTOR_RULES} or a "
                      f"non-negative integer, got {factors!r}")
+
+
+def common_scale(X):
+    """``m_t = mean_k |X_tk| / mean_t |X_tk|`` over the columns that are not all zero; shape (T,).
+
+    The relative size of step ``t`` common to all columns: ``f_t²`` (up to a
+    constant) when every step is ``f_t`` times a stationary one.  NumPy or CuPy.
+    """
+    xp = get_namespace(X)
+    absolute = xp.abs(xp.asarray(X, dtype=xp.float64))
+    column_mean = xp.mean(absolute, axis=0)
+    live = column_mean > 0
+    if not bool(xp.any(live)):
+        raise ValueError("every column of X is zero: there is no common step scale")
+    return xp.mean(absolute[:, live] / column_mean[live], axis=1)
+
+
+def scale_weights(y, Z, m):
+    """The row scales ``s_t`` of the weighted tests of ``factors="scale"``, shape (T,).
+
+    ``e`` the residuals of ``y ~ [Z, m]`` and ``s = a + b m`` the least-squares
+    fit of ``|e|`` on ``[1, m]`` (absolute residuals rather than squares: the
+    fit is less driven by the heavy tails of the errors), at least
+    ``SCALE_FLOOR`` times the mean ``|e|``.
+    """
+    xp = get_namespace(y, Z, m)
+    design = xp.concatenate([Z, m[:, None]], axis=1)
+    e = y - design @ xp.linalg.lstsq(design, y, rcond=None)[0]
+    V = xp.stack([xp.ones_like(m), m], axis=1)
+    fitted = V @ xp.linalg.lstsq(V, xp.abs(e), rcond=None)[0]
+    return xp.maximum(fitted, SCALE_FLOOR * float(xp.mean(xp.abs(e))))
 
 
 def granger_tests(y, X, Z=None, groups=None, *, inference="ols", factors=None, source=None,
@@ -60,8 +109,9 @@ def granger_tests(y, X, Z=None, groups=None, *, inference="ols", factors=None, s
     y, X, Z, groups
         As for :func:`granger_prune.stats.nested_f_tests`.
     inference : {"ols", "hac", "prewhiten"}
-    factors : None, "bai_ng", "eigenvalue_ratio", int or "summaries"
-        What joins ``Z`` first (see the module docstring).
+    factors : None, "bai_ng", "eigenvalue_ratio", int, "summaries" or "scale"
+        What joins ``Z`` first, and with ``"scale"`` how the rows are weighted
+        (see the module docstring).
     source : array of shape (T, D), optional
         The design the factors are extracted from (default ``X``): all the
         problem's steps, when ``X`` holds only the tested ones.
@@ -89,6 +139,16 @@ def granger_tests(y, X, Z=None, groups=None, *, inference="ols", factors=None, s
     if Z is None:
         Z = xp.zeros((n_samples, 0))
     n_added, share = 0, float("nan")
+    Z = xp.asarray(Z, dtype=xp.float64)
+    if factors == "scale":
+        source = X if source is None else source
+        m = common_scale(source)
+        share = explained_share(source, m[:, None])
+        y = xp.asarray(y, dtype=xp.float64)
+        s = scale_weights(y, Z, m)
+        Z = xp.concatenate([Z, m[:, None]], axis=1) / s[:, None]
+        y, X = y / s, X / s[:, None].astype(X.dtype)
+        n_added, factors = 1, None
     if factors is not None:
         source = X if source is None else source
         if factors == "summaries":
@@ -101,7 +161,7 @@ def granger_tests(y, X, Z=None, groups=None, *, inference="ols", factors=None, s
             found = common_factors(source, factors, max_factors=max_factors)
             added, share = found.factors, found.share
         n_added = added.shape[1]
-        Z = xp.concatenate([xp.asarray(Z, dtype=xp.float64), added], axis=1)
+        Z = xp.concatenate([Z, added], axis=1)
     if inference == "ols":
         result = nested_f_tests(y, X, Z, groups=groups)
     elif inference == "hac":

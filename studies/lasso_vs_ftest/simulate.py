@@ -75,6 +75,11 @@ Methods (each selects a set of parameters; FDR = V / max(R, 1), power = TP / s):
   ``X`` (Bai–Ng's ``IC_p2`` count; :func:`granger_prune.stats.factors.common_factors`),
   with the classical, HAC or prewhitened test, then BH: the conditional null
   "nothing beyond the common factors".
+* ``scale_bh``, ``scale_prewhiten_bh``: the multiplicative factor adjustment
+  (``factors="scale"`` of :func:`granger_prune.stats.granger_tests`): the common
+  step scale ``m_t = mean_k x_tk / mean_t x_tk`` joins the restricted model and
+  the rows are weighted by the fitted scale of the restricted residuals, then the
+  classical or prewhitened test and BH.
 * ``stability``: stability selection (complementary pairs of half-samples of
   contiguous blocks, ``π = 0.75``, ``q`` set for an expected-false-selection
   bound of 1; :func:`granger_prune.selection.stability_selection`); its rows
@@ -114,7 +119,7 @@ from threadpoolctl import threadpool_limits
 import granger_prune
 from granger_prune.lasso import alpha_for_support, alpha_max, lasso_path
 from granger_prune.selection import stability_selection
-from granger_prune.stats import (adjust_pvalues, hac_f_tests, nested_f_tests,
+from granger_prune.stats import (adjust_pvalues, granger_tests, hac_f_tests, nested_f_tests,
                                  prewhitened_f_tests)
 from granger_prune.stats.factors import common_factors
 from granger_prune.study.runner import git_sha
@@ -154,7 +159,7 @@ SCHEDULES = {"step": lambda t: 10.0 ** -np.floor(3 * t),
 METHODS = ("ftest_bh", "ftest_by", "ftest_holm", "ftest_bh_ctrl", "lasso_matched",
            "lasso_matched_std", "lasso_0.1", "lasso_0.02", "split_marginal", "split_joint",
            "hac_bh", "prewhiten_bh", "factor_bh", "factor_hac_bh", "factor_prewhiten_bh",
-           "stability")
+           "scale_bh", "scale_prewhiten_bh", "stability")
 #: The robust tests: ``(method, inference, with the common factors)``, each then BH at q.
 ROBUST_TESTS = (("hac_bh", "hac", False), ("prewhiten_bh", "prewhiten", False),
                 ("factor_bh", "ols", True), ("factor_hac_bh", "hac", True),
@@ -333,6 +338,13 @@ def run_one(scenario, seed, cfg):
                            factor_share=found.share if factored else np.nan,
                            ar_order=np.nan if res.ar_order is None else res.ar_order,
                            hac_lags=np.nan if res.lags is None else float(np.median(res.lags)))
+    for name, inference in (("scale_bh", "ols"), ("scale_prewhiten_bh", "prewhiten")):
+        res = granger_tests(y, X, ones, inference=inference, factors="scale")
+        selections[name] = adjust_pvalues(res.pvalue, alpha=q, method="fdr_bh")[0]
+        extra[name] = dict(null_sizes(res.pvalue, truth), durbin_watson=res.durbin_watson,
+                           ljung_box_pvalue=res.ljung_box_pvalue, n_factors=1,
+                           factor_share=res.factor_share,
+                           ar_order=np.nan if res.ar_order is None else res.ar_order)
     stable = stability_selection(X, y, threshold=cfg["stability_threshold"],
                                  max_false=cfg["stability_max_false"],
                                  n_pairs=cfg["stability_pairs"], tol=cfg["tol"], seed=seed)
