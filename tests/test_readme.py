@@ -36,6 +36,20 @@ def test_readme_significance_example_runs():
     assert kept == int(result.diagnostics["n_significant"].sum()) > 0
 
 
+def test_readme_robust_tests_example_runs():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    namespace = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GrangerPruneWarning)  # the diagnostics' warnings
+        for block in (blocks[0], *[b for b in blocks if "StreamingGrangerTests" in b],
+                      *[b for b in blocks if "granger_tests" in b]):
+            exec(compile(block, "README.md", "exec"), namespace)
+    hac, scaled, stable = namespace["hac"], namespace["scaled"], namespace["stable"]
+    assert hac.inference == "hac" and hac.lags.shape == (hac.n_tests,)
+    assert scaled.inference == "prewhiten" and scaled.n_factors == 1 and scaled.ar_order >= 0
+    assert (stable.diagnostics["expected_false_bound"] <= 1.0).all()
+
+
 def test_ci_runs_the_readme_test_command():
     text = README.read_text()
     command = text.split("<!-- test-command -->")[1].split("```bash\n")[1].split("\n")[0]

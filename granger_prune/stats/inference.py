@@ -42,7 +42,7 @@ import numpy as np
 from ..backend import get_namespace
 from ..exceptions import GrangerPruneWarning
 from .diagnostics import LJUNG_BOX_LEVEL
-from .factors import FACTOR_RULES, common_factors, explained_share
+from .factors import BLOCK_ENTRIES, FACTOR_RULES, common_factors, explained_share
 from .ftests import nested_f_tests
 from .hac import automatic_lag_cap, hac_f_tests
 from .prewhiten import prewhitened_f_tests
@@ -75,12 +75,19 @@ def common_scale(X):
     constant) when every step is ``f_t`` times a stationary one.  NumPy or CuPy.
     """
     xp = get_namespace(X)
-    absolute = xp.abs(xp.asarray(X, dtype=xp.float64))
-    column_mean = xp.mean(absolute, axis=0)
-    live = column_mean > 0
-    if not bool(xp.any(live)):
+    n_samples, d = X.shape
+    step = max(1, BLOCK_ENTRIES // max(n_samples, 1))
+    blocks = [slice(first, first + step) for first in range(0, d, step)]
+    column_mean = xp.concatenate([xp.mean(xp.abs(xp.asarray(X[:, b], dtype=xp.float64)), axis=0)
+                                  for b in blocks])
+    n_live = int(xp.count_nonzero(column_mean > 0))
+    if n_live == 0:
         raise ValueError("every column of X is zero: there is no common step scale")
-    return xp.mean(absolute[:, live] / column_mean[live], axis=1)
+    inverse = xp.where(column_mean > 0, 1.0 / xp.where(column_mean > 0, column_mean, 1.0), 0.0)
+    total = xp.zeros(n_samples)
+    for b in blocks:  # block by block: no float64 copy of a wide X
+        total += xp.abs(xp.asarray(X[:, b], dtype=xp.float64)) @ inverse[b]
+    return total / n_live
 
 
 def scale_weights(y, Z, m):
