@@ -116,6 +116,16 @@ def _project_out(v, V, i, QT, coef):
 
 
 @njit(cache=True)
+def _tile_buffers(X, cols, QT, first, last):
+    """``(buf, coef, kept)``: the tile's gathered columns (G_tile, m, T) and the scratch
+    arrays of :func:`_orthonormalise`."""
+    m = cols.shape[1]
+    buf = np.empty((last - first, m, X.shape[0]))
+    _gather(X, cols, first, last, buf)
+    return buf, np.empty(QT.shape[0]), np.empty(m, dtype=np.bool_)
+
+
+@njit(cache=True)
 def _orthonormalise(V, QT, raw_sq, rtol, coef, kept):
     """Partial ``Z`` out of the rows of ``V`` (m, T) and orthonormalise them in place.
 
@@ -184,12 +194,8 @@ def grouped_projections(X, cols, QT, e, raw_sq, rtol, tile):
 @njit(cache=True)
 def _projections_tile(X, cols, QT, e, raw_sq, rtol, first, last, explained, rank):
     """The groups ``first ... last-1`` of :func:`grouped_projections`, serially."""
+    buf, coef, kept = _tile_buffers(X, cols, QT, first, last)
     m = cols.shape[1]
-    k, n_samples = QT.shape
-    buf = np.empty((last - first, m, n_samples))
-    _gather(X, cols, first, last, buf)
-    coef = np.empty(k)
-    kept = np.empty(m, dtype=np.bool_)
     for g in range(first, last):
         V = buf[g - first]
         rank[g] = _orthonormalise(V, QT, raw_sq[g], rtol, coef, kept)
@@ -298,16 +304,14 @@ def hac_wald_statistics(X, cols, QT, e, raw_sq, rtol, tile, maxlags, auto_lags, 
                   min((b + 1) * tile, n_groups), wald, explained, rank, lags_used)
     return wald, explained, rank, lags_used
 
+
 @njit(cache=True)
 def _hac_tile(X, cols, QT, e, raw_sq, rtol, maxlags, auto_lags, cap, pivot_rtol, first, last,
               wald, explained, rank, lags_used):
     """The groups ``first ... last-1`` of :func:`hac_wald_statistics`, serially."""
+    buf, coef, kept = _tile_buffers(X, cols, QT, first, last)
     m = cols.shape[1]
-    k, n_samples = QT.shape
-    buf = np.empty((last - first, m, n_samples))
-    _gather(X, cols, first, last, buf)
-    coef = np.empty(k)
-    kept = np.empty(m, dtype=np.bool_)
+    n_samples = QT.shape[1]
     a = np.empty(m)
     u = np.empty(n_samples)
     h = np.empty(n_samples)
