@@ -176,3 +176,15 @@ def test_hac_tests_on_numpy_and_cupy_agree(xp, problem):
         assert isinstance(device.pvalue, np.ndarray)
         assert_array_equal(device.lags, host.lags)
         assert_tests_close(device, host.fvalue, tol=1e-10)
+
+
+def test_the_squares_summed_in_the_kernel_fall_back_to_the_checked_pass(problem):
+    y, X, Z = problem
+    reference = hac_f_tests(y, X, Z, maxlags=3)
+    for scale in (1e200, 1e-200):  # squares overflow or underflow in float64: rescaled
+        scaled = hac_f_tests(y, X * scale, Z, maxlags=3)
+        np.testing.assert_allclose(scaled.fvalue, reference.fvalue, rtol=1e-10)
+    bad = X.copy()
+    bad[5, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        hac_f_tests(y, bad, Z)

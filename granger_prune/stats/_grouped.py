@@ -56,12 +56,18 @@ def compiled_hac(X, cols, Q, e, raw_sq, rtol, maxlags, auto_lags, cap, pivot_rto
 
     ``maxlags`` is the truncation lag, or the pre-bandwidth ``n`` of the
     automatic rule when ``auto_lags`` (whose lags are at most ``cap``).
-    Returns ``(wald, explained, rank, lags)``.
+    ``raw_sq`` None: the kernel sums the columns' squares itself, from the
+    columns it gathers (no separate pass over ``X``), and returns them.
+    Returns ``(wald, explained, rank, lags, raw_sq)``.
     """
+    compute_norms = raw_sq is None
+    if compute_norms:
+        raw_sq = np.zeros(np.shape(cols))
     cols, QT, e, raw_sq, tile = _host_arguments(cols, Q, e, raw_sq)
     with _KERNEL_LOCK:
-        return hac_wald_statistics(X, cols, QT, e, raw_sq, float(rtol), tile, int(maxlags),
-                                   bool(auto_lags), int(cap), float(pivot_rtol))
+        out = hac_wald_statistics(X, cols, QT, e, raw_sq, float(rtol), tile, int(maxlags),
+                                  bool(auto_lags), int(cap), float(pivot_rtol), compute_norms)
+    return (*out, raw_sq)
 
 
 @njit(cache=True)
@@ -276,7 +282,8 @@ def _single_hac(V, e, QT, raw_sq, rtol, coef, maxlags, auto_lags, cap, sigma):
 
 
 @njit(cache=True, parallel=True)
-def hac_wald_statistics(X, cols, QT, e, raw_sq, rtol, tile, maxlags, auto_lags, cap, pivot_rtol):
+def hac_wald_statistics(X, cols, QT, e, raw_sq, rtol, tile, maxlags, auto_lags, cap, pivot_rtol,
+                        compute_norms):
     """HAC Wald statistic ``a^T S^{-1} a`` (uncorrected), rank and lag for every group.
 
     Arguments as :func:`grouped_projections`, and ``maxlags`` (the Bartlett
@@ -284,7 +291,9 @@ def hac_wald_statistics(X, cols, QT, e, raw_sq, rtol, tile, maxlags, auto_lags, 
     :func:`automatic_lags` when ``auto_lags``, whose lag is at most ``cap``).
     ``S = Σ_t v_t v_t^T + Σ_{l=1}^L w_l (Γ_l + Γ_l^T)``, ``Γ_l = Σ_t v_t
     v_{t-l}^T``, over the kept columns, solved on the pivots of ``S`` above
-    ``pivot_rtol`` of their diagonal entry.
+    ``pivot_rtol`` of their diagonal entry.  With ``compute_norms`` the kernel
+    first writes each gathered column's sum of squares into ``raw_sq`` (-1 for a
+    non-zero column whose squares all underflow).
 
     Returns
     -------
@@ -300,17 +309,25 @@ def hac_wald_statistics(X, cols, QT, e, raw_sq, rtol, tile, maxlags, auto_lags, 
     rank = np.zeros(n_groups, dtype=np.int64)
     lags_used = np.zeros(n_groups, dtype=np.int64)
     for b in prange((n_groups + tile - 1) // tile):  # one call per tile: a small parfor
-        _hac_tile(X, cols, QT, e, raw_sq, rtol, maxlags, auto_lags, cap, pivot_rtol, b * tile,
+        _hac_tile(X, cols, QT, e, raw_sq, rtol, maxlags, auto_lags, cap, pivot_rtol, compute_norms,
+                  b * tile,
                   min((b + 1) * tile, n_groups), wald, explained, rank, lags_used)
     return wald, explained, rank, lags_used
 
 
 @njit(cache=True)
-def _hac_tile(X, cols, QT, e, raw_sq, rtol, maxlags, auto_lags, cap, pivot_rtol, first, last,
-              wald, explained, rank, lags_used):
+def _hac_tile(X, cols, QT, e, raw_sq, rtol, maxlags, auto_lags, cap, pivot_rtol, compute_norms,
+              first, last, wald, explained, rank, lags_used):
     """The groups ``first ... last-1`` of :func:`hac_wald_statistics`, serially."""
     buf, coef, kept = _tile_buffers(X, cols, QT, first, last)
     m = cols.shape[1]
+    if compute_norms:
+        for g in range(first, last):
+            for i in range(m):
+                column = buf[g - first, i]
+                raw_sq[g, i] = _dot(column, column)
+                if raw_sq[g, i] == 0.0 and np.any(column != 0.0):
+                    raw_sq[g, i] = -1.0  # the squares underflowed: not a zero column
     n_samples = QT.shape[1]
     a = np.empty(m)
     u = np.empty(n_samples)
@@ -319,6 +336,8 @@ def _hac_tile(X, cols, QT, e, raw_sq, rtol, maxlags, auto_lags, cap, pivot_rtol,
     sigma = np.empty(max(cap, maxlags) + 1)
     for g in range(first, last):
         V = buf[g - first]
+        if compute_norms and np.any(raw_sq[g] < 0.0):
+            continue  # underflowed squares: the caller reruns on a rescaled X
         if m == 1:
             w, ex, one, L = _single_hac(V, e, QT, raw_sq[g, 0], rtol, coef, maxlags,
                                         auto_lags, cap, sigma)

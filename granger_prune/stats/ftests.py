@@ -284,8 +284,13 @@ class PreparedTests(NamedTuple):
     y_exponent: int
 
 
-def prepare_tests(y, X, Z):
-    """Validate ``(y, X, Z)`` and compute the restricted fit (see :func:`nested_f_tests`)."""
+def prepare_tests(y, X, Z, column_norms=True):
+    """Validate ``(y, X, Z)`` and compute the restricted fit (see :func:`nested_f_tests`).
+
+    ``column_norms=False`` skips the pass over ``X`` that sums its squares
+    (``sq`` is then None, and ``X`` is neither checked for finiteness nor
+    rescaled): for a caller whose kernel sums them while it reads ``X``.
+    """
     xp = get_namespace(y, X, Z)
     X, y = as_design(X, y, xp)  # shapes, real dtypes, y finite
     n_samples = y.shape[0]
@@ -309,7 +314,7 @@ def prepare_tests(y, X, Z):
         raise ValueError("y lies in the span of Z (the restricted model fits it exactly): "
                          "there is nothing to test")
     durbin_watson = float(xp.sum(xp.diff(e) ** 2) / ssr_r)
-    X, sq, x_exponent = _safely_scaled(X, xp)
+    X, sq, x_exponent = _safely_scaled(X, xp) if column_norms else (X, None, 0)
     return PreparedTests(xp, X, y, Q, e, sq, ssr_r, durbin_watson, ljung_box(e), n_samples, k,
                          x_exponent, y_exponent)
 

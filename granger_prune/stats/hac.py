@@ -41,7 +41,7 @@ import math
 
 import numpy as np
 
-from ..backend import to_numpy
+from ..backend import get_namespace, to_numpy
 from ._grouped import compiled_hac
 from .ftests import (DEGENERACY, FIT_RTOL, GROUP_CHUNK_DEVICE, _feature_major,
                      _orthogonal_projections, check_rows, columns_by_size, f_test_results,
@@ -93,7 +93,19 @@ def hac_f_tests(y, X, Z=None, groups=None, *, maxlags="nw94", use_correction=Tru
         As :func:`~granger_prune.stats.nested_f_tests`, and for a ``maxlags``
         that is not a non-negative integer below ``T - 1`` or a named rule.
     """
-    prep = prepare_tests(y, X, Z)
+    # On the host the kernel sums the squares of the columns it reads, so X is read
+    # once; when a sum is not finite (NaN or infinity in X) or its squares underflow,
+    # the tests run again with the F-tests' pass over X, which checks and rescales it.
+    in_kernel = get_namespace(y, X, Z) is np
+    result = _hac_tests(y, X, Z, groups, maxlags, use_correction, in_kernel)
+    if result is None:
+        result = _hac_tests(y, X, Z, groups, maxlags, use_correction, False)
+    return result
+
+
+def _hac_tests(y, X, Z, groups, maxlags, use_correction, squares_in_kernel):
+    """:func:`hac_f_tests`; None when the kernel's sums of squares are out of range."""
+    prep = prepare_tests(y, X, Z, column_norms=not squares_in_kernel)
     xp, n_samples, k = prep.xp, prep.n_samples, prep.n_restricted
     maxlags, auto = _check_maxlags(maxlags, n_samples)
     cap = automatic_lag_cap(n_samples)
@@ -105,8 +117,11 @@ def hac_f_tests(y, X, Z=None, groups=None, *, maxlags="nw94", use_correction=Tru
     lags = np.zeros(sizes.size, dtype=np.int64)
     for m, members, columns in by_size:
         if xp is np:
-            out = compiled_hac(prep.X, columns, prep.Q, prep.e, prep.sq[columns], DEGENERACY,
-                               maxlags, auto, cap, HAC_PIVOT_RTOL)
+            raw_sq = None if squares_in_kernel else prep.sq[columns]
+            *out, raw_sq = compiled_hac(prep.X, columns, prep.Q, prep.e, raw_sq, DEGENERACY,
+                                        maxlags, auto, cap, HAC_PIVOT_RTOL)
+            if squares_in_kernel and not _squares_in_range(raw_sq):
+                return None
             wald[members], explained[members], rank[members], lags[members] = out
             continue
         step = max(1, GROUP_CHUNK_DEVICE // m)
@@ -120,8 +135,14 @@ def hac_f_tests(y, X, Z=None, groups=None, *, maxlags="nw94", use_correction=Tru
     statistic = wald * correction / np.maximum(rank, 1)
     return f_test_results(explained, rank, sizes, prep.ssr_restricted, n_samples, k,
                           prep.durbin_watson, ssr_exponent=2 * prep.y_exponent,
-                          fit_rtol=FIT_RTOL, stacklevel=2, statistic=statistic,
+                          fit_rtol=FIT_RTOL, stacklevel=3, statistic=statistic,
                           inference="hac", lags=lags, ljung_box=prep.ljung_box)
+
+
+def _squares_in_range(raw_sq):
+    """Whether every column's sum of squares is finite and, unless zero, above ``2**-960``
+    (the kernel marks a non-zero column whose squares underflow with -1)."""
+    return bool(np.all(np.isfinite(raw_sq)) and np.all((raw_sq == 0) | (raw_sq >= 2.0 ** -960)))
 
 
 def _check_maxlags(maxlags, n_samples):
