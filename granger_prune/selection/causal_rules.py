@@ -36,7 +36,6 @@ one-column units and ``||γ_u||`` otherwise.
 This module works on plain NumPy arrays and never imports torch.
 """
 
-import numbers
 import warnings
 from dataclasses import dataclass
 from typing import Optional
@@ -51,7 +50,7 @@ from ..lasso import CausalLasso, alpha_max
 from ..lasso.estimator import unit_sd_scale
 from ..stats import METHODS as CORRECTIONS
 from ..stats import INFERENCES, adjust_pvalues, granger_f_tests
-from ..stats.hac import BANDWIDTHS
+from ..stats.hac import check_bandwidth
 from ..stats.inference import check_factors
 from .grouping import top_units_with_layer_floor
 from .scores import SCORES, column_covariances, marginal_scores, unit_scores
@@ -389,14 +388,7 @@ class Significance(CausalRule):
             check_number("split", self.split, low=0, high=1, low_open=True, high_open=True)
         check_choice("inference", self.inference, INFERENCES)
         check_factors(self.factors)
-        if isinstance(self.maxlags, str):
-            lags_ok = self.maxlags in BANDWIDTHS
-        else:
-            lags_ok = (isinstance(self.maxlags, numbers.Integral)
-                       and not isinstance(self.maxlags, bool) and self.maxlags >= 0)
-        if not lags_ok:
-            raise ValueError(f"maxlags must be a non-negative integer or one of {BANDWIDTHS}, "
-                             f"got {self.maxlags!r}")
+        check_bandwidth(self.maxlags)
         if self.max_ar_order is not None:
             check_number("max_ar_order", self.max_ar_order, low=0, integer=True)
 

@@ -3,17 +3,18 @@
 For group ``g`` with columns ``X_g`` (``T x m``) each kernel partials ``Z``
 out of the columns and orthonormalises the group by classical Gram–Schmidt
 with reorthogonalisation where the first pass cancelled ("twice is enough":
-Giraud, Langou and Rozložník 2005), dropping a column left with at most ``rtol`` of its raw squared norm
-(:func:`_orthonormalise`).  With ``q_i`` the kept columns and ``a_i = q_i^T e``:
+Giraud, Langou and Rozložník 2005), dropping a column left with at most
+``rtol`` of its raw squared norm (:func:`_partial_out`, :func:`_orthonormalise`).
+With ``q_i`` the kept columns and ``a_i = q_i^T e``:
 
 * :func:`grouped_projections` (the F-tests): ``SSR_r - SSR_f = sum_i a_i^2``;
 * :func:`hac_wald_statistics` (the HAC tests): the Wald statistic
   ``a^T S^{-1} a`` with ``S`` the Bartlett-kernel long-run covariance of the
   scores ``v_t = q_t u_t`` (``u = e - sum_i a_i q_i`` the unrestricted residuals).
 
-It is the arithmetic of the array versions in
-:mod:`granger_prune.stats.ftests` and :mod:`granger_prune.stats.hac` (which
-CuPy runs and the tests compare with), fused per group: a tile of groups is
+It is the method of the array versions in :mod:`granger_prune.stats.ftests`
+and :mod:`granger_prune.stats.hac` (which CuPy runs and the tests compare
+with; they always reorthogonalise), fused per group: a tile of groups is
 gathered from ``X`` row by row into a float64 buffer that stays in cache, and
 the tiles run in parallel threads (numba ``prange``).  Dot products keep four
 partial sums, added in a fixed order: the results are deterministic and the
@@ -132,24 +133,34 @@ def _tile_buffers(X, cols, QT, first, last):
 
 
 @njit(cache=True)
-def _orthonormalise(V, QT, raw_sq, rtol, coef, kept):
-    """Partial ``Z`` out of the rows of ``V`` (m, T) and orthonormalise them in place.
+def _partial_out(V, i, QT, raw_sq, coef):
+    """Project ``Z`` and the group's earlier rows out of row ``i`` of ``V`` in place;
+    return its squared norm after.
 
-    A row is projected a second time only when the first projection removed
-    more than half of its squared norm (the Kahan–Parlett criterion: otherwise
-    one pass is already orthogonal to working precision).  A row left with at
-    most ``rtol * raw_sq[i]`` of squared norm is zeroed and ``kept[i] = False``.
-    Returns the number kept.
+    The row is projected a second time only when the first projection removed
+    more than half of its raw squared norm ``raw_sq`` (the Kahan–Parlett
+    criterion: otherwise one pass is already orthogonal to working precision).
+    """
+    v = V[i]
+    _project_out(v, V, i, QT, coef)
+    norm_sq = _dot(v, v)
+    if norm_sq < 0.5 * raw_sq:
+        _project_out(v, V, i, QT, coef)
+        norm_sq = _dot(v, v)
+    return norm_sq
+
+
+@njit(cache=True)
+def _orthonormalise(V, QT, raw_sq, rtol, coef, kept):
+    """Partial ``Z`` out of the rows of ``V`` (m, T) and orthonormalise them in place
+    (:func:`_partial_out`).  A row left with at most ``rtol * raw_sq[i]`` of
+    squared norm is zeroed and ``kept[i] = False``.  Returns the number kept.
     """
     n_samples = QT.shape[1]
     rank = 0
     for i in range(V.shape[0]):
         v = V[i]
-        _project_out(v, V, i, QT, coef)
-        norm_sq = _dot(v, v)
-        if norm_sq < 0.5 * raw_sq[i]:
-            _project_out(v, V, i, QT, coef)
-            norm_sq = _dot(v, v)
+        norm_sq = _partial_out(V, i, QT, raw_sq[i], coef)
         kept[i] = norm_sq > rtol * raw_sq[i]
         if kept[i]:
             inverse = 1.0 / np.sqrt(norm_sq)
@@ -222,19 +233,20 @@ def _lag_from_sums(s0, s1, n_samples, cap):
 
 
 @njit(cache=True)
-def automatic_lags(h, pre_lags, cap):
+def automatic_lags(h, pre_lags, cap, sigma):
     """Newey and West's (1994) Bartlett lag from the score series ``h`` (T,).
 
     ``s0 = σ_0 + 2 Σ_{j<=n} σ_j``, ``s1 = 2 Σ_{j<=n} j σ_j`` with ``σ_j = Σ_t
     h_t h_{t-j}`` and ``n = pre_lags``; the lag is ``floor(1.1447 (s1 / s0)^(2/3)
-    T^(1/3))``, at most ``cap`` (0 when ``s0 <= 0``).
+    T^(1/3))``, at most ``cap`` (0 when ``s0 <= 0``).  The autocovariances
+    ``σ_0 ... σ_n`` are left in ``sigma`` (length at least ``n + 1``).
     """
-    s0 = _dot(h, h)
-    s1 = 0.0
+    sigma[0] = _dot(h, h)
+    s0, s1 = sigma[0], 0.0
     for j in range(1, pre_lags + 1):
-        sigma = _lagged_dot(h, h, j)
-        s0 += 2.0 * sigma
-        s1 += 2.0 * j * sigma
+        sigma[j] = _lagged_dot(h, h, j)
+        s0 += 2.0 * sigma[j]
+        s1 += 2.0 * j * sigma[j]
     return _lag_from_sums(s0, s1, h.shape[0], cap)
 
 
@@ -250,28 +262,18 @@ def _single_hac(V, e, QT, raw_sq, rtol, coef, maxlags, auto_lags, cap, sigma):
     """
     x = V[0]
     n_samples = x.shape[0]
-    _project_out(x, V, 0, QT, coef)
-    norm_sq = _dot(x, x)
-    if norm_sq < 0.5 * raw_sq:
-        _project_out(x, V, 0, QT, coef)
-        norm_sq = _dot(x, x)
+    norm_sq = _partial_out(V, 0, QT, raw_sq, coef)
     if not norm_sq > rtol * raw_sq:
         return 0.0, 0.0, False, 0
     xe = _dot(x, e)
     c = xe / norm_sq
     for t in range(n_samples):
         x[t] *= e[t] - c * x[t]
-    sigma[0] = _dot(x, x)
-    done = 0
-    L = maxlags
     if auto_lags:
-        s0, s1 = sigma[0], 0.0
-        for j in range(1, maxlags + 1):
-            sigma[j] = _lagged_dot(x, x, j)
-            s0 += 2.0 * sigma[j]
-            s1 += 2.0 * j * sigma[j]
-        done = maxlags
-        L = _lag_from_sums(s0, s1, n_samples, cap)
+        L, done = automatic_lags(x, maxlags, cap, sigma), maxlags
+    else:
+        sigma[0] = _dot(x, x)
+        L, done = maxlags, 0
     total = sigma[0]
     for lag in range(1, L + 1):
         if lag > done:
@@ -362,7 +364,7 @@ def _hac_tile(X, cols, QT, e, raw_sq, rtol, maxlags, auto_lags, cap, pivot_rtol,
             for i in range(m):
                 for t in range(n_samples):
                     h[t] += V[i, t]
-            L = automatic_lags(h, maxlags, cap)
+            L = automatic_lags(h, maxlags, cap, sigma)
         lags_used[g] = L
         for i in range(m):
             for j in range(i + 1):

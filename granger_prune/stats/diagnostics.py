@@ -28,7 +28,7 @@ def ljung_box_lags(n_samples):
 def durbin_watson(e):
     """Durbin–Watson statistic of the residuals ``e`` (T,)."""
     xp = get_namespace(e)
-    return float(xp.sum(xp.diff(e) ** 2) / xp.sum(e * e))
+    return float(xp.sum(xp.diff(e) ** 2) / float(e @ e))
 
 
 def ljung_box(e, lags=None):

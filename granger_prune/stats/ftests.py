@@ -35,7 +35,7 @@ from ..lasso._operator import (binary_exponent, max_abs_exponent, raw_column_sq_
                                transpose_product)
 from ..lasso._validation import as_design, check_not_complex, column_sums
 from ._grouped import compiled_projections
-from .diagnostics import ljung_box
+from .diagnostics import durbin_watson, ljung_box
 
 #: A partialled-out column whose squared norm is below this fraction of its raw
 #: squared norm is numerically in the span of ``Z`` (and of its group's earlier
@@ -56,6 +56,9 @@ FIT_RTOL_FLOAT32 = 1e-5
 #: ``y`` is in the span of ``Z`` (nothing to test) when ``SSR_r`` is below this
 #: fraction of ``||y||^2``.
 SPAN_TOLERANCE = 1e-24
+#: Squared column norms below this are too close to float64 underflow for the tests'
+#: rank and fit thresholds: a float64 ``X`` whose squares all fall below it is rescaled.
+SQUARES_FLOOR = 2.0 ** -960
 #: Columns of grouped tests orthonormalised at a time on CuPy: large enough that the
 #: kernel launches of one chunk (about 10 per column of a group) are not the cost,
 #: small enough for the chunk's float64 copy, (T, GROUP_CHUNK_DEVICE), to stay small.
@@ -90,8 +93,9 @@ class FTestResults:
         Columns in each test (the group sizes); ``df_num < n_columns`` marks
         a test run on a reduced rank.
     inference : str
-        How the statistics were formed: ``"ols"`` (the classical F-test) or
-        ``"hac"`` (Wald tests with a Newey–West covariance, in the F form).
+        How the statistics were formed: ``"ols"`` (the classical F-test),
+        ``"hac"`` (Wald tests with a Newey–West covariance, in the F form) or
+        ``"prewhiten"`` (the F-test on AR(p)-filtered data).
     lags : ndarray of shape (n_tests,), int, or None
         The Bartlett truncation lag of each HAC test (None otherwise).
     ljung_box, ljung_box_pvalue : float
@@ -313,10 +317,9 @@ def prepare_tests(y, X, Z, column_norms=True):
     if not ssr_r > SPAN_TOLERANCE * float(y @ y):
         raise ValueError("y lies in the span of Z (the restricted model fits it exactly): "
                          "there is nothing to test")
-    durbin_watson = float(xp.sum(xp.diff(e) ** 2) / ssr_r)
     X, sq, x_exponent = _safely_scaled(X, xp) if column_norms else (X, None, 0)
-    return PreparedTests(xp, X, y, Q, e, sq, ssr_r, durbin_watson, ljung_box(e), n_samples, k,
-                         x_exponent, y_exponent)
+    return PreparedTests(xp, X, y, Q, e, sq, ssr_r, durbin_watson(e), ljung_box(e), n_samples,
+                         k, x_exponent, y_exponent)
 
 
 def restricted_basis(Z, xp):
@@ -343,7 +346,7 @@ def _safely_scaled(X, xp):
     """``(X, sq, x_exponent)``: squared column norms in float64 and the exponent of ``max |X|``.
 
     A float64 ``X`` whose squares leave the float64 range (an overflow, or all
-    of them below ``2**-960``) is replaced by an exactly rescaled copy.  The
+    of them below :data:`SQUARES_FLOOR`) is replaced by an exactly rescaled copy.  The
     squares are also the finiteness check of ``X`` (a float32 square cannot
     overflow in float64), so no other pass is needed for it.
     """
@@ -352,7 +355,7 @@ def _safely_scaled(X, xp):
     if not finite:
         column_sums(X, xp)  # raises on NaN or infinity in X, naming it
     top = float(xp.max(sq)) if finite else float("inf")
-    if X.dtype == xp.float64 and not (finite and top >= 2.0 ** -960):
+    if X.dtype == xp.float64 and not (finite and top >= SQUARES_FLOOR):
         exponent = max_abs_exponent(X, xp)
         if exponent:
             X = xp.ldexp(X, -exponent)

@@ -43,7 +43,7 @@ import numpy as np
 
 from ..backend import get_namespace, to_numpy
 from ._grouped import compiled_hac
-from .ftests import (DEGENERACY, FIT_RTOL, GROUP_CHUNK_DEVICE, _feature_major,
+from .ftests import (DEGENERACY, FIT_RTOL, GROUP_CHUNK_DEVICE, SQUARES_FLOOR, _feature_major,
                      _orthogonal_projections, check_rows, columns_by_size, f_test_results,
                      prepare_tests, quadratic_forms)
 
@@ -140,22 +140,30 @@ def _hac_tests(y, X, Z, groups, maxlags, use_correction, squares_in_kernel):
 
 
 def _squares_in_range(raw_sq):
-    """Whether every column's sum of squares is finite and, unless zero, above ``2**-960``
-    (the kernel marks a non-zero column whose squares underflow with -1)."""
-    return bool(np.all(np.isfinite(raw_sq)) and np.all((raw_sq == 0) | (raw_sq >= 2.0 ** -960)))
+    """Whether every column's sum of squares is finite and, unless zero, at least
+    :data:`~granger_prune.stats.ftests.SQUARES_FLOOR` (the kernel marks a non-zero column
+    whose squares underflow with -1)."""
+    return bool(np.all(np.isfinite(raw_sq)) and np.all((raw_sq == 0) | (raw_sq >= SQUARES_FLOOR)))
+
+
+def check_bandwidth(maxlags):
+    """``maxlags`` if it is a rule of :data:`BANDWIDTHS` or a non-negative integer, else a
+    ``ValueError`` naming it (the check that needs no ``T``)."""
+    if isinstance(maxlags, str):
+        ok = maxlags in BANDWIDTHS
+    else:
+        ok = isinstance(maxlags, (int, np.integer)) and not isinstance(maxlags, bool) and maxlags >= 0
+    if not ok:
+        raise ValueError(f"maxlags must be a non-negative integer or one of {BANDWIDTHS}, "
+                         f"got {maxlags!r}")
+    return maxlags
 
 
 def _check_maxlags(maxlags, n_samples):
     """``(lag, automatic)``: the fixed lag, or the pre-bandwidth of the automatic rule."""
-    if isinstance(maxlags, str):
-        if maxlags not in BANDWIDTHS:
-            raise ValueError(f"maxlags must be a non-negative integer or one of {BANDWIDTHS}, "
-                             f"got {maxlags!r}")
+    if isinstance(check_bandwidth(maxlags), str):
         return min(rule_of_thumb_lags(n_samples), n_samples - 2), maxlags == "nw94"
-    if isinstance(maxlags, bool) or not isinstance(maxlags, (int, np.integer)):
-        raise ValueError(f"maxlags must be a non-negative integer or one of {BANDWIDTHS}, "
-                         f"got {maxlags!r}")
-    if not 0 <= maxlags < n_samples - 1:
+    if not maxlags < n_samples - 1:
         raise ValueError(f"maxlags={maxlags} must lie in [0, T - 1) with T={n_samples}")
     return int(maxlags), False
 
