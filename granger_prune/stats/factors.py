@@ -18,7 +18,8 @@ Martinsson and Tropp 2011) on ``X_s X_s'`` (T x T), never formed: every pass
 over ``X`` runs column block by column block (``Y += X_s,c (X_s,c' Q)``, each
 block standardised in a float64 copy of itself) and the Gaussian test matrix is
 drawn block by block, so memory is ``O(T · (r + oversampling))`` beyond one
-block, whatever ``d`` is (``1 + n_iter + 1`` passes).  NumPy or CuPy
+block, whatever ``d`` is (``n_iter + 3`` passes: the column moments, the
+sketch, the power iterations, the final products).  NumPy or CuPy
 by the input.  scikit-learn's ``randomized_svd`` needs the standardised matrix
 itself (a dense copy the size of ``X``) and has no CuPy path, hence this one.
 
@@ -84,6 +85,17 @@ def _column_moments(X, xp, step):
     return mean, sd
 
 
+def _standardisation(X, xp):
+    """``(step, mean, inverse_sd, n_live)``: the block width, the column means, ``1 / sd``
+    (0 for constant columns, which ``X_s`` leaves out) and the number of other columns
+    (one pass over ``X``)."""
+    step = max(1, BLOCK_ENTRIES // max(X.shape[0], 1))
+    mean, sd = _column_moments(X, xp, step)
+    live = sd > 0
+    inverse_sd = xp.where(live, 1.0 / xp.where(live, sd, 1.0), 0.0)
+    return step, mean, inverse_sd, int(xp.count_nonzero(live))
+
+
 def _standardised_blocks(X, mean, inverse_sd, xp, step):
     """``X_s`` column block by column block: ``(X_c - mean_c) * inverse_sd_c`` in float64.
 
@@ -104,11 +116,7 @@ def standardised_singular_values(X, n_components, *, n_oversamples=10, n_iter=2,
     """
     xp = get_namespace(X)
     n_samples, d = X.shape
-    step = max(1, BLOCK_ENTRIES // max(n_samples, 1))
-    mean, sd = _column_moments(X, xp, step)
-    live = sd > 0
-    inverse_sd = xp.where(live, 1.0 / xp.where(live, sd, 1.0), 0.0)
-    n_live = int(xp.count_nonzero(live))
+    step, mean, inverse_sd, n_live = _standardisation(X, xp)
     total = float(n_samples * n_live)
     width = min(n_components + n_oversamples, n_samples, max(n_live, 1))
     rng = np.random.default_rng(seed)
@@ -190,20 +198,17 @@ def common_factors(X, n_factors="bai_ng", *, max_factors=8, n_iter=2, seed=0):
 def explained_share(X, F):
     """The share of ``||X_s||_F²`` in the span of the (centred) columns of ``F`` (T, r).
 
-    One pass over ``X``, block by block: the share of the standardised steps'
-    variance that given regressors (trajectory summaries) explain, comparable
-    with :attr:`CommonFactors.share`.
+    Two passes over ``X``, block by block (the moments, then the projections):
+    the share of the standardised steps' variance that given regressors
+    (trajectory summaries) explain, comparable with :attr:`CommonFactors.share`.
     """
     xp = get_namespace(X, F)
     n_samples = X.shape[0]
     if F.shape[1] == 0:
         return 0.0
     Q, _ = xp.linalg.qr(F - xp.mean(F, axis=0))
-    step = max(1, BLOCK_ENTRIES // max(n_samples, 1))
-    mean, sd = _column_moments(X, xp, step)
-    live = sd > 0
-    inverse_sd = xp.where(live, 1.0 / xp.where(live, sd, 1.0), 0.0)
-    total = float(n_samples * xp.count_nonzero(live))
+    step, mean, inverse_sd, n_live = _standardisation(X, xp)
+    total = float(n_samples * n_live)
     explained = 0.0
     for block in _standardised_blocks(X, mean, inverse_sd, xp, step):
         explained += float(xp.sum((block.T @ Q) ** 2))

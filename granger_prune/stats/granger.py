@@ -57,15 +57,20 @@ def granger_f_tests(design, units=None, rows=None, *, inference="ols", factors=N
     """
     m = design.features_per_unit
     X, y, Z = design.X, design.y, design.Z
-    source = X
-    summaries = (np.column_stack([design.summaries[n] for n in sorted(design.summaries)])
-                 if design.summaries else np.zeros((design.n_steps, 0)))
+    # what the factors are taken from: every unit's steps, and the recorded summaries
+    source, summaries = None, None
+    if factors is not None:
+        source = X
+        summaries = (np.column_stack([design.summaries[n] for n in sorted(design.summaries)])
+                     if design.summaries else np.zeros((design.n_steps, 0)))
     if units is not None:
         units = _indices(units, design.n_units, "units")
         X = X[:, (units[:, None] * m + np.arange(m)).ravel()]
     if rows is not None:
         rows = _indices(rows, design.n_steps, "rows")
-        X, y, Z, source, summaries = X[rows], y[rows], Z[rows], source[rows], summaries[rows]
+        X, y, Z = X[rows], y[rows], Z[rows]
+        if factors is not None:
+            source, summaries = source[rows], summaries[rows]
     n_units = X.shape[1] // m
     groups = None if m == 1 else np.repeat(np.arange(n_units), m)
     result = granger_tests(y, X, Z, groups=groups, inference=inference, factors=factors,

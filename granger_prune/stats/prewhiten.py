@@ -120,7 +120,10 @@ def prewhitened_f_tests(y, X, Z=None, groups=None, *, max_order=None, criterion=
         is ``T - p``, and ``durbin_watson``/``ljung_box`` are those of the
         whitened restricted residuals (what the F distribution assumes white).
     """
-    prep = prepare_tests(y, X, Z)  # validates; e is on an exact power-of-two scale of y
+    # e (on an exact power-of-two scale of y) is all the filter needs; X is checked and
+    # its squares summed once, by the F-tests on the filtered X (NaN and infinity survive
+    # the filter)
+    prep = prepare_tests(y, X, Z, column_norms=False)
     xp = prep.xp
     order, rho, _ = select_ar_order(prep.e, max_order, criterion)
     y = xp.asarray(y, dtype=xp.float64)
