@@ -520,9 +520,9 @@ def granger_design(trajectory, tensors=None, *, features="vanilla", lags=0, aliv
 def _summaries(trajectory, names, rows, mean_sq_step):
     """The named per-row summaries of :class:`GrangerDesign` (those recorded for every row)."""
     out = {"mean_sq_step": mean_sq_step}
-    rates = [np.asarray(trajectory.step_sizes(n), dtype=np.float64)[rows] for n in names]
-    if all(np.all(np.isfinite(r)) for r in rates) and all(np.array_equal(r, rates[0]) for r in rates):
-        out["learning_rate"] = rates[0]
+    eta = np.asarray(trajectory.step_sizes(names[0]), dtype=np.float64)
+    if np.all(np.isfinite(eta[rows])) and _rate_differing_from(trajectory, names, eta, rows) is None:
+        out["learning_rate"] = eta[rows]
     norms = np.asarray(trajectory.grad_norms(), dtype=np.float64)[rows]
     if np.all(np.isfinite(norms)):
         out["grad_norm"] = norms
@@ -539,12 +539,20 @@ def shared_step_sizes(trajectory, names):
         raise ValueError(f"step_size='divide' needs the positive learning rate of every recorded step; "
                          f"{names[0]!r} has {np.count_nonzero(~(np.isfinite(eta) & (eta > 0)))} steps "
                          "without one (record with TrajectoryRecorder, which keeps them)")
-    for name in names[1:]:
-        if not np.array_equal(trajectory.step_sizes(name), eta):
-            raise ValueError(f"step_size='divide' needs one learning rate per step for the tensors of a "
-                             f"design; {names[0]!r} and {name!r} are in groups with different rates: "
-                             "fit them in separate problems (scope='layer')")
+    name = _rate_differing_from(trajectory, names, eta)
+    if name is not None:
+        raise ValueError(f"step_size='divide' needs one learning rate per step for the tensors of a "
+                         f"design; {names[0]!r} and {name!r} are in groups with different rates: "
+                         "fit them in separate problems (scope='layer')")
     return eta
+
+
+def _rate_differing_from(trajectory, names, eta, rows=slice(None)):
+    """The first tensor of ``names`` whose recorded step sizes on ``rows`` are not ``eta``'s,
+    or None."""
+    return next((name for name in names[1:]
+                 if not np.array_equal(np.asarray(trajectory.step_sizes(name))[rows], eta[rows])),
+                None)
 
 
 def vanilla_design(trajectory, tensors=None, **options):
