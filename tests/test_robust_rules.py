@@ -156,7 +156,7 @@ def test_the_stability_rule_keeps_the_planted_units_with_its_bound():
 
 def test_the_scale_adjustment_weights_the_rows_by_the_common_step_scale():
     from granger_prune.stats import nested_f_tests
-    from granger_prune.stats.inference import common_scale, scale_weights
+    from granger_prune.stats.step_scale import common_scale, scale_weights
 
     traj = shared_factor_trajectory()
     design = granger_design(traj)

@@ -7,6 +7,8 @@
   restricted residuals (:func:`prewhitened_f_tests`).
 * ``diagnostics``: Durbin–Watson and Ljung–Box of the restricted residuals.
 * ``factors``: common factors of the steps (randomized SVD), for conditional tests.
+* ``step_scale``: a multiplicative common factor (a learning-rate schedule, the
+  gradient norm) and the row weights its heteroskedasticity calls for.
 * ``inference``: all of them behind one function (:func:`granger_tests`).
 * ``granger``: the tests of a Granger design's units (:func:`granger_f_tests`).
 * ``streaming``: the same tests from moments accumulated while recording

@@ -25,11 +25,11 @@ as a sum, and the errors of the regression grow with it.  Then adding ``f``
 to the restricted model removes its mean effect but leaves every test's
 errors heteroskedastic in step with its feature, and the tests still reject
 nulls far too often (``studies/lasso_vs_ftest``).  ``"scale"`` estimates the
-common step scale ``m_t = mean_k |x_tk| / mean_t |x_tk|`` (:func:`common_scale`),
-adds it to the restricted model, and weights the rows by the fitted scale of
-the restricted residuals, ``s_t = a + b m_t`` fitted to ``|e_t|`` (feasible
-weighted least squares; :func:`scale_weights`): every test then runs on
-``(y / s, X / s, [Z, m] / s)``, one weighted copy of ``X``.
+common step scale ``m_t = mean_k |x_tk| / mean_t |x_tk|``, adds it to the
+restricted model, and weights the rows by the restricted errors' standard
+deviation ``k √(r + (m_t / m̄)²)``, fitted by Gaussian maximum likelihood and
+iterated (feasible GLS; :mod:`granger_prune.stats.step_scale`): every test
+then runs on ``(y / s, X / s, [Z, m] / s)``, one weighted copy of ``X``.
 
 :func:`warn_if_untrustworthy` issues the one warning the diagnostics call for.
 """
@@ -42,19 +42,16 @@ import numpy as np
 from ..backend import get_namespace
 from ..exceptions import GrangerPruneWarning
 from .diagnostics import LJUNG_BOX_LEVEL
-from .factors import BLOCK_ENTRIES, FACTOR_RULES, common_factors, explained_share
+from .factors import FACTOR_RULES, common_factors, explained_share
 from .ftests import nested_f_tests
 from .hac import automatic_lag_cap, hac_f_tests
 from .prewhiten import prewhitened_f_tests
+from .step_scale import common_scale, scale_weights
 
 INFERENCES = ("ols", "hac", "prewhiten")
 #: A summary whose centred part off the earlier summaries is below this fraction of its
 #: norm adds nothing to the restricted model: dropped.
 CONSTANT_RTOL = 1e-10
-
-
-#: The fitted residual scale is at least this fraction of the mean absolute residual.
-SCALE_FLOOR = 1e-3
 
 
 def check_factors(factors):
@@ -66,44 +63,6 @@ def check_factors(factors):
         return int(factors)
     raise ValueError(f"factors must be None, 'summaries', 'scale', one of {FACTOR_RULES} or a "
                      f"non-negative integer, got {factors!r}")
-
-
-def common_scale(X):
-    """``m_t = mean_k |X_tk| / mean_t |X_tk|`` over the columns that are not all zero; shape (T,).
-
-    The relative size of step ``t`` common to all columns: ``f_t²`` (up to a
-    constant) when every step is ``f_t`` times a stationary one.  NumPy or CuPy.
-    """
-    xp = get_namespace(X)
-    n_samples, d = X.shape
-    step = max(1, BLOCK_ENTRIES // max(n_samples, 1))
-    blocks = [slice(first, first + step) for first in range(0, d, step)]
-    column_mean = xp.concatenate([xp.mean(xp.abs(xp.asarray(X[:, b], dtype=xp.float64)), axis=0)
-                                  for b in blocks])
-    n_live = int(xp.count_nonzero(column_mean > 0))
-    if n_live == 0:
-        raise ValueError("every column of X is zero: there is no common step scale")
-    inverse = xp.where(column_mean > 0, 1.0 / xp.where(column_mean > 0, column_mean, 1.0), 0.0)
-    total = xp.zeros(n_samples)
-    for b in blocks:  # block by block: no float64 copy of a wide X
-        total += xp.abs(xp.asarray(X[:, b], dtype=xp.float64)) @ inverse[b]
-    return total / n_live
-
-
-def scale_weights(y, Z, m):
-    """The row scales ``s_t`` of the weighted tests of ``factors="scale"``, shape (T,).
-
-    ``e`` the residuals of ``y ~ [Z, m]`` and ``s = a + b m`` the least-squares
-    fit of ``|e|`` on ``[1, m]`` (absolute residuals rather than squares: the
-    fit is less driven by the heavy tails of the errors), at least
-    ``SCALE_FLOOR`` times the mean ``|e|``.
-    """
-    xp = get_namespace(y, Z, m)
-    design = xp.concatenate([Z, m[:, None]], axis=1)
-    e = y - design @ xp.linalg.lstsq(design, y, rcond=None)[0]
-    V = xp.stack([xp.ones_like(m), m], axis=1)
-    fitted = V @ xp.linalg.lstsq(V, xp.abs(e), rcond=None)[0]
-    return xp.maximum(fitted, SCALE_FLOOR * float(xp.mean(xp.abs(e))))
 
 
 def granger_tests(y, X, Z=None, groups=None, *, inference="ols", factors=None, source=None,

@@ -78,8 +78,10 @@ Methods (each selects a set of parameters; FDR = V / max(R, 1), power = TP / s):
 * ``scale_bh``, ``scale_prewhiten_bh``: the multiplicative factor adjustment
   (``factors="scale"`` of :func:`granger_prune.stats.granger_tests`): the common
   step scale ``m_t = mean_k x_tk / mean_t x_tk`` joins the restricted model and
-  the rows are weighted by the fitted scale of the restricted residuals, then the
-  classical or prewhitened test and BH.
+  the rows are weighted by the restricted errors' standard deviation
+  ``k √(r + (m_t / m̄)²)`` (Gaussian ML, iterated feasible GLS;
+  :mod:`granger_prune.stats.step_scale`), then the classical or prewhitened test
+  and BH.
 * ``stability``: stability selection (complementary pairs of half-samples of
   contiguous blocks, ``π = 0.75``, ``q`` set for an expected-false-selection
   bound of 1; :func:`granger_prune.selection.stability_selection`); its rows
