@@ -20,7 +20,8 @@ from granger_prune.criteria import Causal, RoundInputs
 from granger_prune.design import DesignSpec
 from granger_prune.selection import Significance, select_causal
 from granger_prune.stats import StreamingGrangerTests, adjust_pvalues, granger_f_tests
-from granger_prune.record.trajectory import InMemoryTrajectory, TrajectoryRecorder
+from granger_prune.record.recorder import TrajectoryRecorder
+from granger_prune.record.trajectory import InMemoryTrajectory
 
 from _tolerances import assert_f_close, assert_p_close, assert_tests_close, residual_rtol
 

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from granger_prune.design import DesignSpec, granger_design
-from granger_prune.record.trajectory import InMemoryTrajectory, TrajectoryRecorder
+from granger_prune.record.recorder import TrajectoryRecorder
+from granger_prune.record.trajectory import InMemoryTrajectory
 
 
 def record_two_groups(n_steps=12, momentum=0.0, seed=0):
@@ -36,7 +37,8 @@ def test_recorder_keeps_each_groups_rate_and_the_gradient_norm():
     np.testing.assert_array_equal(traj.step_sizes("0.weight"), 0.1 * schedule)
     np.testing.assert_array_equal(traj.step_sizes("2.weight"), 0.02 * schedule)
     expected = [np.sqrt(sum(float((g ** 2).sum()) for g in step.values())) for step in grads]
-    np.testing.assert_allclose(traj.grad_norms(), expected, rtol=1e-12)
+    # each tensor's norm is a float32 reduction (relative error below ~log2(n) eps32 = 1e-6)
+    np.testing.assert_allclose(traj.grad_norms(), expected, rtol=1e-6)
     # plain SGD: Δθ = -η g, so Δθ / η is the gradient (up to float32 rounding of Δθ)
     for t in (0, 5, 11):
         np.testing.assert_allclose(traj.deltas("0.weight")[t] / traj.step_sizes("0.weight")[t],

@@ -364,7 +364,7 @@ def test_a_global_filter_ranking_keeps_a_filter_in_every_layer(name):
     x, y = torch.randn(64, 64), torch.randint(0, 10, (64,))
     trajectory = None
     if name == "causal":
-        from granger_prune.record.trajectory import TrajectoryRecorder
+        from granger_prune.record.recorder import TrajectoryRecorder
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
         recorder = TrajectoryRecorder(model, params)
         for t in range(40):

@@ -5,7 +5,8 @@ from torch import nn
 
 from granger_prune.exceptions import NonFiniteLossError
 from granger_prune.network.pruning import prunable_parameters
-from granger_prune.record.trajectory import InMemoryTrajectory, TrajectoryRecorder, optimizer_step
+from granger_prune.record.recorder import TrajectoryRecorder, optimizer_step
+from granger_prune.record.trajectory import InMemoryTrajectory
 
 
 def mse(pred, target):

@@ -1,5 +1,11 @@
-"""Recording: the loss change and the parameter changes of every optimizer step (torch)."""
+"""Recording: the loss change and the parameter changes of every optimizer step.
 
-from .trajectory import InMemoryTrajectory, Trajectory, TrajectoryRecorder, optimizer_step
+* ``trajectory``: the :class:`Trajectory` interface and the in-memory store (torch-free).
+* ``buffer``: preallocated device blocks of steps, flushed to a store by a writer thread.
+* ``recorder``: :class:`TrajectoryRecorder` and :func:`optimizer_step` (torch).
+"""
+
+from .recorder import TrajectoryRecorder, optimizer_step
+from .trajectory import InMemoryTrajectory, Trajectory
 
 __all__ = ["InMemoryTrajectory", "Trajectory", "TrajectoryRecorder", "optimizer_step"]

@@ -27,7 +27,7 @@ from ..network.pruning import MaskEnforcer, named_parameters, weights_numpy
 from ..selection.keep import density_schedule
 from ..network.structure import pruning_units
 from .._checks import check_choice
-from ..record.trajectory import TrajectoryRecorder, optimizer_step
+from ..record.recorder import TrajectoryRecorder, optimizer_step
 from .optim import PHASES, OptimizerSpec, build_phase, mixed_precision
 from .task import (DataLoaders, Objective, evaluate_batches, evaluation_batches, has_validation,
                    model_device, on_device, steps_per_epoch, training_batches)

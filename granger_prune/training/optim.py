@@ -23,7 +23,7 @@ import torch
 
 from .._checks import check_choice
 from .._options import OptionSet, check_number
-from ..record.trajectory import model_device
+from ..record.recorder import model_device
 
 ALGORITHMS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "one_cycle")

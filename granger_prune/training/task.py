@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .._checks import check_choice
-from ..record.trajectory import model_device
+from ..record.recorder import model_device
 from ..zoo.datasets import Minibatches, TensorData
 
 LOSSES = {"cross_entropy": nn.functional.cross_entropy, "mse": nn.functional.mse_loss}

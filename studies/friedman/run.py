@@ -55,7 +55,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from torch import nn  # noqa: E402
 
 import granger_prune as gp  # noqa: E402
-from granger_prune.record.trajectory import TrajectoryRecorder  # noqa: E402
+from granger_prune.record.recorder import TrajectoryRecorder  # noqa: E402
 from granger_prune.selection.causal import select_causal  # noqa: E402
 from granger_prune.selection.causal_rules import Rank  # noqa: E402
 from granger_prune.study.intervals import t_interval  # noqa: E402

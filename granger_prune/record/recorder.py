@@ -1,0 +1,266 @@
+"""Recording the SGD trajectory while the model trains (torch).
+
+:class:`TrajectoryRecorder` takes the real optimizer's steps and records, for
+each, the loss before and after the step on the step's minibatch and every
+recorded tensor's change (see :mod:`granger_prune.record.trajectory` for what a
+trajectory holds).
+
+The after-step forward pass never disturbs training: it runs without autograd,
+with the random state the before-step pass saw (dropout draws the same mask) and
+with every buffer (BatchNorm running statistics) restored afterwards, so a
+recorded and an unrecorded run with the same seed end with bit-identical weights
+on the CPU.  With ``loss_change="consecutive"`` the after-step pass is skipped and
+``ΔL`` is later taken between consecutive minibatches (seed 000 eq. 8): free but
+noisier.
+
+Recording costs little beyond that forward pass: ``Δθ`` is formed on the
+model's device in a preallocated block (:mod:`granger_prune.record.buffer`),
+the loss after the step and the gradient norm stay on the device until a block
+is flushed, and a writer thread hands the blocks to the store.  On CUDA the
+non-finite check of the loss after the step therefore runs when its block is
+written (the loss before every step is checked at once, as training does).
+"""
+
+import contextlib
+import warnings
+
+import numpy as np
+import torch
+
+from .._checks import check_choice
+from ..design.granger import LOSS_CHANGES
+from ..exceptions import GrangerPruneWarning, NonFiniteLossError
+from .buffer import StepBuffer
+from .trajectory import InMemoryTrajectory
+
+
+def optimizer_step(model, optimizer, loss_fn, inputs, targets, step=None, *, scaler=None,
+                   autocast_dtype=None):
+    """One ordinary training step; returns ``(loss, taken)``: the minibatch loss as a
+    float, and whether the optimizer took the step.
+
+    Recorded and unrecorded training both go through this function, so the
+    recorder cannot drift from plain training.  With a ``torch.amp.GradScaler``
+    the loss is scaled before ``backward()`` and the step goes through
+    ``scaler.step``; a step the scaler skips (inf or NaN gradients) is not taken,
+    which the scaler's lowered scale after ``update()`` tells.  With
+    ``autocast_dtype`` (e.g. ``torch.bfloat16``) the forward pass runs under
+    ``torch.autocast`` on the model's device.
+
+    Raises
+    ------
+    NonFiniteLossError
+        When the loss is NaN or infinite; raised before ``backward()``, so the
+        parameters are left as they were.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    with autocast(model, autocast_dtype):
+        loss = loss_fn(model(inputs), targets)
+    value = loss.item()
+    if not np.isfinite(value):
+        where = "" if step is None else f" at step {step}"
+        raise NonFiniteLossError(f"the training loss is {value}{where}; the parameters were not updated")
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+        return value, True
+    scaler.scale(loss).backward()
+    scale = scaler.get_scale()
+    scaler.step(optimizer)
+    scaler.update()
+    return value, scaler.get_scale() >= scale  # the scaler backs off exactly when it skipped
+
+
+def model_device(model):
+    """The device of ``model``'s first parameter (the CPU for a model without any)."""
+    parameter = next(model.parameters(), None)
+    return torch.device("cpu") if parameter is None else parameter.device
+
+
+def autocast(model, dtype):
+    """``torch.autocast`` on the device of ``model``'s parameters, or nothing when ``dtype`` is None."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(model_device(model).type, dtype=dtype)
+
+
+def _rng_states(device):
+    cpu = torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return cpu, cuda
+
+
+def _set_rng_states(states, device):
+    cpu, cuda = states
+    torch.set_rng_state(cpu)
+    if cuda is not None:
+        torch.cuda.set_rng_state(cuda, device)
+
+
+class TrajectoryRecorder:
+    """Record the trajectory of the real optimizer while it trains ``model``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    params : mapping of str to torch.nn.Parameter
+        The tensors whose changes are recorded (usually the prunable weights).
+    trajectory : Trajectory, optional
+        Where the steps go; a new :class:`InMemoryTrajectory` by default.
+    loss_change : {"same_batch", "consecutive"}
+        ``"same_batch"`` (default) measures the loss after each step on the
+        step's own minibatch, costing one forward pass; ``"consecutive"`` skips it.
+    autocast_dtype : torch.dtype, optional
+        Run the forward passes under ``torch.autocast`` with this dtype (mixed
+        precision); pass the ``GradScaler`` to :meth:`step`.  A step the scaler
+        skips is not recorded (it changed nothing); ``n_skipped`` counts them.
+    chunk_steps : int, optional
+        Steps kept on the device before a block goes to the store (default:
+        256 MiB of float32 rows, at most 256 steps).
+
+    The steps reach the store a block at a time: :attr:`trajectory` (or
+    :meth:`flush`) hands over the steps still in the buffer first.
+
+    Examples
+    --------
+    >>> recorder = TrajectoryRecorder(model, prunable_parameters(model))  # doctest: +SKIP
+    >>> for x, y in loader:                                             # doctest: +SKIP
+    ...     recorder.step(optimizer, loss_fn, x, y)
+    >>> recorder.trajectory.n_steps                                     # doctest: +SKIP
+    """
+
+    def __init__(self, model, params, trajectory=None, loss_change="same_batch", autocast_dtype=None,
+                 chunk_steps=None):
+        check_choice("loss_change", loss_change, LOSS_CHANGES)
+        self.autocast_dtype = autocast_dtype
+        #: Steps a ``GradScaler`` skipped: not taken, so not recorded.
+        self.n_skipped = 0
+        #: The learning rate (first parameter group) of every recorded step; the
+        #: trajectory keeps each tensor's own (:meth:`Trajectory.step_sizes`).
+        self.step_sizes = []
+        self._warned_optimizer = False
+        self._warned_step_size = False
+        params = dict(params)
+        if not params:
+            raise ValueError("params is empty: there are no prunable parameters to record")
+        self.model = model
+        self.params = params
+        self._tensors = list(params.values())
+        self.loss_change = loss_change
+        if trajectory is None:
+            trajectory = InMemoryTrajectory({n: tuple(p.shape) for n, p in params.items()})
+        self._store = trajectory
+        self._buffer = StepBuffer(params, trajectory, chunk_steps,
+                                  check_after=loss_change == "same_batch")
+        self.device = self._buffer.device
+        # the after-step check waits for the device only where that is free (the CPU)
+        self._check_at_once = self.device.type != "cuda"
+        # the model's buffers (BatchNorm statistics), restored after the extra forward pass;
+        # listed once (a walk over the modules costs more than the copies)
+        self._buffers = list(model.buffers())
+        self._saved_buffers = [torch.empty_like(b) for b in self._buffers]
+        self._group_of = (None, None)
+
+    @property
+    def trajectory(self):
+        """The store, holding every step recorded so far (the buffer is flushed first)."""
+        self._buffer.flush(wait=True)
+        return self._store
+
+    @property
+    def n_steps(self):
+        """Steps recorded so far, in the store or still in the buffer."""
+        return self._buffer.n_steps
+
+    def flush(self):
+        """Hand the buffered steps to the store and wait until it has them."""
+        self._buffer.flush(wait=True)
+
+    def step(self, optimizer, loss_fn, inputs, targets, scaler=None):
+        """Take one optimizer step on ``(inputs, targets)`` and record it.
+
+        With a ``torch.amp.GradScaler`` the step goes through it; a step it
+        skips is not recorded.
+
+        Returns
+        -------
+        float
+            The minibatch loss before the step (the usual training loss).
+
+        Raises
+        ------
+        NonFiniteLossError
+            When the loss before or after the step is NaN or infinite (on CUDA,
+            the loss after a step is checked when its block is flushed).
+        """
+        step_index = self._buffer.n_steps
+        if not isinstance(optimizer, torch.optim.SGD) and not self._warned_optimizer:
+            self._warned_optimizer = True
+            warnings.warn(
+                f"recording {type(optimizer).__name__} steps: the Granger designs are derived for "
+                "SGD steps (with or without momentum); under an adaptive optimizer such as Adam or "
+                "AdamW each parameter's step is rescaled, so the design is an approximation",
+                GrangerPruneWarning, stacklevel=2)
+        rng_before = _rng_states(self.device)
+        self._buffer.begin(self._tensors)
+
+        loss_before, taken = optimizer_step(self.model, optimizer, loss_fn, inputs, targets,
+                                            step=f"{step_index} of the recording", scaler=scaler,
+                                            autocast_dtype=self.autocast_dtype)
+        if not taken:
+            self.n_skipped += 1
+            return loss_before
+
+        loss_after = float("nan")
+        if self.loss_change == "same_batch":
+            loss_after = self._loss_after_step(loss_fn, inputs, targets, rng_before)
+            if self._check_at_once:
+                loss_after = float(loss_after)
+                if not np.isfinite(loss_after):
+                    raise NonFiniteLossError(
+                        f"the loss after step {step_index} of the recording is {loss_after}")
+        rates = self._group_rates(optimizer)
+        self._buffer.commit(self._tensors, loss_before, loss_after, rates, self._grad_norm())
+        self.step_sizes.append(float(optimizer.param_groups[0]["lr"]))
+        if self.step_sizes[-1] != self.step_sizes[0] and not self._warned_step_size:
+            self._warned_step_size = True
+            warnings.warn(
+                f"the learning rate changes within the recorded steps ({self.step_sizes[0]:g} at the "
+                f"first, {self.step_sizes[-1]:g} at step {step_index}): the vanilla design fits one "
+                "coefficient per parameter, which assumes one step size; divide by the recorded rates "
+                "(DesignSpec(step_size='divide')) or record at a constant rate",
+                GrangerPruneWarning, stacklevel=2)
+        return loss_before
+
+    def _group_rates(self, optimizer):
+        """The learning rate of the parameter group of every recorded tensor (nan if in none);
+        the tensors' groups are looked up once per optimizer."""
+        if self._group_of[0] is not optimizer:
+            group = {id(p): k for k, g in enumerate(optimizer.param_groups) for p in g["params"]}
+            self._group_of = (optimizer, [group.get(id(p)) for p in self._tensors])
+        groups = optimizer.param_groups
+        return [float("nan") if k is None else groups[k]["lr"] for k in self._group_of[1]]
+
+    def _grad_norm(self):
+        """``||g||`` over the recorded tensors' gradients of the step just taken, a device
+        scalar (a float32 reduction, batched over the tensors), or nan without gradients."""
+        grads = [p.grad.detach() for p in self._tensors if p.grad is not None]
+        return torch.nn.utils.get_total_norm(grads) if grads else float("nan")
+
+    def _loss_after_step(self, loss_fn, inputs, targets, rng_before):
+        """The loss after the step on the same minibatch, as a tensor (no synchronisation)."""
+        rng_after = _rng_states(self.device)
+        buffers = self._buffers
+        try:
+            with torch.no_grad():
+                for saved, b in zip(self._saved_buffers, buffers):
+                    saved.copy_(b)
+            _set_rng_states(rng_before, self.device)
+            with torch.no_grad(), autocast(self.model, self.autocast_dtype):
+                loss = loss_fn(self.model(inputs), targets).detach()
+        finally:
+            with torch.no_grad():
+                for b, saved in zip(buffers, self._saved_buffers):
+                    b.copy_(saved)
+            _set_rng_states(rng_after, self.device)
+        return loss
