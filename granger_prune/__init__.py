@@ -27,6 +27,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "TrajectoryRecorder": "record",
     "InMemoryTrajectory": "record",
+    "DiskTrajectory": "record",
     "Trajectory": "record",
     "MaskEnforcer": "network",
     "prunable_parameters": "network",

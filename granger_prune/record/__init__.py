@@ -1,11 +1,14 @@
 """Recording: the loss change and the parameter changes of every optimizer step.
 
 * ``trajectory``: the :class:`Trajectory` interface and the in-memory store (torch-free).
+* ``disk``: :class:`DiskTrajectory`, the steps in ``.npy`` files (torch-free).
 * ``buffer``: preallocated device blocks of steps, flushed to a store by a writer thread.
 * ``recorder``: :class:`TrajectoryRecorder` and :func:`optimizer_step` (torch).
 """
 
+from .disk import DiskTrajectory, check_room, trajectory_bytes
 from .recorder import TrajectoryRecorder, optimizer_step
 from .trajectory import InMemoryTrajectory, Trajectory
 
-__all__ = ["InMemoryTrajectory", "Trajectory", "TrajectoryRecorder", "optimizer_step"]
+__all__ = ["DiskTrajectory", "InMemoryTrajectory", "Trajectory", "TrajectoryRecorder", "check_room", "optimizer_step",
+           "trajectory_bytes"]

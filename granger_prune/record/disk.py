@@ -1,0 +1,253 @@
+"""A trajectory on disk: standard ``.npy`` files, appended a block of steps at a time.
+
+Layout of the folder (``FORMAT``, version ``VERSION``), readable with NumPy alone::
+
+    meta.json          {"format": "granger_prune.trajectory", "version": 1,
+                        "n_steps": T, "tensors": [{"name": ..., "shape": [...],
+                        "file": "deltas/00-<name>.npy"}, ...]}
+    losses.npy         float64 (T, 2): the loss before and after every step
+    grad_norms.npy     float64 (T,)
+    step_sizes.npy     float64 (T, n_tensors), in the order of "tensors"
+    deltas/NN-<name>.npy   float32 (T, size), C order: row t is Δθ of step t
+
+    X = np.load("run/deltas/00-0.weight.npy", mmap_mode="r")   # (T, size), no read yet
+
+Why row-major ``.npy`` memmaps.  The recorder produces whole steps, so a row-major
+file is written by appending (sequential writes at the disk's bandwidth), and a
+memory map is an ``ndarray``: every pass of the package (the lasso's products,
+which read ``X`` in blocks of rows, the F-tests, the factor SVD) reads it block
+by block through the page cache without loading a layer whole and without a
+line of code of its own.  ``studies/bench_recording`` measures the write and
+read bandwidths.
+
+Each block is written in the order data, then the ``.npy`` headers (shape ``T``),
+then ``meta.json`` (written to a temporary file and renamed), so the files
+describe a consistent prefix of the steps at every moment; numpy pads the header
+so that it can grow along the first axis in place.
+"""
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+from numpy.lib import format as npy_format
+
+from .trajectory import Trajectory
+
+FORMAT = "granger_prune.trajectory"
+VERSION = 1
+#: Bytes recorded per step beyond the float32 deltas: two losses, a gradient norm and
+#: a learning rate per tensor, float64.
+_SCALAR_BYTES = 8
+
+
+def trajectory_bytes(shapes, n_steps):
+    """Bytes a trajectory of ``n_steps`` steps of tensors ``shapes`` takes (float32 steps)."""
+    sizes = [int(np.prod(shape)) for shape in shapes.values()]
+    return int(n_steps) * (4 * sum(sizes) + _SCALAR_BYTES * (3 + len(sizes)))
+
+
+def check_room(path, shapes, n_steps, budget=None):
+    """Refuse, before any training, a recording that would not fit.
+
+    Raises ``OSError`` (``ENOSPC``) when ``n_steps`` steps of ``shapes`` need more
+    than the free space of the disk holding ``path``, or more than ``budget``
+    bytes when one is given; returns the bytes needed.
+    """
+    needed = trajectory_bytes(shapes, n_steps)
+    where = Path(path)
+    existing = next((p for p in [where, *where.parents] if p.exists()), Path("."))
+    free = shutil.disk_usage(existing).free
+    if budget is not None and needed > budget:
+        raise OSError(28, f"recording {n_steps} steps of {len(shapes)} tensors needs "
+                          f"{needed / 1e9:.2f} GB, above the budget of {budget / 1e9:.2f} GB "
+                          f"for {path}")
+    if needed > free:
+        raise OSError(28, f"recording {n_steps} steps of {len(shapes)} tensors needs "
+                          f"{needed / 1e9:.2f} GB; the disk of {existing} has "
+                          f"{free / 1e9:.2f} GB free")
+    return needed
+
+
+def _file_name(index, name):
+    return f"deltas/{index:02d}-{re.sub(r'[^A-Za-z0-9._-]', '_', name)}.npy"
+
+
+class _AppendableArray:
+    """One ``.npy`` file of rows, appended to and kept valid (header = rows written)."""
+
+    def __init__(self, path, row_shape, dtype, create):
+        self.path = Path(path)
+        self.row_shape, self.dtype = tuple(row_shape), np.dtype(dtype)
+        self.row_bytes = int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize
+        if create:
+            with open(self.path, "wb") as f:
+                self._write_header(f, 0)
+        with open(self.path, "rb") as f:
+            version = npy_format.read_magic(f)
+            read_header = (npy_format.read_array_header_1_0 if version == (1, 0)
+                           else npy_format.read_array_header_2_0)
+            shape, fortran_order, dtype = read_header(f)
+            self.offset = f.tell()
+        if fortran_order:
+            raise ValueError(f"{self.path} is in Fortran order; a trajectory file is C order")
+        if tuple(shape[1:]) != self.row_shape or np.dtype(dtype) != self.dtype:
+            raise ValueError(f"{self.path} holds {dtype} rows of shape {shape[1:]}, expected "
+                             f"{self.dtype} rows of shape {self.row_shape}")
+        self.n_rows = shape[0]
+
+    def _write_header(self, f, n_rows):
+        f.seek(0)
+        npy_format.write_array_header_1_0(f, {"descr": npy_format.dtype_to_descr(self.dtype),
+                                              "fortran_order": False,
+                                              "shape": (n_rows, *self.row_shape)})
+
+    def append(self, rows):
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        fd = os.open(self.path, os.O_WRONLY)
+        try:
+            view, written = memoryview(rows).cast("B"), 0
+            position = self.offset + self.n_rows * self.row_bytes
+            while written < view.nbytes:  # pwrite may write less than asked
+                written += os.pwrite(fd, view[written:], position + written)
+        except OSError as error:
+            raise OSError(error.errno, f"writing {self.path}: {error.strerror}") from error
+        finally:
+            os.close(fd)
+        self.n_rows += rows.shape[0]
+
+    def commit_header(self):
+        with open(self.path, "r+b") as f:
+            self._write_header(f, self.n_rows)
+            if f.tell() != self.offset:
+                raise RuntimeError(f"the .npy header of {self.path} changed length")
+
+    def read(self, n_rows):
+        """The first ``n_rows`` rows as a read-only memory map (no data read yet)."""
+        if n_rows == 0:
+            return np.empty((0, *self.row_shape), dtype=self.dtype)
+        return np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset,
+                         shape=(n_rows, *self.row_shape))
+
+
+class DiskTrajectory(Trajectory):
+    """A :class:`Trajectory` in a folder of ``.npy`` files (see the module docstring).
+
+    Parameters
+    ----------
+    path : str or Path
+        The folder; created (it must not hold a trajectory already) when
+        ``shapes`` is given, opened for reading and appending otherwise
+        (:meth:`open`).
+    shapes : mapping of str to tuple of int, optional
+        The recorded tensors' names and shapes, in recording order.
+    expected_steps : int, optional
+        Steps the recording will take: checked against ``budget`` and the free
+        disk before anything is written (:func:`check_room`).
+    budget : int, optional
+        The most bytes the trajectory may take.
+
+    ``deltas(name)`` returns a read-only ``np.memmap`` of shape (T, size).
+    """
+
+    def __init__(self, path, shapes=None, *, expected_steps=None, budget=None):
+        self.path = Path(path)
+        meta_path = self.path / "meta.json"
+        if shapes is None:
+            if not meta_path.exists():
+                raise FileNotFoundError(f"{self.path} holds no trajectory (no meta.json)")
+            meta = json.loads(meta_path.read_text())
+            if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+                raise ValueError(f"{meta_path} is not a {FORMAT} version {VERSION} file: "
+                                 f"format={meta.get('format')!r}, version={meta.get('version')!r}")
+            shapes = {t["name"]: tuple(t["shape"]) for t in meta["tensors"]}
+            files = [t["file"] for t in meta["tensors"]]
+            create, n_steps = False, int(meta["n_steps"])
+        else:
+            if meta_path.exists():
+                raise FileExistsError(f"{self.path} already holds a trajectory; open it with "
+                                      "DiskTrajectory.open or record into a new folder")
+            files = [_file_name(i, name) for i, name in enumerate(shapes)]
+            create, n_steps = True, 0
+        super().__init__(shapes)
+        if create and expected_steps is not None:
+            check_room(self.path, self.shapes, expected_steps, budget)
+        self.budget = budget
+        if create:
+            (self.path / "deltas").mkdir(parents=True, exist_ok=True)
+        self._files = dict(zip(self.shapes, files))
+        sizes = self.sizes()
+        self._arrays = {name: _AppendableArray(self.path / self._files[name], (sizes[name],),
+                                               np.float32, create) for name in self.shapes}
+        self._losses = _AppendableArray(self.path / "losses.npy", (2,), np.float64, create)
+        self._grad_norms = _AppendableArray(self.path / "grad_norms.npy", (), np.float64, create)
+        self._step_sizes = _AppendableArray(self.path / "step_sizes.npy", (len(self.shapes),),
+                                            np.float64, create)
+        self._n_steps = n_steps
+        for array in self._all_arrays():
+            if array.n_rows < n_steps:
+                raise ValueError(f"{array.path} holds {array.n_rows} steps, meta.json says "
+                                 f"{n_steps}: the folder is truncated")
+            array.n_rows = n_steps  # rows past the last committed block are ignored
+        if create:
+            self._write_meta()
+
+    @classmethod
+    def open(cls, path):
+        """The trajectory in ``path``, to read or to append to."""
+        return cls(path)
+
+    def _all_arrays(self):
+        return [*self._arrays.values(), self._losses, self._grad_norms, self._step_sizes]
+
+    def _write_meta(self):
+        meta = {"format": FORMAT, "version": VERSION, "n_steps": self._n_steps,
+                "tensors": [{"name": name, "shape": list(shape), "file": self._files[name]}
+                            for name, shape in self.shapes.items()]}
+        temporary = self.path / "meta.json.tmp"
+        with open(temporary, "w") as f:
+            json.dump(meta, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, self.path / "meta.json")
+
+    @property
+    def n_steps(self):
+        return self._n_steps
+
+    def nbytes(self):
+        """Bytes the recorded steps take on disk (without headers)."""
+        return trajectory_bytes(self.shapes, self._n_steps)
+
+    def _store_block(self, loss_before, loss_after, deltas, step_sizes, grad_norms):
+        n = loss_before.size
+        if self.budget is not None and trajectory_bytes(self.shapes, self._n_steps + n) > self.budget:
+            raise OSError(28, f"{self.path}: {self._n_steps + n} steps would exceed the budget of "
+                              f"{self.budget / 1e9:.2f} GB")
+        for name in self.shapes:
+            self._arrays[name].append(deltas[name])
+        self._losses.append(np.stack([loss_before, loss_after], axis=1))
+        self._grad_norms.append(grad_norms)
+        self._step_sizes.append(np.stack([step_sizes[name] for name in self.shapes], axis=1))
+        for array in self._all_arrays():
+            array.commit_header()
+        self._n_steps += n
+        self._write_meta()
+
+    def losses(self):
+        both = np.array(self._losses.read(self._n_steps))
+        return both[:, 0].copy(), both[:, 1].copy()
+
+    def step_sizes(self, name):
+        self._check_name(name)
+        return np.array(self._step_sizes.read(self._n_steps)[:, self.names.index(name)])
+
+    def grad_norms(self):
+        return np.array(self._grad_norms.read(self._n_steps))
+
+    def deltas(self, name):
+        self._check_name(name)
+        return self._arrays[name].read(self._n_steps)

@@ -1,0 +1,150 @@
+"""The disk store: the same steps as the memory store, readable with NumPy alone."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from granger_prune.record import (DiskTrajectory, InMemoryTrajectory, TrajectoryRecorder,
+                                  check_room, optimizer_step, trajectory_bytes)
+
+SHAPES = {"0.weight": (4, 3), "layer/1": (5,)}
+
+
+def fill(store, n_steps, seed=0):
+    rng = np.random.default_rng(seed)
+    for start in range(0, n_steps, 7):  # blocks of 7 and a part block
+        n = min(7, n_steps - start)
+        store.append_block(rng.normal(size=n), rng.normal(size=n),
+                           {name: rng.normal(size=(n, int(np.prod(s)))).astype(np.float32)
+                            for name, s in SHAPES.items()},
+                           step_sizes={"0.weight": np.full(n, 0.1), "layer/1": np.arange(n) / 10},
+                           grad_norms=rng.uniform(size=n))
+    store.append(1.0, 0.5, {name: np.ones(s) for name, s in SHAPES.items()}, step_sizes=0.2,
+                 grad_norm=3.0)
+    return store
+
+
+def same_steps(a, b):
+    assert a.n_steps == b.n_steps
+    for x, y in zip(a.losses(), b.losses()):
+        np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(a.grad_norms(), b.grad_norms())
+    for name in SHAPES:
+        np.testing.assert_array_equal(a.deltas(name), b.deltas(name))
+        np.testing.assert_array_equal(a.step_sizes(name), b.step_sizes(name))
+
+
+def test_disk_store_holds_what_the_memory_store_holds_and_reopens(tmp_path):
+    disk = fill(DiskTrajectory(tmp_path / "run", SHAPES), 30)
+    memory = fill(InMemoryTrajectory(SHAPES), 30)
+    same_steps(disk, memory)
+    assert isinstance(disk.deltas("0.weight"), np.memmap) and not disk.deltas("0.weight").flags.writeable
+    same_steps(DiskTrajectory.open(tmp_path / "run"), memory)
+    # the documented layout, read with NumPy alone
+    meta = json.loads((tmp_path / "run" / "meta.json").read_text())
+    assert meta["n_steps"] == 31 and [t["name"] for t in meta["tensors"]] == list(SHAPES)
+    for t in meta["tensors"]:
+        np.testing.assert_array_equal(np.load(tmp_path / "run" / t["file"]), memory.deltas(t["name"]))
+    np.testing.assert_array_equal(np.load(tmp_path / "run" / "losses.npy")[:, 1], memory.losses()[1])
+    # appending after reopening continues the same files
+    reopened = DiskTrajectory.open(tmp_path / "run")
+    reopened.append(2.0, 1.0, {name: np.zeros(s) for name, s in SHAPES.items()})
+    assert DiskTrajectory.open(tmp_path / "run").n_steps == 32
+    assert disk.nbytes() == trajectory_bytes(SHAPES, 31)
+
+
+def test_disk_store_refuses_what_does_not_fit_and_what_is_not_a_trajectory(tmp_path):
+    need = trajectory_bytes(SHAPES, 100)
+    assert need == 100 * (4 * 17 + 8 * 5)
+    with pytest.raises(OSError, match="above the budget"):
+        DiskTrajectory(tmp_path / "a", SHAPES, expected_steps=100, budget=need - 1)
+    assert not (tmp_path / "a").exists()  # refused before anything was written
+    with pytest.raises(OSError, match="GB free"):
+        check_room(tmp_path, {"w": (10 ** 9,)}, 10 ** 6)
+    small = DiskTrajectory(tmp_path / "b", SHAPES, budget=trajectory_bytes(SHAPES, 10))
+    with pytest.raises(OSError, match="exceed the budget"):
+        fill(small, 30)
+    assert DiskTrajectory.open(tmp_path / "b").n_steps == 7  # the blocks that fitted
+    with pytest.raises(FileExistsError):
+        DiskTrajectory(tmp_path / "b", SHAPES)
+    with pytest.raises(FileNotFoundError, match="no meta.json"):
+        DiskTrajectory.open(tmp_path / "nothing")
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "meta.json").write_text(json.dumps({"format": "other", "version": 1}))
+    with pytest.raises(ValueError, match="is not a granger_prune.trajectory"):
+        DiskTrajectory.open(tmp_path / "c")
+
+
+def test_disk_store_ignores_rows_past_the_last_committed_block(tmp_path):
+    """A crash between a block's data and its meta.json leaves a consistent prefix."""
+    store = fill(DiskTrajectory(tmp_path / "run", SHAPES), 14)
+    name = store._files["0.weight"]
+    with open(tmp_path / "run" / name, "ab") as f:  # a half-written block
+        f.write(os.urandom(4 * 12 * 3))
+    meta = json.loads((tmp_path / "run" / "meta.json").read_text())
+    meta["n_steps"] = 10
+    (tmp_path / "run" / "meta.json").write_text(json.dumps(meta))
+    reopened = DiskTrajectory.open(tmp_path / "run")
+    assert reopened.n_steps == 10
+    np.testing.assert_array_equal(reopened.deltas("0.weight"), store.deltas("0.weight")[:10])
+    meta["n_steps"] = 99
+    (tmp_path / "run" / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="truncated"):
+        DiskTrajectory.open(tmp_path / "run")
+
+
+def record(store=None, n_steps=45, chunk_steps=8, recorded=True):
+    """Train a small BatchNorm + dropout net for ``n_steps`` steps; ``store(shapes)`` makes
+    the trajectory (default: the recorder's memory store); ``recorded=False``: no recorder."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.3),
+                          nn.Linear(8, 3))
+    params = {n: p for n, p in model.named_parameters() if p.dim() > 1}
+    trajectory = None if store is None else store({n: tuple(p.shape) for n, p in params.items()})
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    g = torch.Generator().manual_seed(1)
+    recorder = TrajectoryRecorder(model, params, trajectory=trajectory, chunk_steps=chunk_steps)
+    for _ in range(n_steps):
+        x, y = torch.randn(10, 6, generator=g), torch.randint(0, 3, (10,), generator=g)
+        if recorded:
+            recorder.step(optimizer, nn.functional.cross_entropy, x, y)
+        else:
+            optimizer_step(model, optimizer, nn.functional.cross_entropy, x, y)
+    return model, recorder
+
+
+def test_recording_to_disk_gives_the_memory_recording_and_the_unrecorded_weights(tmp_path):
+    plain, _ = record(recorded=False)
+    in_memory, memory = record()
+    on_disk, disk = record(lambda shapes: DiskTrajectory(tmp_path / "run", shapes))
+    for a, b, c in zip(plain.parameters(), in_memory.parameters(), on_disk.parameters()):
+        assert torch.equal(a, b) and torch.equal(a, c)
+    assert disk.n_steps == 45 and disk.trajectory.n_steps == 45  # 5 blocks of 8 and a part
+    for name in ("0.weight", "4.weight"):
+        np.testing.assert_array_equal(memory.trajectory.deltas(name), disk.trajectory.deltas(name))
+    for a, b in zip(memory.trajectory.losses(), disk.trajectory.losses()):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(memory.trajectory.grad_norms(), disk.trajectory.grad_norms())
+    # blocks of another length change nothing
+    _, one_by_one = record(chunk_steps=1)
+    np.testing.assert_array_equal(one_by_one.trajectory.deltas("4.weight"),
+                                  memory.trajectory.deltas("4.weight"))
+
+
+def test_a_failing_store_is_reported_by_the_next_flush(tmp_path):
+    class Full(InMemoryTrajectory):
+        def _store_block(self, *block):
+            raise OSError(28, "No space left on device")
+
+    model = nn.Linear(3, 1)
+    params = {"weight": model.weight}
+    recorder = TrajectoryRecorder(model, params, trajectory=Full({"weight": (1, 3)}), chunk_steps=2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(4, 3), torch.randn(4, 1)
+    with pytest.raises(OSError, match="No space left"):
+        for _ in range(6):
+            recorder.step(optimizer, nn.functional.mse_loss, x, y)
