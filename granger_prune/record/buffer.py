@@ -118,9 +118,8 @@ class StepBuffer:
 
     def begin(self, tensors):
         """Keep ``θ`` of every tensor (in order), before the step."""
-        with torch.no_grad():
-            for previous, tensor in zip(self._previous, tensors):
-                previous.copy_(tensor.detach().reshape(-1))
+        for previous, tensor in zip(self._previous, tensors):
+            previous.copy_(tensor.detach().reshape(-1))
 
     def commit(self, tensors, loss_before, loss_after, rates, grad_norm):
         """Write ``θ_after - θ_before`` of the step into the next row, with its scalars.
@@ -130,15 +129,14 @@ class StepBuffer:
         block is flushed.
         """
         row = self._row
-        with torch.no_grad():
-            for block, previous, tensor in zip(self._deltas, self._previous, tensors):
-                torch.sub(tensor.detach().reshape(-1), previous, out=block[row])
-            if self._on_cuda:
-                self._loss_after[row] = loss_after
-                self._grad_norms[row] = grad_norm
-            else:
-                self._loss_after[row] = float(loss_after)
-                self._grad_norms[row] = float(grad_norm)
+        for block, previous, tensor in zip(self._deltas, self._previous, tensors):
+            torch.sub(tensor.detach().reshape(-1), previous, out=block[row])
+        if self._on_cuda:
+            self._loss_after[row] = loss_after
+            self._grad_norms[row] = grad_norm
+        else:
+            self._loss_after[row] = float(loss_after)
+            self._grad_norms[row] = float(grad_norm)
         self._loss_before[row] = loss_before
         self._rates[row] = rates
         self._row += 1

@@ -22,6 +22,7 @@ written (the loss before every step is checked at once, as training does).
 """
 
 import contextlib
+import math
 import warnings
 
 import numpy as np
@@ -242,10 +243,16 @@ class TrajectoryRecorder:
         return [float("nan") if k is None else groups[k]["lr"] for k in self._group_of[1]]
 
     def _grad_norm(self):
-        """``||g||`` over the recorded tensors' gradients of the step just taken, a device
-        scalar (a float32 reduction, batched over the tensors), or nan without gradients."""
+        """``||g||`` over the recorded tensors' gradients of the step just taken (float32
+        reductions), or nan without gradients: on CUDA a device scalar (one batched
+        kernel, no synchronisation), on the CPU a float (a dot product per tensor,
+        which costs less there than the batched call)."""
         grads = [p.grad.detach() for p in self._tensors if p.grad is not None]
-        return torch.nn.utils.get_total_norm(grads) if grads else float("nan")
+        if not grads:
+            return float("nan")
+        if self._check_at_once:
+            return math.sqrt(sum(float(torch.vdot(g.reshape(-1), g.reshape(-1))) for g in grads))
+        return torch.nn.utils.get_total_norm(grads)
 
     def _loss_after_step(self, loss_fn, inputs, targets, rng_before):
         """The loss after the step on the same minibatch, as a tensor (no synchronisation)."""
