@@ -148,3 +148,26 @@ def test_a_failing_store_is_reported_by_the_next_flush(tmp_path):
     with pytest.raises(OSError, match="No space left"):
         for _ in range(6):
             recorder.step(optimizer, nn.functional.mse_loss, x, y)
+
+
+@pytest.mark.parametrize("features, scale", [("vanilla", "raw"), ("momentum", "column"),
+                                             ("vanilla", "layer")])
+def test_a_design_written_to_a_file_is_the_in_memory_design_in_float32(tmp_path, features, scale,
+                                                                        monkeypatch):
+    from granger_prune.design import granger, granger_design
+
+    _, recorder = record(lambda shapes: DiskTrajectory(tmp_path / "run", shapes))
+    trajectory = DiskTrajectory.open(tmp_path / "run")
+    monkeypatch.setattr(granger, "DESIGN_BLOCK_ENTRIES", 200)  # blocks of a few rows
+    in_memory = granger_design(trajectory, features=features, lags=1, scale=scale)
+    on_disk = granger_design(trajectory, features=features, lags=1, scale=scale,
+                             out=tmp_path / "X.npy")
+    assert isinstance(on_disk.X, np.memmap) and on_disk.X.dtype == np.float32
+    # the features are float64 products of float32 steps, rounded once to float32 (and the
+    # scales are sums in another order: a few ulps)
+    np.testing.assert_allclose(on_disk.X, in_memory.X, rtol=4 * np.finfo(np.float32).eps, atol=0)
+    np.testing.assert_allclose(on_disk.column_scale, in_memory.column_scale, rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(on_disk.y, in_memory.y)
+    np.testing.assert_allclose(on_disk.summaries["mean_sq_step"],
+                               in_memory.summaries["mean_sq_step"], rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(np.load(tmp_path / "X.npy"), on_disk.X)

@@ -424,7 +424,7 @@ def unit_layout(shapes, names, alive=None, groups=None):
 
 def granger_design(trajectory, tensors=None, *, features="vanilla", lags=0, alive=None,
                    groups=None, restricted="intercept", scale="raw", loss_change="same_batch",
-                   step_size="ignore"):
+                   step_size="ignore", out=None):
     """Build the Granger design of a recorded trajectory.
 
     Parameters
@@ -490,24 +490,13 @@ def granger_design(trajectory, tensors=None, *, features="vanilla", lags=0, aliv
     if n_units == 0:
         raise ValueError(f"no alive parameters in tensors {list(names)}: nothing to regress on")
 
-    X = np.zeros((len(rows), n_units, len(kinds)))
-    sq_steps, n_params = np.zeros(len(rows)), 0
-    for name in names:
-        unit = unit_map[name]
-        idx = np.flatnonzero(unit >= 0)
-        if idx.size == 0:
-            continue
-        delta = trajectory.deltas(name)[:, idx]
-        if eta is not None:
-            delta = delta / eta[:, None]
-        previous = delta[rows - 1] if features == "momentum" else None
-        add_unit_features(X, delta[rows], previous, unit[idx], kinds)
-        sq_steps += np.einsum("ij,ij->i", delta[rows], delta[rows], dtype=np.float64)
-        n_params += idx.size
-    X = X.reshape(len(rows), n_units * len(kinds))
-
-    column_scale = _column_scale(X, scale)
-    X /= column_scale
+    if out is None:
+        X, sq_steps, n_params = _unit_features(trajectory, names, unit_map, n_units, kinds, rows, eta)
+        column_scale = _column_scale(X, scale)
+        X /= column_scale
+    else:
+        X, sq_steps, n_params, column_scale = _unit_features_to_file(
+            out, trajectory, names, unit_map, n_units, kinds, rows, eta, scale)
     Z, restricted_names = restricted_columns(loss_before, rows, lags, restricted)
     return GrangerDesign(
         y=y_all[rows], X=X, Z=Z, restricted_names=restricted_names, feature_kinds=kinds,
@@ -515,6 +504,65 @@ def granger_design(trajectory, tensors=None, *, features="vanilla", lags=0, aliv
         unit_map=unit_map, n_units=n_units, column_scale=column_scale, scale=scale, rows=rows,
         summaries=_summaries(trajectory, names, rows, sq_steps / n_params),
     )
+
+
+#: Entries of one block of rows of a design written to a file (float64 while formed).
+DESIGN_BLOCK_ENTRIES = 1 << 24
+
+
+def _unit_features(trajectory, names, unit_map, n_units, kinds, rows, eta):
+    """``X`` (len(rows), n_units * m) in float64 for the design rows ``rows`` (consecutive),
+    the sum over parameters of ``(Δθ^t)²`` per row, and the number of parameters.
+
+    Reads the steps ``rows[0] - 1`` (momentum features) to ``rows[-1]`` of each tensor only.
+    """
+    lagged = any(kind != "dtheta_sq" for kind in kinds)  # features of Δθ^{t-1} too
+    first = int(rows[0]) - 1 if lagged else int(rows[0])
+    stop = int(rows[-1]) + 1
+    X = np.zeros((len(rows), n_units, len(kinds)))
+    sq_steps, n_params = np.zeros(len(rows)), 0
+    for name in names:
+        unit = unit_map[name]
+        idx = np.flatnonzero(unit >= 0)
+        if idx.size == 0:
+            continue
+        delta = np.asarray(trajectory.deltas(name)[first:stop])[:, idx]
+        if eta is not None:
+            delta = delta / eta[first:stop, None]
+        current = delta[rows - first]
+        previous = delta[rows - 1 - first] if lagged else None
+        add_unit_features(X, current, previous, unit[idx], kinds)
+        sq_steps += np.einsum("ij,ij->i", current, current, dtype=np.float64)
+        n_params += idx.size
+    return X.reshape(len(rows), n_units * len(kinds)), sq_steps, n_params
+
+
+def _unit_features_to_file(path, trajectory, names, unit_map, n_units, kinds, rows, eta, scale):
+    """:func:`_unit_features` written block by block to a float32 ``.npy`` at ``path``,
+    scaled; returns the read-only memory map, the row sums, the parameter count and the
+    column scale."""
+    d = n_units * len(kinds)
+    X = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(len(rows), d))
+    sq_steps, n_params = np.zeros(len(rows)), 0
+    col_sq = np.zeros(d)
+    step = max(1, DESIGN_BLOCK_ENTRIES // max(d, 1))
+    for start in range(0, len(rows), step):
+        block, sq, n_params = _unit_features(trajectory, names, unit_map, n_units, kinds,
+                                             rows[start:start + step], eta)
+        X[start:start + block.shape[0]] = block
+        sq_steps[start:start + block.shape[0]] = sq
+        col_sq += np.einsum("ij,ij->j", block, block)
+    if scale == "raw":
+        column_scale = np.ones(d)
+    else:
+        rms = np.sqrt(col_sq / len(rows)) if scale == "column" else \
+            np.full(d, np.sqrt(col_sq.sum() / (len(rows) * d)))
+        column_scale = np.where(rms > 0, rms, 1.0)
+        for start in range(0, len(rows), step):
+            X[start:start + step] /= column_scale.astype(np.float32)
+    X.flush()
+    del X
+    return np.load(path, mmap_mode="r"), sq_steps, n_params, column_scale
 
 
 def _summaries(trajectory, names, rows, mean_sq_step):
