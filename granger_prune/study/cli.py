@@ -25,6 +25,8 @@ def _parser():
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config entry, e.g. --set seeds=[0] --set schedule.n_post=5")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.add_argument("--device", default=None,
+                     help="auto (CUDA when present), cpu, cuda or cuda:N; overrides the config's device")
     commands.add_parser("list", help="name the bundled studies",
                         description="The studies that ship with the package, with their files.")
     report = commands.add_parser(
@@ -58,7 +60,8 @@ def main(argv=None):
 
     try:
         path = resolve_study(args.study)
-        config = StudyConfig.from_toml(path).with_overrides(args.overrides)
+        overrides = args.overrides + ([f"device={args.device}"] if args.device else [])
+        config = StudyConfig.from_toml(path).with_overrides(overrides)
     except ValueError as err:
         print(f"granger-prune: error: {err}", file=sys.stderr)
         return 2

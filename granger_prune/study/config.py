@@ -74,6 +74,11 @@ class StudyConfig:
         The label every other criterion is compared against, paired over seeds
         at each sparsity (``comparisons.csv``, ``differences.png``); by default
         the first magnitude criterion's label, and no comparison without one.
+    device : str
+        Where the models train and the data sit: ``"auto"`` (default: CUDA when
+        present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``
+        (:func:`granger_prune.training.resolve_device`).  CPU runs are
+        bit-identical for a seed; GPU kernels are not deterministic by default.
     """
 
     name: str = "study"
@@ -90,6 +95,7 @@ class StudyConfig:
     validation_fraction: float = 0.2
     validation_seed: int = 0
     compare_to: Optional[str] = None
+    device: str = "auto"
 
     def __post_init__(self):
         check_choice("dataset", self.dataset, tuple(DATASETS))
@@ -120,6 +126,8 @@ class StudyConfig:
             raise ValueError(f"validation_seed must be an integer, got {self.validation_seed!r}")
         if self.compare_to is not None and self.compare_to not in labels:
             raise ValueError(f"compare_to must be one of the labels {labels}, got {self.compare_to!r}")
+        if not isinstance(self.device, str):
+            raise ValueError(f"device must be a string ('auto', 'cpu', 'cuda', 'cuda:N'), got {self.device!r}")
         if not self.seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in self.seeds):
             raise ValueError(f"seeds must be a non-empty list of integers, got {list(self.seeds)!r}")
 

@@ -45,6 +45,7 @@ from ..network.pruning import prunable_parameters
 from .._options import format_value
 from ..network.saved import save_pruned_model
 from ..training.algorithm import minibatches, post_train, pretrain, prune_and_retrain
+from ..training.task import resolve_device
 
 RESULT_COLUMNS = ["method", "rule", "scope", "granularity", "label", "sparsity_target",
                   "sparsity_actual", "seed", "accuracy", "loss", "val_accuracy", "val_loss", "best_epoch",
@@ -110,7 +111,8 @@ def run_study(config, out_dir, *, progress=print_progress):
             comparison.to_csv(partial / "comparisons.csv", index=False)
             if not comparison.empty:
                 plot_paired_differences(comparison, partial / "differences.png", title=config.name)
-        (partial / "meta.json").write_text(json.dumps(_meta(started), indent=2))
+        (partial / "meta.json").write_text(json.dumps(
+            dict(_meta(started), device=str(resolve_device(config.device))), indent=2))
         partial.rename(out_dir)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
@@ -119,8 +121,9 @@ def run_study(config, out_dir, *, progress=print_progress):
 
 
 def _run_grid(config, progress, started, out):
+    device = resolve_device(config.device)
     data = load_dataset(config.dataset, image=config.model == "cnn").with_validation(
-        config.validation_fraction, seed=config.validation_seed)
+        config.validation_fraction, seed=config.validation_seed).to(device)
     runs_per_seed = sum(len(_sparsities(method, config)) for method in config.methods)
     n_runs = len(config.seeds) * (runs_per_seed + config.dense_reference)
     rows, diagnostics = [], []
@@ -134,7 +137,8 @@ def _run_grid(config, progress, started, out):
     example = data.x_test[:1]
     for seed in config.seeds:
         torch.manual_seed(seed)
-        model = build_model(config.model, data.input_shape, data.n_classes, **config.model_options)
+        model = build_model(config.model, data.input_shape, data.n_classes,
+                            **config.model_options).to(device)
         state = pretrain(model, data, config.schedule, config.optimization, seed)
         if config.dense_reference:
             tic = time.perf_counter()

@@ -113,6 +113,35 @@ class Objective:
         return float(nn.functional.mse_loss(outputs, targets))
 
 
+#: ``device`` settings besides a torch device string: ``"auto"`` is CUDA when present.
+AUTO_DEVICE = "auto"
+
+
+def resolve_device(device=AUTO_DEVICE):
+    """The ``torch.device`` of a ``device`` setting: ``"auto"`` (CUDA when
+    ``torch.cuda.is_available()``, else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+
+    Raises ``ValueError`` for an unknown device or CUDA without a CUDA device.
+    """
+    if device is None or device == AUTO_DEVICE:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not isinstance(device, (str, torch.device)):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from error
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} but torch finds no CUDA device "
+                             "(torch.cuda.is_available() is False); use 'cpu' or 'auto'")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(f"device={device!r} but there are {torch.cuda.device_count()} CUDA devices")
+    elif resolved.type != "cpu":
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    return resolved
+
+
 def on_device(batch, device):
     """``(inputs, targets)`` of ``batch`` moved to ``device`` (no copy when already there)."""
     x, y = batch

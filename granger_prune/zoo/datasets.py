@@ -38,6 +38,14 @@ class TensorData:
         """Shape of one input, e.g. ``(64,)`` or ``(1, 8, 8)``."""
         return tuple(self.x_train.shape[1:])
 
+    def to(self, device):
+        """A copy with every split on ``device`` (the same object when already there):
+        minibatches are then cut on the device, with no copy per step."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        moved = {name: value.to(device) for name, value in fields.items()
+                 if isinstance(value, torch.Tensor) and value.device != torch.device(device)}
+        return dataclasses.replace(self, **moved) if moved else self
+
     def with_validation(self, fraction, seed=0):
         """A copy whose training set keeps ``1 - fraction`` of this one's, the rest
         held out as the validation split (stratified by class for integer targets,

@@ -1,0 +1,157 @@
+"""A layer too large for memory: recorded to the disk store, its design written to a file,
+and the lasso fitted from the file (see README.md).
+
+    python studies/bench_recording/large_layer.py --d 4000000 --T 1000 --dir /work/big
+    python studies/bench_recording/large_layer.py --quick        # d = 2e5, T = 200 (a minute)
+
+One ``nn.Linear(n_in, d / n_in, bias=False)`` layer (``d`` weights) is trained by SGD
+(momentum 0.9) on a random regression task for ``T`` steps, recorded into a
+:class:`~granger_prune.record.DiskTrajectory`; then ``granger_design(...,
+out=...)`` writes ``X = (Δθ)²`` (float32) to a ``.npy`` file block by block, and
+:class:`~granger_prune.CausalLasso` is fitted on its memory map at ``alpha =
+0.05 alpha_max``.  Reported: the times of the three phases, the peak resident
+anonymous memory of the process (``RssAnon``
+sampled every 20 ms: the memory maps' page cache is not the process's), the bytes of the store and the design, the
+solver's passes over ``X`` and their bandwidth, and the disk's own sequential
+read bandwidth measured on the design file with its pages dropped from the page
+cache first (``posix_fadvise(DONTNEED)``).  Writes JSON next to this file.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+READ_BLOCK = 1 << 26
+
+
+def anonymous_rss_gb():
+    """The process's resident anonymous memory (``RssAnon``: not the page cache of the
+    memory-mapped files, which the kernel reclaims at will), in GB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) * 1024 / 1e9
+    return float("nan")
+
+
+class PeakMemory:
+    """The largest :func:`anonymous_rss_gb` seen, sampled every 20 ms by a thread."""
+
+    def __init__(self):
+        self.peak = anonymous_rss_gb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self):
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, anonymous_rss_gb())
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+        return max(self.peak, anonymous_rss_gb())
+
+
+def drop_from_cache(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def cold_read_gbs(path):
+    """Sequential read bandwidth of ``path`` with its pages dropped from the cache first."""
+    drop_from_cache(path)
+    buffer = bytearray(READ_BLOCK)
+    total, start = 0, time.perf_counter()
+    with open(path, "rb", buffering=0) as f:
+        while (n := f.readinto(buffer)):
+            total += n
+    return total / (time.perf_counter() - start) / 1e9
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--d", type=int, default=4_000_000, help="weights of the layer (default 4e6)")
+    parser.add_argument("--T", type=int, default=1000, help="recorded steps (default 1000)")
+    parser.add_argument("--n-in", type=int, default=2000, help="inputs of the layer (default 2000)")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--dir", type=Path, default=None, help="where the files go (default: a temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the files")
+    parser.add_argument("--quick", action="store_true", help="d = 2e5, T = 200")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.d, args.T, args.n_in = 200_000, 200, 500
+    import tempfile
+
+    import torch
+    from torch import nn
+
+    from granger_prune import CausalLasso
+    from granger_prune.design import granger_design
+    from granger_prune.lasso import alpha_max
+    from granger_prune.record import DiskTrajectory, TrajectoryRecorder, trajectory_bytes
+
+    torch.set_num_threads(2)
+    memory = PeakMemory()
+    folder = Path(tempfile.mkdtemp(prefix="large_layer_", dir=args.dir))
+    n_out = args.d // args.n_in
+    torch.manual_seed(0)
+    model = nn.Linear(args.n_in, n_out, bias=False)
+    teacher = torch.randn(n_out, args.n_in) / np.sqrt(args.n_in)
+    params = {"weight": model.weight}
+    store = DiskTrajectory(folder / "trajectory", {"weight": tuple(model.weight.shape)},
+                           expected_steps=args.T)
+    recorder = TrajectoryRecorder(model, params, trajectory=store)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    g = torch.Generator().manual_seed(1)
+    start = time.perf_counter()
+    for _ in range(args.T):
+        x = torch.randn(args.batch, args.n_in, generator=g)
+        recorder.step(optimizer, nn.functional.mse_loss, x, x @ teacher.T)
+    recorder.flush()
+    record_s = time.perf_counter() - start
+    store_bytes = trajectory_bytes(store.shapes, store.n_steps)
+    print(f"recorded {args.T} steps of {args.d:,} weights ({store_bytes / 1e9:.1f} GB) in "
+          f"{record_s:.1f} s", file=sys.stderr, flush=True)
+
+    start = time.perf_counter()
+    design = granger_design(DiskTrajectory.open(folder / "trajectory"), out=folder / "X.npy")
+    design_s = time.perf_counter() - start
+    X, y = design.X, design.y
+    print(f"design {X.shape} written in {design_s:.1f} s", file=sys.stderr, flush=True)
+    disk_gbs = cold_read_gbs(folder / "X.npy")
+    drop_from_cache(folder / "X.npy")
+    start = time.perf_counter()
+    a_max = alpha_max(X, y)
+    model_fit = CausalLasso(alpha=0.05 * a_max).fit(X, y)
+    fit_s = time.perf_counter() - start
+    x_bytes = X.size * 4
+    passes = int(model_fit.n_passes_) + 1  # alpha_max's pass
+    result = dict(
+        d=args.d, T=args.T, rows=int(X.shape[0]), store_gb=store_bytes / 1e9, design_gb=x_bytes / 1e9,
+        record_s=record_s, record_write_gbs=store_bytes / record_s / 1e9, design_s=design_s,
+        fit_s=fit_s, passes=passes, pass_gbs=x_bytes * passes / fit_s / 1e9,
+        disk_read_gbs=disk_gbs, n_nonzero=int(np.count_nonzero(model_fit.coef_)),
+        peak_anonymous_gb=memory.stop(), ram_gb=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9)
+    result["pass_vs_disk"] = result["pass_gbs"] / disk_gbs
+    print(json.dumps(result, indent=1))
+    out = args.out or HERE / f"results-large-layer{'-quick' if args.quick else ''}.json"
+    out.write_text(json.dumps(result, indent=1))
+    if not args.keep:
+        shutil.rmtree(folder)
+
+
+if __name__ == "__main__":
+    main()
