@@ -20,6 +20,7 @@ This module works on plain NumPy arrays and never imports torch.
 import numpy as np
 import pandas as pd
 
+from .._progress import progress
 from ..design import DesignSpec
 from .causal_rules import CausalRule, Problem, Rank
 from .keep import check_density, problems
@@ -87,7 +88,8 @@ def select_causal(trajectory, alive, *, design=DesignSpec(), rule=Rank(), densit
             raise ValueError("the rank rule needs density, the fraction of units to keep")
         check_density(density)
     masks, scores, pvalue, rows = {}, {}, {}, []
-    for tensors in problems(list(alive), scope, groups):
+    for tensors in progress(problems(list(alive), scope, groups), desc="causal selection",
+                            unit="problem"):
         if not any(np.any(alive[n]) for n in tensors):  # the zero rule may empty a layer
             masks.update({n: np.zeros_like(alive[n], dtype=bool) for n in tensors})
             scores.update({n: np.zeros(np.shape(alive[n])) for n in tensors})

@@ -27,6 +27,7 @@ from ..network.pruning import MaskEnforcer, named_parameters, weights_numpy
 from ..selection.keep import density_schedule
 from ..network.structure import pruning_units
 from .._checks import check_choice
+from .._progress import progress
 from ..record.recorder import TrajectoryRecorder, optimizer_step
 from .optim import PHASES, OptimizerSpec, build_phase, mixed_precision
 from .task import (DataLoaders, Objective, evaluate_batches, evaluation_batches, has_validation,
@@ -119,7 +120,8 @@ def train_epochs(model, batches, optimizer, n_epochs, *, loss_fn=None, recorder=
     model.train()
     device = model_device(model)
     means = []
-    for epoch in range(n_epochs):
+    what = "recording" if recorder is not None else "training"
+    for epoch in progress(range(n_epochs), desc=what, unit="epoch"):
         total, count = 0.0, 0
         for i, batch in enumerate(batches):
             x, y = on_device(batch, device)
