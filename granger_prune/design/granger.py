@@ -526,11 +526,14 @@ def _unit_features(trajectory, names, unit_map, n_units, kinds, rows, eta):
         idx = np.flatnonzero(unit >= 0)
         if idx.size == 0:
             continue
-        delta = np.asarray(trajectory.deltas(name)[first:stop])[:, idx]
+        delta = np.asarray(trajectory.deltas(name)[first:stop])
+        if idx.size < delta.shape[1]:  # a gather only when some parameters are left out
+            delta = delta[:, idx]
         if eta is not None:
             delta = delta / eta[first:stop, None]
-        current = delta[rows - first]
-        previous = delta[rows - 1 - first] if lagged else None
+        start = int(rows[0]) - first  # rows are consecutive: slices, no copies
+        current = delta[start:start + len(rows)]
+        previous = delta[start - 1:start - 1 + len(rows)] if lagged else None
         add_unit_features(X, current, previous, unit[idx], kinds)
         sq_steps += np.einsum("ij,ij->i", current, current, dtype=np.float64)
         n_params += idx.size
@@ -641,6 +644,9 @@ def add_to_units(out, values, unit):
     unit : ndarray of shape (n,), int
     """
     if unit.size == 0:
+        return
+    if unit[-1] - unit[0] == unit.size - 1 and np.all(unit[1:] > unit[:-1]):
+        out[..., unit[0]:unit[-1] + 1] += values  # consecutive units: a slice, no gather
         return
     if np.all(unit[1:] > unit[:-1]):  # one member per unit: plain columns
         out[..., unit] += values
