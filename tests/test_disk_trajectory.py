@@ -171,3 +171,31 @@ def test_a_design_written_to_a_file_is_the_in_memory_design_in_float32(tmp_path,
     np.testing.assert_allclose(on_disk.summaries["mean_sq_step"],
                                in_memory.summaries["mean_sq_step"], rtol=1e-12, atol=0)
     np.testing.assert_array_equal(np.load(tmp_path / "X.npy"), on_disk.X)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("store", ["memory", "disk"])
+def test_recording_on_cuda_keeps_every_step_as_taken(tmp_path, store):
+    """The device blocks, the side-stream copies and the staging ring lose and reorder
+    nothing: every recorded row equals the change of the weights around that step."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 64), nn.ReLU(), nn.Linear(64, 3)).cuda()
+    params = {n: p for n, p in model.named_parameters() if p.dim() > 1}
+    shapes = {n: tuple(p.shape) for n, p in params.items()}
+    trajectory = DiskTrajectory(tmp_path / "run", shapes) if store == "disk" else None
+    recorder = TrajectoryRecorder(model, params, trajectory=trajectory, chunk_steps=3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    expected = []
+    for _ in range(20):
+        before = {n: p.detach().clone() for n, p in params.items()}
+        x, y = torch.randn(8, 6, device="cuda"), torch.randint(0, 3, (8,), device="cuda")
+        recorder.step(optimizer, nn.functional.cross_entropy, x, y)
+        expected.append({n: (p.detach() - before[n]).reshape(-1).cpu().numpy()
+                         for n, p in params.items()})
+    recorded = recorder.trajectory
+    assert recorded.n_steps == 20 and np.all(np.isfinite(recorded.losses()[1]))
+    for name in params:
+        np.testing.assert_array_equal(recorded.deltas(name), np.stack([e[name] for e in expected]))
+    assert np.all(recorded.grad_norms() > 0)

@@ -12,9 +12,11 @@ When a block is full (or on :meth:`StepBuffer.flush`) it goes to the store:
 * on the CPU the block itself is handed over (no copy) and the next one, already
   allocated and touched by the writer thread (fresh memory costs a page fault
   per 4 KiB on first write, about as much as the write itself), takes its place;
-* on CUDA it is copied into pinned host memory (allocated ahead by the writer
-  thread) on a side stream, asynchronously: the compute stream never waits, and
-  the caching allocator is told the block is in use on the side stream.
+* on CUDA it is copied on a side stream into one of two pinned host staging
+  blocks, asynchronously (the compute stream never waits; the caching allocator
+  is told the device block is in use on the side stream), and a new device block
+  takes its place; the writer copies the staging block out into ordinary host
+  memory, so no more than two blocks of host memory are ever pinned.
 
 The writer thread then waits for the copy and appends the block to the store
 (:meth:`~granger_prune.record.Trajectory.append_block`, or one ``append`` per
@@ -30,16 +32,18 @@ import torch
 
 from ..exceptions import NonFiniteLossError
 
-#: Bytes of one block of all recorded tensors: ``chunk_steps`` defaults to as many steps
-#: as fit (at least 1, at most :data:`MAX_CHUNK_STEPS`).
-CHUNK_BYTES = 1 << 26
+#: Bytes of one block of all recorded tensors on the CPU and on CUDA (where a larger
+#: block makes fewer, larger copies): ``chunk_steps`` defaults to as many steps as fit
+#: (at least 1, at most :data:`MAX_CHUNK_STEPS`).
+CHUNK_BYTES = {"cpu": 1 << 26, "cuda": 1 << 29}
 MAX_CHUNK_STEPS = 256
 
 
-def default_chunk_steps(sizes):
+def default_chunk_steps(sizes, device_type="cpu"):
     """Steps per block for tensors of ``sizes`` entries (float32): :data:`CHUNK_BYTES` worth."""
     row_bytes = 4 * max(1, sum(sizes))
-    return int(min(MAX_CHUNK_STEPS, max(1, CHUNK_BYTES // row_bytes)))
+    budget = CHUNK_BYTES["cuda" if device_type == "cuda" else "cpu"]
+    return int(min(MAX_CHUNK_STEPS, max(1, budget // row_bytes)))
 
 
 class StepBuffer:
@@ -68,7 +72,8 @@ class StepBuffer:
             raise ValueError(f"the recorded tensors are on several devices {sorted(map(str, devices))}: "
                              "record each device's tensors with a recorder of its own")
         self.device = devices.pop()
-        self.chunk_steps = default_chunk_steps(self.sizes) if chunk_steps is None else int(chunk_steps)
+        self.chunk_steps = (default_chunk_steps(self.sizes, self.device.type) if chunk_steps is None
+                            else int(chunk_steps))
         if self.chunk_steps < 1:
             raise ValueError(f"chunk_steps must be at least 1, got {chunk_steps}")
         self.store = store
@@ -84,18 +89,27 @@ class StepBuffer:
         # to float32 (a float32 θ_before would lose a float64 model's small steps)
         self._previous = [torch.empty_like(p.detach().reshape(-1)) for p in params.values()]
         self._deltas = self._device_block() if self._on_cuda else self._host_block()
-        if self._on_cuda:
-            self._spare = self._writer.submit(self._host_block)
+        self._staging = [None, None]  # CUDA: the two pinned host blocks, allocated when first used
+        self._n_flushes = 0
         self._new_scalars()
 
     def _host_block(self):
-        """Float32 host blocks, every page touched (on CUDA: pinned, so touched already)."""
-        blocks = [torch.empty((self.chunk_steps, size), dtype=torch.float32, pin_memory=self._on_cuda)
-                  for size in self.sizes]
-        if not self._on_cuda:
-            for block in blocks:
-                block.zero_()
+        """Float32 host blocks, every page touched now (first writes would fault)."""
+        blocks = [torch.empty((self.chunk_steps, size), dtype=torch.float32) for size in self.sizes]
+        for block in blocks:
+            block.zero_()
         return blocks
+
+    def _staging_block(self):
+        """The pinned host staging block of this flush (two alternate: the writer has
+        finished with the one used two flushes ago before the previous job was waited for)."""
+        slot = self._n_flushes % 2
+        if self._staging[slot] is None:
+            n = self.chunk_steps
+            self._staging[slot] = [torch.empty((n, size), dtype=torch.float32, pin_memory=True)
+                                   for size in self.sizes] + [
+                torch.empty(n, dtype=torch.float64, pin_memory=True) for _ in range(2)]
+        return self._staging[slot]
 
     def _device_block(self):
         return [torch.empty((self.chunk_steps, size), dtype=torch.float32, device=self.device)
@@ -155,7 +169,8 @@ class StepBuffer:
             self._row = 0
             self._result()
             self._pending = self._writer.submit(self._append, first, *host)
-            if not wait:
+            self._n_flushes += 1
+            if not wait and not self._on_cuda:
                 self._spare = self._writer.submit(self._host_block)
         if wait:
             self._result()
@@ -172,8 +187,9 @@ class StepBuffer:
         if self._on_cuda:
             tensors = [block[:n] for block in self._deltas] + [self._loss_after[:n],
                                                                self._grad_norms[:n]]
-            host = [h[:n] for h in self._take_spare()] + [
-                torch.empty(n, dtype=torch.float64, pin_memory=True) for _ in range(2)]
+            # the writer finished with this staging block (two flushes ago) before the last
+            # flush submitted its job
+            host = [h[:n] for h in self._staging_block()]
             self._side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(self._side):
                 for pinned, tensor in zip(host, tensors):
@@ -194,8 +210,10 @@ class StepBuffer:
 
     def _append(self, first, done, loss_before, loss_after, deltas, rates, grad_norms):
         """The writer's job: wait for the copy, check the losses, append the block."""
-        if done is not None:
+        if done is not None:  # copy the staging block out: it is reused two flushes on
             done.synchronize()
+            loss_after, grad_norms = loss_after.copy(), grad_norms.copy()
+            deltas = {name: block.copy() for name, block in deltas.items()}
         bad = np.flatnonzero(~np.isfinite(loss_after)) if self.check_after else np.empty(0, int)
         n = loss_before.size if bad.size == 0 else int(bad[0])
         if n:
