@@ -117,3 +117,17 @@ def test_readme_prunes_a_user_defined_model_on_dataloaders():
     assert abs(result.sparsity - 0.8) < 2e-3
     assert result.metric_name == "mse" and 0 < result.metric < 0.5 * float(y[1000:].var())
     assert set(result.masks) == {"hidden.weight", "out.weight"}
+
+
+def test_readme_disk_store_example_runs(tmp_path, monkeypatch):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GrangerPruneWarning)
+        for block in (blocks[0], *[b for b in blocks if "DiskTrajectory" in b]):
+            exec(compile(block, "README.md", "exec"), namespace)
+    X, design = namespace["X"], namespace["design"]
+    assert X.shape == (namespace["store"].n_steps, 64 * 128)
+    np.testing.assert_array_equal(X, namespace["store"].deltas("1.weight"))
+    assert design.X.shape[1] == 64 * 128 and design.X.dtype == np.float32
