@@ -202,3 +202,34 @@ def test_steps_a_grad_scaler_skips_are_not_recorded():
     loss_before, loss_after = recorder.trajectory.losses()
     assert np.all(np.isfinite(loss_after))
     assert np.all(np.abs(recorder.trajectory.deltas("0.weight")).sum(axis=1) > 0)
+
+
+def test_recorded_changes_exclude_steps_taken_outside_the_recorder_and_follow_a_new_optimizer():
+    """The buffer keeps θ after every step and differences consecutive rows; a step taken
+    outside the recorder, or a new optimizer, restarts the chain, so every recorded row is
+    exactly the change around its own step."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 2))
+    params = {n: p for n, p in model.named_parameters() if p.dim() > 1}
+    recorder = TrajectoryRecorder(model, params, chunk_steps=4)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    expected = []
+
+    def recorded_step(opt):
+        before = {n: p.detach().clone() for n, p in params.items()}
+        recorder.step(opt, nn.functional.mse_loss, torch.randn(8, 5), torch.randn(8, 2))
+        expected.append({n: (p.detach() - before[n]).reshape(-1).numpy() for n, p in params.items()})
+
+    for _ in range(6):
+        recorded_step(optimizer)
+    optimizer_step(model, optimizer, nn.functional.mse_loss, torch.randn(8, 5), torch.randn(8, 2))
+    for _ in range(3):
+        recorded_step(optimizer)
+    other = torch.optim.SGD(model.parameters(), lr=0.05)
+    for _ in range(5):
+        recorded_step(other)
+    assert recorder.n_steps == 14 and recorder.trajectory.n_steps == 14
+    for name in params:
+        np.testing.assert_array_equal(recorder.trajectory.deltas(name),
+                                      np.stack([e[name] for e in expected]))
+    np.testing.assert_array_equal(recorder.trajectory.step_sizes("0.weight")[-5:], 0.05)

@@ -1,28 +1,28 @@
-"""Preallocated blocks of recorded steps on the parameters' device, handed to a store.
+"""Blocks of recorded steps on the parameters' device, handed to a store.
 
-A step's ``Δθ`` is formed in one row of a float32 ``(chunk_steps, size)`` block
-per tensor, on the tensor's device: :meth:`StepBuffer.begin` copies ``θ`` into
-a buffer of its own dtype before the optimizer step, :meth:`StepBuffer.commit`
-writes ``θ_after - θ_before`` (the same float32 subtraction as ever) into the
-row.  Nothing is allocated per step and nothing waits for the device: on CUDA
-the loss after the step and the gradient norm are written to device rows too.
+A block keeps the *parameters* after each step, not their change: row ``r`` holds
+``θ`` after the block's ``r``-th step, in the tensor's own dtype, and ``θ`` before
+the block's first step is kept beside it.  When the block is flushed, ``Δθ^t =
+θ^t − θ^{t−1}`` is formed for all its rows at once (in the tensor's dtype, then
+rounded to float32: the same subtraction as ``θ_after − θ_before``, so the steps
+are bit for bit those of a clone before and after every step).  That costs one
+copy of each tensor per step, where a clone and a subtraction cost three passes.
 
-When a block is full (or on :meth:`StepBuffer.flush`) it goes to the store:
+* On the CPU two blocks alternate: while the training thread copies the next
+  steps' parameters into one, the writer thread takes the differences of the
+  other (torch releases the GIL inside the subtraction, so on two cores it runs
+  beside training) and appends them to the store.
+* On CUDA everything is stream-ordered on the device (copies, norms, the
+  differences) and nothing synchronises; a flushed block goes to one of two
+  pinned host staging blocks on a side stream, and the store's thread copies it
+  out into ordinary host memory.
 
-* on the CPU the block itself is handed over (no copy) and the next one, already
-  allocated and touched by the writer thread (fresh memory costs a page fault
-  per 4 KiB on first write, about as much as the write itself), takes its place;
-* on CUDA it is copied on a side stream into one of two pinned host staging
-  blocks, asynchronously (the compute stream never waits; the caching allocator
-  is told the device block is in use on the side stream), and a new device block
-  takes its place; the writer copies the staging block out into ordinary host
-  memory, so no more than two blocks of host memory are ever pinned.
-
-The writer thread then waits for the copy and appends the block to the store
-(:meth:`~granger_prune.record.Trajectory.append_block`, or one ``append`` per
-step for a store without it), so a disk store's writes overlap training.  An
-error in the writer (a non-finite loss, a full disk) is raised by the next
-:meth:`flush`.
+The writer thread appends the flushed blocks to the store, so a disk store's
+writes never hold training up beyond one block of backlog.  The chain
+``θ^{t−1} → θ^t`` holds while only the recorded steps change the parameters;
+:meth:`StepBuffer.restart` starts it again (the recorder does so when an
+optimizer step was taken outside it, or the optimizer changed).  An error in a
+thread (a non-finite loss, a full disk) is raised by the next :meth:`flush`.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -47,7 +47,8 @@ def default_chunk_steps(sizes, device_type="cpu"):
 
 
 class StepBuffer:
-    """Rows of recorded steps on the device of ``params``, flushed in blocks to ``store``.
+    """Parameters after each recorded step, on the device of ``params``, flushed as
+    ``Δθ`` blocks to ``store``.
 
     Parameters
     ----------
@@ -82,43 +83,21 @@ class StepBuffer:
         self._row = 0
         self._on_cuda = self.device.type == "cuda"
         self._side = torch.cuda.Stream(self.device) if self._on_cuda else None
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="granger-prune-writer")
+        self._writer = ThreadPoolExecutor(1, "granger-prune-writer")
         self._pending = None
-        self._spare = None
-        # θ_before in the tensor's own dtype: the difference is taken there, then rounded
-        # to float32 (a float32 θ_before would lose a float64 model's small steps)
-        self._previous = [torch.empty_like(p.detach().reshape(-1)) for p in params.values()]
-        self._deltas = self._device_block() if self._on_cuda else self._host_block()
+        self._have_previous = False
+        # (parameters after each step, parameters before the block's first step); two on
+        # the CPU, where the writer reads one while the other fills; zeros: every page
+        # touched now, not on its first write
+        flat = [p.detach().reshape(-1) for p in params.values()]
+        self._blocks = [([torch.zeros((self.chunk_steps, t.numel()), dtype=t.dtype, device=self.device)
+                          for t in flat], [torch.empty_like(t) for t in flat])
+                        for _ in range(1 if self._on_cuda else 2)]
+        self._pointers, self._flat_views = None, None
+        self._use_block(0)
         self._staging = [None, None]  # CUDA: the two pinned host blocks, allocated when first used
         self._n_flushes = 0
         self._new_scalars()
-
-    def _host_block(self):
-        """Float32 host blocks, every page touched now (first writes would fault)."""
-        blocks = [torch.empty((self.chunk_steps, size), dtype=torch.float32) for size in self.sizes]
-        for block in blocks:
-            block.zero_()
-        return blocks
-
-    def _staging_block(self):
-        """The pinned host staging block of this flush (two alternate: the writer has
-        finished with the one used two flushes ago before the previous job was waited for)."""
-        slot = self._n_flushes % 2
-        if self._staging[slot] is None:
-            n = self.chunk_steps
-            self._staging[slot] = [torch.empty((n, size), dtype=torch.float32, pin_memory=True)
-                                   for size in self.sizes] + [
-                torch.empty(n, dtype=torch.float64, pin_memory=True) for _ in range(2)]
-        return self._staging[slot]
-
-    def _device_block(self):
-        return [torch.empty((self.chunk_steps, size), dtype=torch.float32, device=self.device)
-                for size in self.sizes]
-
-    def _take_spare(self):
-        """The host block the writer allocated ahead (allocated now if there is none)."""
-        spare, self._spare = self._spare, None
-        return self._host_block() if spare is None else spare.result()
 
     def _new_scalars(self):
         n = self.chunk_steps
@@ -131,26 +110,49 @@ class StepBuffer:
         self._rates = np.full((n, len(self.names)), np.nan)
 
     def begin(self, tensors):
-        """Keep ``θ`` of every tensor (in order), before the step."""
-        for previous, tensor in zip(self._previous, tensors):
-            previous.copy_(tensor.detach().reshape(-1))
+        """Before a step: keep ``θ`` as the start of the chain, if there is none."""
+        if not self._have_previous:
+            _copy_rows(self._previous, self._flat(tensors))
+            self._have_previous = True
 
-    def commit(self, tensors, loss_before, loss_after, rates, grad_norm):
-        """Write ``θ_after - θ_before`` of the step into the next row, with its scalars.
+    def _flat(self, tensors):
+        """Flat views of ``tensors`` (kept while their storage stays; a non-contiguous
+        tensor is reshaped, a copy, every time)."""
+        pointers = [t.data_ptr() for t in tensors]
+        if pointers != self._pointers:
+            self._pointers = pointers
+            self._flat_views = [t.detach().view(-1) if t.is_contiguous() else None for t in tensors]
+        return [t.detach().reshape(-1) if v is None else v for t, v in zip(tensors, self._flat_views)]
 
-        ``loss_after`` and ``grad_norm`` may be device tensors (kept on the device on
-        CUDA; read on the CPU); ``rates`` one learning rate per tensor.  A full
-        block is flushed.
+    def _use_block(self, index):
+        """Fill block ``index`` next (its rows' views made once)."""
+        self._snapshots, self._previous = self._blocks[index]
+        self._row_views = [[block[r] for block in self._snapshots] for r in range(self.chunk_steps)]
+
+    def restart(self):
+        """Flush the rows so far and start the chain again at the next :meth:`begin`
+        (the parameters changed outside the recorded steps)."""
+        self.flush(wait=False)
+        self._have_previous = False
+
+    def commit(self, tensors, loss_before, loss_after, rates, grads):
+        """After a step: keep ``θ`` and the step's scalars in the next row.
+
+        ``loss_after`` may be a device tensor (kept on the device on CUDA), ``rates``
+        one learning rate per tensor, ``grads`` the step's gradients (their norm is
+        taken with the copy).  A full block is flushed.
         """
         row = self._row
-        for block, previous, tensor in zip(self._deltas, self._previous, tensors):
-            torch.sub(tensor.detach().reshape(-1), previous, out=block[row])
+        _copy_rows(self._row_views[row], self._flat(tensors))
         if self._on_cuda:
             self._loss_after[row] = loss_after
-            self._grad_norms[row] = grad_norm
-        else:
+            if grads:
+                self._grad_norms[row] = torch.nn.utils.get_total_norm(grads)
+        else:  # float32 dot products per tensor: cheaper on the CPU than the batched norm
             self._loss_after[row] = float(loss_after)
-            self._grad_norms[row] = float(grad_norm)
+            if grads:
+                self._grad_norms[row] = np.sqrt(sum(float(torch.vdot(g.reshape(-1), g.reshape(-1)))
+                                                    for g in grads))
         self._loss_before[row] = loss_before
         self._rates[row] = rates
         self._row += 1
@@ -159,54 +161,72 @@ class StepBuffer:
             self.flush(wait=False)
 
     def flush(self, wait=True):
-        """Hand the rows committed so far to the store; with ``wait``, until it has them
-        (and without a host block allocated ahead: recording is over or paused)."""
+        """Hand the rows committed so far to the store; with ``wait``, until it has them."""
         n = self._row
         if n:
             first = self.n_steps - n
-            host = self._to_host(n)
+            scalars = (self._loss_before[:n], self._loss_after[:n], self._grad_norms[:n],
+                       {name: self._rates[:n, k].copy() for k, name in enumerate(self.names)})
             self._new_scalars()
             self._row = 0
-            self._result()
-            self._pending = self._writer.submit(self._append, first, *host)
+            if self._on_cuda:
+                self._flush_device(first, n, *scalars)
+            else:
+                self._flush_host(first, n, *scalars)
             self._n_flushes += 1
-            if not wait and not self._on_cuda:
-                self._spare = self._writer.submit(self._host_block)
         if wait:
             self._result()
-            spare, self._spare = self._spare, None
-            if spare is not None:
-                spare.result()
 
-    def _to_host(self, n):
-        """``(done, loss_before, loss_after, deltas, rates, grad_norms)`` of the first ``n``
-        rows, the block replaced; ``done`` an event to wait for before reading the
-        tensors (None on the CPU)."""
-        rates = {name: self._rates[:n, k].copy() for k, name in enumerate(self.names)}
-        done = None
-        if self._on_cuda:
-            tensors = [block[:n] for block in self._deltas] + [self._loss_after[:n],
-                                                               self._grad_norms[:n]]
-            # the writer finished with this staging block (two flushes ago) before the last
-            # flush submitted its job
-            host = [h[:n] for h in self._staging_block()]
-            self._side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(self._side):
-                for pinned, tensor in zip(host, tensors):
-                    pinned.copy_(tensor, non_blocking=True)
-                    tensor.record_stream(self._side)
-                done = torch.cuda.Event()
-                done.record(self._side)
-            self._deltas = self._device_block()
-            *deltas, loss_after, grad_norms = (h.numpy() for h in host)
-        else:
-            full = n == self.chunk_steps  # a part block is copied: its rest would stay alive
-            deltas = [block.numpy() if full else block[:n].numpy().copy() for block in self._deltas]
-            loss_after, grad_norms = self._loss_after[:n], self._grad_norms[:n]
-            if full:
-                self._deltas = self._take_spare()
-        return (done, self._loss_before[:n], loss_after, dict(zip(self.names, deltas)), rates,
-                grad_norms)
+    @staticmethod
+    def _differences(snapshots, previous, n):
+        """``Δθ`` of the first ``n`` rows of ``snapshots`` (after ``previous``), float32."""
+        return [torch.diff(block[:n], dim=0, prepend=start[None]).to(torch.float32)
+                for block, start in zip(snapshots, previous)]
+
+    def _flush_host(self, first, n, loss_before, loss_after, grad_norms, rates):
+        """On the CPU: the writer takes the differences of this block and appends them,
+        while the other block fills (once the writer is done with it)."""
+        snapshots, previous = self._snapshots, self._previous
+        self._result()  # the writer is done with the other block
+        self._use_block((self._n_flushes + 1) % 2)
+        _copy_rows(self._previous, [block[n - 1] for block in snapshots])  # the chain goes on
+
+        def job():
+            deltas = [d.numpy() for d in self._differences(snapshots, previous, n)]
+            self._append(first, None, loss_before, loss_after, dict(zip(self.names, deltas)),
+                         rates, grad_norms)
+
+        self._pending = self._writer.submit(job)
+
+    def _flush_device(self, first, n, loss_before, loss_after, grad_norms, rates):
+        """On CUDA: the differences on the device, copied into a staging block on the side
+        stream, then to the writer."""
+        tensors = self._differences(self._snapshots, self._previous, n) + [loss_after, grad_norms]
+        _copy_rows(self._previous, [block[n - 1] for block in self._snapshots])  # stream-ordered
+        # the writer finished with this staging block (two flushes ago) before the last
+        # flush submitted its job
+        host = [h[:n] for h in self._staging_block()]
+        self._side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(self._side):
+            for pinned, tensor in zip(host, tensors):
+                pinned.copy_(tensor, non_blocking=True)
+                tensor.record_stream(self._side)
+            done = torch.cuda.Event()
+            done.record(self._side)
+        *deltas, loss_after, grad_norms = (h.numpy() for h in host)
+        self._result()
+        self._pending = self._writer.submit(self._append, first, done, loss_before, loss_after,
+                                            dict(zip(self.names, deltas)), rates, grad_norms)
+
+    def _staging_block(self):
+        """The pinned host staging block of this flush (two alternate)."""
+        slot = self._n_flushes % 2
+        if self._staging[slot] is None:
+            n = self.chunk_steps
+            self._staging[slot] = [torch.empty((n, size), dtype=torch.float32, pin_memory=True)
+                                   for size in self.sizes] + [
+                torch.empty(n, dtype=torch.float64, pin_memory=True) for _ in range(2)]
+        return self._staging[slot]
 
     def _append(self, first, done, loss_before, loss_after, deltas, rates, grad_norms):
         """The writer's job: wait for the copy, check the losses, append the block."""
@@ -242,3 +262,8 @@ class StepBuffer:
             self.flush(wait=True)
         finally:
             self._writer.shutdown(wait=True)
+
+
+def _copy_rows(rows, tensors):
+    for row, tensor in zip(rows, tensors):
+        row.copy_(tensor)

@@ -13,16 +13,20 @@ on the CPU.  With ``loss_change="consecutive"`` the after-step pass is skipped a
 ``ΔL`` is later taken between consecutive minibatches (seed 000 eq. 8): free but
 noisier.
 
-Recording costs little beyond that forward pass: ``Δθ`` is formed on the
-model's device in a preallocated block (:mod:`granger_prune.record.buffer`),
-the loss after the step and the gradient norm stay on the device until a block
-is flushed, and a writer thread hands the blocks to the store.  On CUDA the
-non-finite check of the loss after the step therefore runs when its block is
-written (the loss before every step is checked at once, as training does).
+Recording costs little beyond that forward pass: the buffer
+(:mod:`granger_prune.record.buffer`) copies the recorded tensors once per step
+into a preallocated block on the model's device, and ``Δθ^t = θ^t − θ^{t−1}``
+is formed a block at a time (on the CPU by the writer thread); the gradient norm
+is one float32 reduction per tensor.  A step post-hook counts the optimizer's
+steps, so a step taken outside :meth:`TrajectoryRecorder.step` restarts the chain
+of parameters instead of being counted in the next recorded change; a change
+made to the parameters by hand between two recorded steps is counted in the next
+one (start a new recorder after one).  On CUDA the loss after the step stays on
+the device until its block is flushed, where its non-finite check runs (the loss
+before every step is checked at once, as training does).
 """
 
 import contextlib
-import math
 import warnings
 
 import numpy as np
@@ -161,6 +165,9 @@ class TrajectoryRecorder:
         self._buffers = list(model.buffers())
         self._saved_buffers = [torch.empty_like(b) for b in self._buffers]
         self._group_of = (None, None)
+        # the optimizer whose steps are recorded, with the hook that counts its steps
+        self._hooked, self._hooks = None, []
+        self._optimizer_steps = self._expected_steps = 0
 
     @property
     def trajectory(self):
@@ -202,6 +209,9 @@ class TrajectoryRecorder:
                 "SGD steps (with or without momentum); under an adaptive optimizer such as Adam or "
                 "AdamW each parameter's step is rescaled, so the design is an approximation",
                 GrangerPruneWarning, stacklevel=2)
+        self._watch(optimizer)
+        if self._optimizer_steps != self._expected_steps:  # a step taken outside the recorder
+            self._buffer.restart()
         rng_before = _rng_states(self.device)
         self._buffer.begin(self._tensors)
 
@@ -220,8 +230,9 @@ class TrajectoryRecorder:
                 if not np.isfinite(loss_after):
                     raise NonFiniteLossError(
                         f"the loss after step {step_index} of the recording is {loss_after}")
-        rates = self._group_rates(optimizer)
-        self._buffer.commit(self._tensors, loss_before, loss_after, rates, self._grad_norm())
+        self._expected_steps = self._optimizer_steps
+        grads = [p.grad.detach() for p in self._tensors if p.grad is not None]
+        self._buffer.commit(self._tensors, loss_before, loss_after, self._group_rates(optimizer), grads)
         self.step_sizes.append(float(optimizer.param_groups[0]["lr"]))
         if self.step_sizes[-1] != self.step_sizes[0] and not self._warned_step_size:
             self._warned_step_size = True
@@ -242,17 +253,21 @@ class TrajectoryRecorder:
         groups = optimizer.param_groups
         return [float("nan") if k is None else groups[k]["lr"] for k in self._group_of[1]]
 
-    def _grad_norm(self):
-        """``||g||`` over the recorded tensors' gradients of the step just taken (float32
-        reductions), or nan without gradients: on CUDA a device scalar (one batched
-        kernel, no synchronisation), on the CPU a float (a dot product per tensor,
-        which costs less there than the batched call)."""
-        grads = [p.grad.detach() for p in self._tensors if p.grad is not None]
-        if not grads:
-            return float("nan")
-        if self._check_at_once:
-            return math.sqrt(sum(float(torch.vdot(g.reshape(-1), g.reshape(-1))) for g in grads))
-        return torch.nn.utils.get_total_norm(grads)
+    def _watch(self, optimizer):
+        """Hook ``optimizer``: a step post-hook counts its steps (a step taken outside
+        :meth:`step` breaks the chain of recorded parameters, which then restarts)."""
+        if optimizer is self._hooked:
+            return
+        for handle in self._hooks:
+            handle.remove()
+        if self._hooked is not None:
+            self._buffer.restart()
+        self._hooked = optimizer
+        self._optimizer_steps = self._expected_steps = 0
+        self._hooks = [optimizer.register_step_post_hook(self._after_optimizer_step)]
+
+    def _after_optimizer_step(self, optimizer, args, kwargs):
+        self._optimizer_steps += 1
 
     def _loss_after_step(self, loss_fn, inputs, targets, rng_before):
         """The loss after the step on the same minibatch, as a tensor (no synchronisation)."""
