@@ -12,21 +12,25 @@ For every model, four kinds of training step on one fixed minibatch:
 * ``recorded-memory``: ``TrajectoryRecorder.step`` into the memory store;
 * ``recorded-disk``: the same into a :class:`~granger_prune.record.DiskTrajectory`.
 
-Each kind runs in a fresh child process (its own peak memory, no allocator state
-carried over), ``--rounds`` times interleaved with the others; a child times
-``--steps`` steps after ``--warmup`` untimed ones and reports the median step.
-The overhead of recording is the median recorded step over the median
-``plain+forward`` step, minus one.  Peak host memory is the child's peak
-resident set (``VmHWM``) beyond what it held before the timed steps, and the
-peak device memory ``torch.cuda.max_memory_allocated``.  The disk store's
-``write_gbs`` is the bandwidth its writes needed (bytes recorded per second of
-recording).  Writes JSON next to this file.
+Timing: a fresh child process per model and round holds one model per kind (the
+same seed) and takes one step of each kind in turn, ``--warmup`` untimed rounds
+and then ``--steps`` timed ones, so every kind meets the same machine state (on a
+shared machine, timings taken one kind after the other drift by more than the
+differences measured here); the median step of each kind, and over
+``--rounds`` children the median of those.  The overhead of recording is the
+median recorded step over the median ``plain+forward`` step, minus one.  Memory:
+a fresh child per kind; peak host memory is its peak resident set (``VmHWM``)
+beyond what it held before the measured steps, peak device memory
+``torch.cuda.max_memory_allocated``.  The disk store's ``write_gbs`` is the
+bandwidth its writes needed (bytes recorded per second of its recorded steps,
+the final flush included).  Writes JSON next to this file.
 """
 
 import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -75,24 +79,21 @@ def build(name, device):
     return model, params, x, y, nn.functional.cross_entropy
 
 
-def child(name, kind, device, n_steps, warmup, threads):
-    """Time one kind of step in this process; print a JSON line."""
+def make_step(name, kind, device, folder, n_steps):
+    """A fresh model (same seed) and the function taking one ``kind`` step of it."""
     import torch
 
     from granger_prune.record import DiskTrajectory, TrajectoryRecorder, optimizer_step
 
-    torch.set_num_threads(threads)
     model, params, x, y, loss_fn = build(name, device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    shapes = {n: tuple(p.shape) for n, p in params.items()}
-    folder = tempfile.mkdtemp(prefix="bench_recording_", dir=os.environ.get("BENCH_DISK_DIR"))
     recorder = None
     if kind == "recorded-memory":
         recorder = TrajectoryRecorder(model, params)
     elif kind == "recorded-disk":
         recorder = TrajectoryRecorder(model, params, trajectory=DiskTrajectory(
-            Path(folder) / "run", shapes, expected_steps=n_steps + warmup))
-    cuda = device.startswith("cuda")
+            Path(folder) / f"run-{name}", {n: tuple(p.shape) for n, p in params.items()},
+            expected_steps=n_steps))
 
     def one_step():
         if recorder is not None:
@@ -103,34 +104,65 @@ def child(name, kind, device, n_steps, warmup, threads):
             with torch.no_grad():
                 float(loss_fn(model(x), y))
 
-    for _ in range(warmup):
-        one_step()
+    row_bytes = 4 * sum(p.numel() for p in params.values())
+    return one_step, recorder, row_bytes
+
+
+def child_timing(name, device, n_steps, warmup, threads):
+    """Every kind in this process, one step of each in turn (the machine's state is the
+    same for all), and the median step of each; prints a JSON line."""
+    import torch
+
+    torch.set_num_threads(threads)
+    folder = tempfile.mkdtemp(prefix="bench_recording_", dir=os.environ.get("BENCH_DISK_DIR"))
+    steps = {kind: make_step(name, kind, device, folder, n_steps + warmup) for kind in KINDS}
+    cuda = device.startswith("cuda")
+    times = {kind: [] for kind in KINDS}
+    for i in range(warmup + n_steps):
+        for kind, (one_step, _, _) in steps.items():
+            t0 = time.perf_counter()
+            one_step()
+            if cuda:
+                torch.cuda.synchronize()
+            if i >= warmup:
+                times[kind].append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    steps["recorded-disk"][1].flush()  # the writes belong to the recording
+    flush_s = time.perf_counter() - t0
+    disk_s = sum(times["recorded-disk"]) + flush_s
+    out = dict(model=name, device=device, n_params_recorded=steps["plain"][2] // 4,
+               median_step_ms={k: 1e3 * float(np.median(v)) for k, v in times.items()},
+               mean_step_ms={k: 1e3 * float(np.mean(v)) for k, v in times.items()},
+               disk_write_gbs=steps["recorded-disk"][2] * n_steps / disk_s / 1e9)
+    shutil.rmtree(folder, ignore_errors=True)
+    print(json.dumps(out))
+
+
+def child_memory(name, kind, device, n_steps, threads):
+    """Peak host and device memory of ``n_steps`` steps of one kind; prints a JSON line."""
+    import torch
+
+    torch.set_num_threads(threads)
+    folder = tempfile.mkdtemp(prefix="bench_recording_", dir=os.environ.get("BENCH_DISK_DIR"))
+    one_step, recorder, _ = make_step(name, kind, device, folder, n_steps + 1)
+    one_step()
+    cuda = device.startswith("cuda")
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     rss_before = peak_rss_bytes()
-    times = []
-    start = time.perf_counter()
     for _ in range(n_steps):
-        t0 = time.perf_counter()
         one_step()
-        if cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
     if recorder is not None:
-        recorder.flush()  # the writes belong to the recording
-    total = time.perf_counter() - start
-    row_bytes = 4 * sum(p.numel() for p in params.values())
-    out = dict(model=name, kind=kind, device=device, n_params_recorded=int(row_bytes // 4),
-               median_step_ms=1e3 * float(np.median(times)), mean_step_ms=1e3 * total / n_steps,
-               peak_rss_gb=(peak_rss_bytes() - rss_before) / 1e9,
-               peak_device_gb=torch.cuda.max_memory_allocated() / 1e9 if cuda else 0.0,
-               write_gbs=row_bytes * n_steps / total / 1e9 if kind == "recorded-disk" else None)
+        recorder.flush()
+    out = dict(model=name, kind=kind, peak_rss_gb=(peak_rss_bytes() - rss_before) / 1e9,
+               peak_device_gb=torch.cuda.max_memory_allocated() / 1e9 if cuda else 0.0)
+    shutil.rmtree(folder, ignore_errors=True)
     print(json.dumps(out))
 
 
-def run_child(name, kind, device, args):
-    command = [sys.executable, __file__, "--child", name, kind, "--device", device,
+def run_child(args, *child_args):
+    command = [sys.executable, __file__, "--child", *child_args, "--device", args.device,
                "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -146,35 +178,36 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3, help="children per kind, interleaved (default 3)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 60 steps, one round")
-    parser.add_argument("--child", nargs=2, metavar=("MODEL", "KIND"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default next to this file)")
     args = parser.parse_args(argv)
     if args.child:
-        return child(*args.child, args.device, args.steps, args.warmup, args.threads)
+        what, *rest = args.child
+        if what == "timing":
+            return child_timing(rest[0], args.device, args.steps, args.warmup, args.threads)
+        return child_memory(rest[0], rest[1], args.device, args.steps, args.threads)
     if args.quick:
         args.steps, args.warmup, args.rounds = 60, 10, 1
     models = args.models or ([m for m in MODELS if m.startswith("mlp")] if args.device == "cpu"
                              else ["resnet18-cifar"])
-    rows = []
+    timings, memory, summary = [], [], []
     for name in models:
         for round_index in range(args.rounds):
-            for kind in KINDS:
-                row = run_child(name, kind, args.device, args)
-                rows.append(dict(row, round=round_index))
-                print(f"{name} {kind:16s} round {round_index}: {row['median_step_ms']:.3f} ms",
-                      file=sys.stderr, flush=True)
-    summary = []
-    for name in models:
-        mine = [r for r in rows if r["model"] == name]
-        median = {k: float(np.median([r["median_step_ms"] for r in mine if r["kind"] == k])) for k in KINDS}
+            row = run_child(args, "timing", name)
+            timings.append(dict(row, round=round_index))
+            print(f"{name} round {round_index}: " + ", ".join(
+                f"{k} {v:.3f} ms" for k, v in row["median_step_ms"].items()), file=sys.stderr, flush=True)
         for kind in KINDS:
-            of_kind = [r for r in mine if r["kind"] == kind]
+            memory.append(run_child(args, "memory", name, kind))
+        mine = [r for r in timings if r["model"] == name]
+        median = {k: float(np.median([r["median_step_ms"][k] for r in mine])) for k in KINDS}
+        for kind in KINDS:
+            peaks = next(m for m in memory if m["model"] == name and m["kind"] == kind)
             summary.append(dict(
                 model=name, kind=kind, median_step_ms=round(median[kind], 4),
                 overhead_vs_plain_forward=round(median[kind] / median["plain+forward"] - 1, 4),
-                peak_rss_gb=round(max(r["peak_rss_gb"] for r in of_kind), 4),
-                peak_device_gb=round(max(r["peak_device_gb"] for r in of_kind), 4),
-                write_gbs=(round(float(np.median([r["write_gbs"] for r in of_kind])), 4)
+                peak_rss_gb=round(peaks["peak_rss_gb"], 4), peak_device_gb=round(peaks["peak_device_gb"], 4),
+                write_gbs=(round(float(np.median([r["disk_write_gbs"] for r in mine])), 4)
                            if kind == "recorded-disk" else None)))
     for row in summary:
         print(f"{row['model']:20s} {row['kind']:16s} {row['median_step_ms']:8.3f} ms  "
@@ -186,7 +219,7 @@ def main(argv=None):
                 cores=os.cpu_count(), threads=args.threads, steps=args.steps, warmup=args.warmup,
                 rounds=args.rounds, device=args.device)
     out = args.out or HERE / f"results-recording-{args.device.split(':')[0]}{'-quick' if args.quick else ''}.json"
-    out.write_text(json.dumps(dict(meta=meta, summary=summary, runs=rows), indent=1))
+    out.write_text(json.dumps(dict(meta=meta, summary=summary, timings=timings, memory=memory), indent=1))
     print(f"wrote {out}", file=sys.stderr)
 
 
