@@ -184,6 +184,13 @@ class TrajectoryRecorder:
         """Hand the buffered steps to the store and wait until it has them."""
         self._buffer.flush(wait=True)
 
+    def close(self):
+        """Flush, remove the optimizer hook and stop the writer thread (the store stays)."""
+        for handle in self._hooks:
+            handle.remove()
+        self._hooks, self._hooked = [], None
+        self._buffer.close()
+
     def step(self, optimizer, loss_fn, inputs, targets, scaler=None):
         """Take one optimizer step on ``(inputs, targets)`` and record it.
 

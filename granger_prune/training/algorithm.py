@@ -276,6 +276,8 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
         train_epochs(model, batches, optimizer, schedule.n_prune, loss_fn=objective.loss_fn, recorder=recorder,
                      scheduler=scheduler, scaler=scaler, autocast_dtype=dtype)
         enforcer.detach()
+        if recorder is not None:
+            recorder.close()  # every step in the store, the writer thread stopped
         inputs = RoundInputs(weights=weights_numpy(params), groups=groups, rng=rng,
                              trajectory=recorder.trajectory if recorder else None)
         if "model" in method.needs:
