@@ -199,3 +199,23 @@ def test_recording_on_cuda_keeps_every_step_as_taken(tmp_path, store):
     for name in params:
         np.testing.assert_array_equal(recorded.deltas(name), np.stack([e[name] for e in expected]))
     assert np.all(recorded.grad_norms() > 0)
+
+
+def test_the_passes_over_a_design_read_a_memory_map_as_they_read_an_array(tmp_path):
+    """The lasso, the F-tests and the factor SVD take a design on disk block by block and
+    give what they give on the same array in memory, bit for bit (the same operations)."""
+    from granger_prune import CausalLasso
+    from granger_prune.stats import granger_tests, nested_f_tests
+    from granger_prune.stats.factors import common_factors
+
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(120, 700)) * rng.lognormal(size=700) * 1e-3).astype(np.float32) ** 2
+    y = X[:, :5] @ rng.uniform(1e5, 2e5, 5) + rng.normal(size=120)
+    np.save(tmp_path / "X.npy", X)
+    mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
+    np.testing.assert_array_equal(nested_f_tests(y, mapped).fvalue, nested_f_tests(y, X).fvalue)
+    np.testing.assert_array_equal(granger_tests(y, mapped, factors="scale").pvalue,
+                                  granger_tests(y, X, factors="scale").pvalue)
+    np.testing.assert_array_equal(common_factors(mapped, 3).factors, common_factors(X, 3).factors)
+    np.testing.assert_array_equal(CausalLasso(alpha=1e-3).fit(mapped, y).coef_,
+                                  CausalLasso(alpha=1e-3).fit(X, y).coef_)
