@@ -147,7 +147,8 @@ def main(argv=None):
         peak_anonymous_gb=memory.stop(), ram_gb=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9)
     result["pass_vs_disk"] = result["pass_gbs"] / disk_gbs
     print(json.dumps(result, indent=1))
-    out = args.out or HERE / f"results-large-layer{'-quick' if args.quick else ''}.json"
+    out = args.out or (Path(tempfile.mkdtemp(prefix="large_layer_quick_")) / "results.json"
+                       if args.quick else HERE / "results-large-layer.json")
     out.write_text(json.dumps(result, indent=1))
     if not args.keep:
         shutil.rmtree(folder)

@@ -218,7 +218,8 @@ def main(argv=None):
     meta = dict(python=platform.python_version(), torch=torch.__version__, cpu=platform.processor(),
                 cores=os.cpu_count(), threads=args.threads, steps=args.steps, warmup=args.warmup,
                 rounds=args.rounds, device=args.device)
-    out = args.out or HERE / f"results-recording-{args.device.split(':')[0]}{'-quick' if args.quick else ''}.json"
+    out = args.out or (Path(tempfile.mkdtemp(prefix="bench_recording_quick_")) / "results.json"
+                       if args.quick else HERE / f"results-recording-{args.device.split(':')[0]}.json")
     out.write_text(json.dumps(dict(meta=meta, summary=summary, timings=timings, memory=memory), indent=1))
     print(f"wrote {out}", file=sys.stderr)
 
