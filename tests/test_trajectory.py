@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from granger_prune.exceptions import NonFiniteLossError
+from granger_prune.exceptions import GrangerPruneWarning, NonFiniteLossError
 from granger_prune.network.pruning import prunable_parameters
 from granger_prune.record.recorder import TrajectoryRecorder, optimizer_step
 from granger_prune.record.trajectory import InMemoryTrajectory
@@ -226,8 +226,9 @@ def test_recorded_changes_exclude_steps_taken_outside_the_recorder_and_follow_a_
     for _ in range(3):
         recorded_step(optimizer)
     other = torch.optim.SGD(model.parameters(), lr=0.05)
-    for _ in range(5):
-        recorded_step(other)
+    with pytest.warns(GrangerPruneWarning, match="learning rate changes"):
+        for _ in range(5):
+            recorded_step(other)
     assert recorder.n_steps == 14 and recorder.trajectory.n_steps == 14
     for name in params:
         np.testing.assert_array_equal(recorder.trajectory.deltas(name),
