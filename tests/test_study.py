@@ -247,3 +247,22 @@ def test_flops_plot_needs_the_exported_speedup():
     with pytest.raises(ValueError, match="x must be one of"):
         plot_phase_shift(results, x="params")
     assert plot_phase_shift(results.assign(speedup_exported=4.0), x="flops").axes[0].get_xlabel().startswith("FLOPs")
+
+
+def test_a_study_recorded_to_disk_gives_the_memory_study_and_refuses_what_does_not_fit(tmp_path):
+    overrides = ["seeds=[0]", "sparsities=[0.9]", "dense_reference=false",
+                 'methods=[{"name": "causal"}, {"name": "magnitude"}]']
+    memory = run_study(tiny_config().with_overrides(overrides), tmp_path / "memory", progress=None)
+    disk_config = tiny_config().with_overrides(overrides + ["trajectory_store=disk"])
+    disk = run_study(disk_config, tmp_path / "disk", progress=None)
+    pd.testing.assert_frame_equal(memory.drop(columns=["seconds", "outputs"]),
+                                  disk.drop(columns=["seconds", "outputs"]))
+    assert not (tmp_path / "disk" / "trajectories").exists()  # each round's folder removed
+    tight = disk_config.with_overrides(["store_budget_gb=1e-6", f"store_dir={tmp_path / 'store'}"])
+    with pytest.raises(OSError, match="above the budget"):
+        run_study(tight, tmp_path / "tight", progress=None)
+    assert not list((tmp_path / "store").glob("round-*"))  # refused before anything was written
+    with pytest.raises(ValueError, match="trajectory_store"):
+        StudyConfig(trajectory_store="tape")
+    with pytest.raises(ValueError, match="store_budget_gb"):
+        StudyConfig(store_budget_gb=0)

@@ -6,9 +6,9 @@
 * ``recorder``: :class:`TrajectoryRecorder` and :func:`optimizer_step` (torch).
 """
 
-from .disk import DiskTrajectory, check_room, trajectory_bytes
+from .disk import DiskStore, DiskTrajectory, check_room, trajectory_bytes
 from .recorder import TrajectoryRecorder, optimizer_step
 from .trajectory import InMemoryTrajectory, Trajectory
 
-__all__ = ["DiskTrajectory", "InMemoryTrajectory", "Trajectory", "TrajectoryRecorder", "check_room", "optimizer_step",
+__all__ = ["DiskStore", "DiskTrajectory", "InMemoryTrajectory", "Trajectory", "TrajectoryRecorder", "check_room", "optimizer_step",
            "trajectory_bytes"]

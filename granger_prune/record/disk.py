@@ -251,3 +251,41 @@ class DiskTrajectory(Trajectory):
     def deltas(self, name):
         self._check_name(name)
         return self._arrays[name].read(self._n_steps)
+
+
+class DiskStore:
+    """Where Algorithm 1 records each pruning round's trajectory: a fresh
+    :class:`DiskTrajectory` per round under ``root``.
+
+    Parameters
+    ----------
+    root : str or Path
+        The folder the rounds' trajectory folders go in.
+    budget : int, optional
+        The most bytes one round's trajectory may take.
+    keep : bool
+        Keep each round's folder after its selection (default: removed once the
+        criterion has selected, so the disk holds one round at a time).
+    """
+
+    def __init__(self, root, budget=None, keep=False):
+        self.root, self.budget, self.keep = Path(root), budget, bool(keep)
+        self._count = 0
+
+    def check(self, shapes, n_steps):
+        """Refuse now (before any training) a round that would not fit; returns its bytes."""
+        return check_room(self.root, shapes, n_steps, self.budget)
+
+    def new(self, shapes, n_steps):
+        """A new round's trajectory, checked against the budget and the free disk."""
+        while (self.root / f"round-{self._count}").exists():
+            self._count += 1
+        path = self.root / f"round-{self._count}"
+        self._count += 1
+        return DiskTrajectory(path, shapes, expected_steps=n_steps, budget=self.budget)
+
+    def release(self, trajectory):
+        """Done with a round's trajectory: its folder is removed unless ``keep``."""
+        if not self.keep and isinstance(trajectory, DiskTrajectory):
+            shutil.rmtree(trajectory.path, ignore_errors=True)
+

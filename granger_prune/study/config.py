@@ -79,6 +79,14 @@ class StudyConfig:
         present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``
         (:func:`granger_prune.training.resolve_device`).  CPU runs are
         bit-identical for a seed; GPU kernels are not deterministic by default.
+    trajectory_store : {"memory", "disk"}
+        Where each pruning round's trajectory is recorded: in memory (default) or
+        in a :class:`~granger_prune.record.DiskTrajectory` under ``store_dir``
+        (default: ``trajectories/`` in the run folder), removed after the round's
+        selection.  With ``"disk"`` a round that would exceed ``store_budget_gb``
+        or the free disk is refused before any training.
+    store_dir : str, optional
+    store_budget_gb : float, optional
     """
 
     name: str = "study"
@@ -96,6 +104,9 @@ class StudyConfig:
     validation_seed: int = 0
     compare_to: Optional[str] = None
     device: str = "auto"
+    trajectory_store: str = "memory"
+    store_dir: Optional[str] = None
+    store_budget_gb: Optional[float] = None
 
     def __post_init__(self):
         check_choice("dataset", self.dataset, tuple(DATASETS))
@@ -126,6 +137,13 @@ class StudyConfig:
             raise ValueError(f"validation_seed must be an integer, got {self.validation_seed!r}")
         if self.compare_to is not None and self.compare_to not in labels:
             raise ValueError(f"compare_to must be one of the labels {labels}, got {self.compare_to!r}")
+        check_choice("trajectory_store", self.trajectory_store, ("memory", "disk"))
+        if self.store_dir is not None and not isinstance(self.store_dir, str):
+            raise ValueError(f"store_dir must be a path string, got {self.store_dir!r}")
+        if self.store_budget_gb is not None and (
+                isinstance(self.store_budget_gb, bool) or not isinstance(self.store_budget_gb, (int, float))
+                or not self.store_budget_gb > 0):
+            raise ValueError(f"store_budget_gb must be a positive number, got {self.store_budget_gb!r}")
         if not isinstance(self.device, str):
             raise ValueError(f"device must be a string ('auto', 'cpu', 'cuda', 'cuda:N'), got {self.device!r}")
         if not self.seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in self.seeds):

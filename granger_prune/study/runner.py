@@ -45,6 +45,7 @@ from ..network.pruning import prunable_parameters
 from .._options import format_value
 from ..network.saved import save_pruned_model
 from ..training.algorithm import minibatches, post_train, pretrain, prune_and_retrain
+from ..record.disk import DiskStore
 from ..training.task import resolve_device
 
 RESULT_COLUMNS = ["method", "rule", "scope", "granularity", "label", "sparsity_target",
@@ -124,6 +125,10 @@ def _run_grid(config, progress, started, out):
     device = resolve_device(config.device)
     data = load_dataset(config.dataset, image=config.model == "cnn").with_validation(
         config.validation_fraction, seed=config.validation_seed).to(device)
+    store = None
+    if config.trajectory_store == "disk":
+        budget = None if config.store_budget_gb is None else int(config.store_budget_gb * 1e9)
+        store = DiskStore(Path(config.store_dir) if config.store_dir else out / "trajectories", budget)
     runs_per_seed = sum(len(_sparsities(method, config)) for method in config.methods)
     n_runs = len(config.seeds) * (runs_per_seed + config.dense_reference)
     rows, diagnostics = [], []
@@ -157,7 +162,7 @@ def _run_grid(config, progress, started, out):
             for sparsity in _sparsities(method, config):
                 result = prune_and_retrain(model, data, method, sparsity, schedule=config.schedule,
                                            sgd=config.optimization, seed=seed,
-                                           pretrained_state=state)
+                                           pretrained_state=state, store=store)
                 row = dict(method=method.name, rule=method.rule_name, scope=method.scope,
                            granularity=method.granularity, label=method.label,
                            sparsity_target=float("nan") if sparsity is None else sparsity,
@@ -176,6 +181,8 @@ def _run_grid(config, progress, started, out):
                     diagnostics.append(diag.assign(seed=seed, label=method.label,
                                                    sparsity_target=row["sparsity_target"]))
                 report(row)
+    if store is not None and store.root == out / "trajectories" and store.root.exists():
+        shutil.rmtree(store.root)  # every round's folder was removed after its selection
     return rows, diagnostics
 
 

@@ -214,7 +214,7 @@ def pretrain(model, data, schedule, sgd, seed, objective=Objective()):
 
 
 def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pretrained_state,
-                      objective=Objective()):
+                      objective=Objective(), store=None):
     """Run Algorithm 1's pruning rounds and post-training from ``pretrained_state``.
 
     Parameters
@@ -244,6 +244,10 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
     objective : Objective
         The training loss and the reported metric (cross-entropy and accuracy
         by default; ``Objective("mse", "mse")`` for regression).
+    store : granger_prune.record.DiskStore, optional
+        Record each round's trajectory to disk (a round that would not fit the
+        store's budget or free disk is refused before any training); in memory
+        by default.
 
     Returns
     -------
@@ -255,7 +259,11 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
         raise ValueError("the model has no prunable parameters (no Linear or Conv weights)")
     batches = minibatches(data, sgd, seed)
     evaluation_batches(data, "test")  # a missing test split fails now, not after the training
-    method.check_recorded_steps(schedule.n_prune * steps_per_epoch(batches))
+    n_recorded = schedule.n_prune * steps_per_epoch(batches)
+    method.check_recorded_steps(n_recorded)
+    shapes = {n: tuple(p.shape) for n, p in params.items()}
+    if store is not None and "trajectory" in method.needs:
+        store.check(shapes, n_recorded)
     if not method.targets_sparsity:
         densities = [None] * schedule.n_iter
     elif sparsity is None:
@@ -271,8 +279,11 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
         optimizer, scheduler = sgd.build(model, "prune", steps_per_epoch(batches), schedule.n_prune)
         enforcer = MaskEnforcer(params, alive).attach(optimizer)
         dtype, scaler = mixed_precision(sgd.precision, model)
-        recorder = (TrajectoryRecorder(model, params, autocast_dtype=dtype, **method.recorder_options())
-                    if "trajectory" in method.needs else None)
+        recorder = None
+        if "trajectory" in method.needs:
+            trajectory = None if store is None else store.new(shapes, n_recorded)
+            recorder = TrajectoryRecorder(model, params, trajectory=trajectory, autocast_dtype=dtype,
+                                          **method.recorder_options())
         train_epochs(model, batches, optimizer, schedule.n_prune, loss_fn=objective.loss_fn, recorder=recorder,
                      scheduler=scheduler, scaler=scaler, autocast_dtype=dtype)
         enforcer.detach()
@@ -284,6 +295,8 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
             inputs.model, inputs.params, inputs.loss_fn = model, params, objective.loss_fn
             inputs.batches = gradient_batches(data, sgd, rng)
         selection = method.select(alive, density, inputs)
+        if store is not None and recorder is not None:
+            store.release(inputs.trajectory)
         alive = selection.masks
         if len(selection.diagnostics):
             diagnostics.append(selection.diagnostics.assign(round=round_index))
