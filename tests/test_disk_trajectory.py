@@ -219,3 +219,28 @@ def test_the_passes_over_a_design_read_a_memory_map_as_they_read_an_array(tmp_pa
     np.testing.assert_array_equal(common_factors(mapped, 3).factors, common_factors(X, 3).factors)
     np.testing.assert_array_equal(CausalLasso(alpha=1e-3).fit(mapped, y).coef_,
                                   CausalLasso(alpha=1e-3).fit(X, y).coef_)
+
+
+def test_a_full_disk_mid_block_leaves_the_last_committed_steps(tmp_path, monkeypatch):
+    from granger_prune.record import disk
+
+    store = fill(DiskTrajectory(tmp_path / "run", SHAPES), 14)
+    calls = []
+    real = disk._AppendableArray.append
+
+    def full_on_second(self, rows):  # the first tensor's rows written, then ENOSPC
+        calls.append(self.path.name)
+        if len(calls) == 2:
+            raise OSError(28, f"writing {self.path}: No space left on device")
+        return real(self, rows)
+
+    monkeypatch.setattr(disk._AppendableArray, "append", full_on_second)
+    with pytest.raises(OSError, match="No space left"):
+        store.append(1.0, 0.5, {name: np.ones(s) for name, s in SHAPES.items()})
+    monkeypatch.setattr(disk._AppendableArray, "append", real)
+    assert store.n_steps == 15 and DiskTrajectory.open(tmp_path / "run").n_steps == 15
+    store.append(2.0, 1.5, {name: np.full(s, 2.0) for name, s in SHAPES.items()})
+    reopened = DiskTrajectory.open(tmp_path / "run")
+    assert reopened.n_steps == 16
+    np.testing.assert_array_equal(reopened.deltas("0.weight")[-1], 2.0)
+    np.testing.assert_array_equal(reopened.losses()[0][-1], 2.0)

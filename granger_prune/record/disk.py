@@ -227,15 +227,20 @@ class DiskTrajectory(Trajectory):
         if self.budget is not None and trajectory_bytes(self.shapes, self._n_steps + n) > self.budget:
             raise OSError(28, f"{self.path}: {self._n_steps + n} steps would exceed the budget of "
                               f"{self.budget / 1e9:.2f} GB")
-        for name in self.shapes:
-            self._arrays[name].append(deltas[name])
-        self._losses.append(np.stack([loss_before, loss_after], axis=1))
-        self._grad_norms.append(grad_norms)
-        self._step_sizes.append(np.stack([step_sizes[name] for name in self.shapes], axis=1))
-        for array in self._all_arrays():
-            array.commit_header()
-        self._n_steps += n
-        self._write_meta()
+        try:
+            for name in self.shapes:
+                self._arrays[name].append(deltas[name])
+            self._losses.append(np.stack([loss_before, loss_after], axis=1))
+            self._grad_norms.append(grad_norms)
+            self._step_sizes.append(np.stack([step_sizes[name] for name in self.shapes], axis=1))
+            for array in self._all_arrays():
+                array.commit_header()
+            self._n_steps += n
+            self._write_meta()
+        except BaseException:  # a failed block is not part of the trajectory: the files
+            for array in self._all_arrays():  # keep the last committed prefix
+                array.n_rows = self._n_steps
+            raise
 
     def losses(self):
         both = np.array(self._losses.read(self._n_steps))
