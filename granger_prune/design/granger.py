@@ -554,13 +554,13 @@ def _unit_features_to_file(path, trajectory, names, unit_map, n_units, kinds, ro
                                              rows[start:start + step], eta)
         X[start:start + block.shape[0]] = block
         sq_steps[start:start + block.shape[0]] = sq
-        col_sq += np.einsum("ij,ij->j", block, block)
+        if scale != "raw":
+            col_sq += np.einsum("ij,ij->j", block, block)
     if scale == "raw":
         column_scale = np.ones(d)
     else:
-        rms = np.sqrt(col_sq / len(rows)) if scale == "column" else \
-            np.full(d, np.sqrt(col_sq.sum() / (len(rows) * d)))
-        column_scale = np.where(rms > 0, rms, 1.0)
+        mean_sq = col_sq.sum() / (len(rows) * d) if scale == "layer" else col_sq / len(rows)
+        column_scale = _scale_from_mean_squares(mean_sq, d)
         for start in range(0, len(rows), step):
             X[start:start + step] /= column_scale.astype(np.float32)
     X.flush()
@@ -683,9 +683,12 @@ def _column_scale(X, scale):
     d = X.shape[1]
     if scale == "raw":
         return np.ones(d)
-    if scale == "layer":
-        rms = np.sqrt(np.mean(X * X))
-        return np.full(d, rms if rms > 0 else 1.0)
-    rms = np.sqrt(np.mean(X * X, axis=0))
+    return _scale_from_mean_squares(np.mean(X * X) if scale == "layer" else np.mean(X * X, axis=0), d)
+
+
+def _scale_from_mean_squares(mean_sq, d):
+    """The column scale (d,) of a layer's (scalar) or the columns' mean squares: their root,
+    1 where it is 0."""
+    rms = np.array(np.broadcast_to(np.sqrt(mean_sq), (d,)))
     rms[rms == 0] = 1.0
     return rms

@@ -354,8 +354,9 @@ class Significance(CausalRule):
         Condition on the common variation of the steps: principal components
         of the problem's design (the count by a rule, or given) or its
         recorded summaries join the restricted model, or (``"scale"``) the
-        common step scale joins it and the rows are weighted by the fitted
-        residual scale, for a factor that multiplies every step (see
+        common step scale joins it and the rows are weighted by the restricted
+        errors' fitted standard deviation, for a factor that multiplies every
+        step (see
         :func:`granger_prune.stats.granger_tests`).  None (default): the
         marginal tests.
     maxlags : int or {"nw94", "rule_of_thumb"}

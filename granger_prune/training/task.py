@@ -125,12 +125,13 @@ def resolve_device(device=AUTO_DEVICE):
     """
     if device is None or device == AUTO_DEVICE:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    unknown = f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}"
     if not isinstance(device, (str, torch.device)):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+        raise ValueError(unknown)
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as error:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from error
+        raise ValueError(unknown) from error
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device={device!r} but torch finds no CUDA device "
@@ -138,7 +139,7 @@ def resolve_device(device=AUTO_DEVICE):
         if resolved.index is not None and resolved.index >= torch.cuda.device_count():
             raise ValueError(f"device={device!r} but there are {torch.cuda.device_count()} CUDA devices")
     elif resolved.type != "cpu":
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+        raise ValueError(unknown)
     return resolved
 
 
