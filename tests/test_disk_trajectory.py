@@ -255,3 +255,61 @@ def test_a_full_disk_mid_block_leaves_the_last_committed_steps(tmp_path, monkeyp
     assert reopened.n_steps == 16
     np.testing.assert_array_equal(reopened.deltas("0.weight")[-1], 2.0)
     np.testing.assert_array_equal(reopened.losses()[0][-1], 2.0)
+
+
+def test_bfloat16_bits_round_to_nearest_even_as_torch_does():
+    from granger_prune.record.bfloat16 import from_bfloat16_bits, to_bfloat16_bits
+
+    rng = np.random.default_rng(0)
+    # raw-scale steps, ties, signed zeros, the largest finite values, inf and NaN
+    values = np.concatenate([rng.normal(size=5000) * 10.0 ** rng.uniform(-12, 2, size=5000),
+                             np.array([0.0, -0.0, 1.0 + 2 ** -8, 1.0 + 3 * 2 ** -8,
+                                       np.finfo(np.float32).max, -np.finfo(np.float32).max,
+                                       np.inf, -np.inf, np.nan, 1e-40])]).astype(np.float32)
+    bits = to_bfloat16_bits(values)
+    expected = torch.from_numpy(values).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
+    finite = ~np.isnan(values)
+    np.testing.assert_array_equal(bits[finite], expected[finite])
+    decoded = from_bfloat16_bits(bits)
+    assert np.isnan(decoded[~finite]).all()
+    np.testing.assert_array_equal(decoded[finite],
+                                  torch.from_numpy(values[finite]).to(torch.bfloat16).float().numpy())
+    normal = np.isfinite(values) & (np.abs(values) >= np.finfo(np.float32).tiny) \
+        & (np.abs(values) < np.finfo(np.float32).max / 2)
+    assert np.all(np.abs(decoded[normal] - values[normal]) <= 2.0 ** -8 * np.abs(values[normal]))
+
+
+def test_a_bfloat16_store_keeps_the_rounded_steps_in_half_the_bytes(tmp_path, monkeypatch):
+    from granger_prune.design import granger, granger_design
+    from granger_prune.record import Bfloat16Rows
+
+    from granger_prune.record import disk
+
+    monkeypatch.setattr(disk, "ENCODE_BLOCK_ENTRIES", 8)  # blocks encoded a few rows at a time
+    half = fill(DiskTrajectory(tmp_path / "half", SHAPES, dtype="bfloat16"), 30)
+    memory = fill(InMemoryTrajectory(SHAPES), 30)
+    assert half.nbytes() == trajectory_bytes(SHAPES, 31, "bfloat16") < trajectory_bytes(SHAPES, 31)
+    reopened = DiskTrajectory.open(tmp_path / "half")
+    assert reopened.dtype == "bfloat16"
+    meta = json.loads((tmp_path / "half" / "meta.json").read_text())
+    assert meta["dtype"] == "bfloat16"
+    for name in SHAPES:
+        rows = reopened.deltas(name)
+        assert isinstance(rows, Bfloat16Rows) and rows.shape == (31, memory.sizes()[name])
+        rounded = torch.from_numpy(np.array(memory.deltas(name))).to(torch.bfloat16).float().numpy()
+        np.testing.assert_array_equal(np.asarray(rows), rounded)
+        np.testing.assert_array_equal(rows[3:9], rounded[3:9])  # a slice decodes only itself
+        # the documented layout: uint16 bits, decoded with NumPy alone
+        bits = np.load(tmp_path / "half" / meta["tensors"][list(SHAPES).index(name)]["file"])
+        np.testing.assert_array_equal((bits.astype(np.uint32) << 16).view(np.float32), rounded)
+    for x, y in zip(reopened.losses(), memory.losses()):
+        np.testing.assert_array_equal(x, y)  # losses and rates stay float64
+    # a design read block by block from the bfloat16 store is the design of the rounded steps
+    rounded_store = InMemoryTrajectory(SHAPES)
+    rounded_store.append_block(*memory.losses(), {n: np.asarray(reopened.deltas(n)) for n in SHAPES})
+    monkeypatch.setattr(granger, "DESIGN_BLOCK_ENTRIES", 20)  # blocks of a row or two
+    on_disk = granger_design(reopened, out=tmp_path / "X.npy")
+    np.testing.assert_allclose(on_disk.X, granger_design(rounded_store).X,
+                               rtol=np.finfo(np.float32).eps, atol=0)
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        DiskTrajectory(tmp_path / "other", SHAPES, dtype="float16")

@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -266,3 +267,11 @@ def test_a_study_recorded_to_disk_gives_the_memory_study_and_refuses_what_does_n
         StudyConfig(trajectory_store="tape")
     with pytest.raises(ValueError, match="store_budget_gb"):
         StudyConfig(store_budget_gb=0)
+    # bfloat16 steps: the baselines never read the trajectory, so their rows are the same
+    half = run_study(disk_config.with_overrides(["store_dtype=bfloat16"]), tmp_path / "half",
+                     progress=None).drop(columns=["seconds", "outputs"])
+    same = half["method"] == "magnitude"
+    pd.testing.assert_frame_equal(half[same], memory.drop(columns=["seconds", "outputs"])[same])
+    np.testing.assert_allclose(half["sparsity_actual"], memory["sparsity_actual"], rtol=0, atol=0.01)
+    with pytest.raises(ValueError, match="store_dtype"):
+        StudyConfig(store_dtype="float16")

@@ -3,14 +3,21 @@
 Layout of the folder (``FORMAT``, version ``VERSION``), readable with NumPy alone::
 
     meta.json          {"format": "granger_prune.trajectory", "version": 1,
-                        "n_steps": T, "tensors": [{"name": ..., "shape": [...],
-                        "file": "deltas/00-<name>.npy"}, ...]}
+                        "n_steps": T, "dtype": "float32", "tensors": [{"name": ...,
+                        "shape": [...], "file": "deltas/00-<name>.npy"}, ...]}
     losses.npy         float64 (T, 2): the loss before and after every step
     grad_norms.npy     float64 (T,)
     step_sizes.npy     float64 (T, n_tensors), in the order of "tensors"
     deltas/NN-<name>.npy   float32 (T, size), C order: row t is Δθ of step t
 
     X = np.load("run/deltas/00-0.weight.npy", mmap_mode="r")   # (T, size), no read yet
+
+With ``dtype="bfloat16"`` (``"dtype": "bfloat16"`` in meta.json; a file without the
+key is float32) the step files hold ``uint16`` bit patterns, half the bytes, decoded
+with one line of NumPy (:mod:`granger_prune.record.bfloat16`), and ``deltas(name)``
+is a :class:`~granger_prune.record.bfloat16.Bfloat16Rows` that decodes the rows a
+pass indexes.  bfloat16 keeps float32's exponent range, so raw-scale steps do not
+underflow, and rounds each step by at most 2**-8 relative.
 
 Why row-major ``.npy`` memmaps.  The recorder produces whole steps, so a row-major
 file is written by appending (sequential writes at the disk's bandwidth), and a
@@ -35,6 +42,8 @@ from pathlib import Path
 import numpy as np
 from numpy.lib import format as npy_format
 
+from .._atomic import atomic_write_text
+from . import bfloat16
 from .trajectory import Trajectory
 
 FORMAT = "granger_prune.trajectory"
@@ -44,20 +53,36 @@ VERSION = 1
 _SCALAR_BYTES = 8
 
 
-def trajectory_bytes(shapes, n_steps):
-    """Bytes a trajectory of ``n_steps`` steps of tensors ``shapes`` takes (float32 steps)."""
+#: Entries of a block of steps encoded to bfloat16 at a time (its temporaries: 4 bytes each).
+ENCODE_BLOCK_ENTRIES = 1 << 22
+#: Stored step dtypes: bytes per entry and the dtype of the file.
+STEP_DTYPES = {"float32": (4, np.dtype(np.float32)),
+               bfloat16.DTYPE_NAME: (bfloat16.ITEMSIZE, np.dtype(np.uint16))}
+
+
+def _check_dtype(dtype):
+    if dtype not in STEP_DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(STEP_DTYPES)} for the stored steps, "
+                         f"got {dtype!r}")
+    return dtype
+
+
+def trajectory_bytes(shapes, n_steps, dtype="float32"):
+    """Bytes a trajectory of ``n_steps`` steps of tensors ``shapes`` takes, steps stored
+    as ``dtype`` ("float32" or "bfloat16")."""
     sizes = [int(np.prod(shape)) for shape in shapes.values()]
-    return int(n_steps) * (4 * sum(sizes) + _SCALAR_BYTES * (3 + len(sizes)))
+    itemsize = STEP_DTYPES[_check_dtype(dtype)][0]
+    return int(n_steps) * (itemsize * sum(sizes) + _SCALAR_BYTES * (3 + len(sizes)))
 
 
-def check_room(path, shapes, n_steps, budget=None):
+def check_room(path, shapes, n_steps, budget=None, dtype="float32"):
     """Refuse, before any training, a recording that would not fit.
 
-    Raises ``OSError`` (``ENOSPC``) when ``n_steps`` steps of ``shapes`` need more
-    than the free space of the disk holding ``path``, or more than ``budget``
-    bytes when one is given; returns the bytes needed.
+    Raises ``OSError`` (``ENOSPC``) when ``n_steps`` steps of ``shapes`` stored as
+    ``dtype`` need more than the free space of the disk holding ``path``, or more
+    than ``budget`` bytes when one is given; returns the bytes needed.
     """
-    needed = trajectory_bytes(shapes, n_steps)
+    needed = trajectory_bytes(shapes, n_steps, dtype)
     where = Path(path)
     existing = next((p for p in [where, *where.parents] if p.exists()), Path("."))
     free = shutil.disk_usage(existing).free
@@ -149,11 +174,14 @@ class DiskTrajectory(Trajectory):
         disk before anything is written (:func:`check_room`).
     budget : int, optional
         The most bytes the trajectory may take.
+    dtype : {"float32", "bfloat16"}
+        How the steps are stored (a new folder; an opened one says in meta.json).
 
-    ``deltas(name)`` returns a read-only ``np.memmap`` of shape (T, size).
+    ``deltas(name)`` returns a read-only ``np.memmap`` of shape (T, size), or for
+    bfloat16 steps a :class:`~granger_prune.record.bfloat16.Bfloat16Rows` over one.
     """
 
-    def __init__(self, path, shapes=None, *, expected_steps=None, budget=None):
+    def __init__(self, path, shapes=None, *, expected_steps=None, budget=None, dtype="float32"):
         self.path = Path(path)
         meta_path = self.path / "meta.json"
         if shapes is None:
@@ -165,6 +193,10 @@ class DiskTrajectory(Trajectory):
                                  f"format={meta.get('format')!r}, version={meta.get('version')!r}")
             shapes = {t["name"]: tuple(t["shape"]) for t in meta["tensors"]}
             files = [t["file"] for t in meta["tensors"]]
+            dtype = meta.get("dtype", "float32")
+            if dtype not in STEP_DTYPES:
+                raise ValueError(f"{meta_path} stores steps as {dtype!r}, not one of "
+                                 f"{sorted(STEP_DTYPES)}")
             create, n_steps = False, int(meta["n_steps"])
         else:
             if meta_path.exists():
@@ -173,15 +205,17 @@ class DiskTrajectory(Trajectory):
             files = [_file_name(i, name) for i, name in enumerate(shapes)]
             create, n_steps = True, 0
         super().__init__(shapes)
+        self.dtype = _check_dtype(dtype)
         if create and expected_steps is not None:
-            check_room(self.path, self.shapes, expected_steps, budget)
+            check_room(self.path, self.shapes, expected_steps, budget, dtype)
         self.budget = budget
         if create:
             (self.path / "deltas").mkdir(parents=True, exist_ok=True)
         self._files = dict(zip(self.shapes, files))
         sizes = self.sizes()
+        file_dtype = STEP_DTYPES[self.dtype][1]
         self._arrays = {name: _AppendableArray(self.path / self._files[name], (sizes[name],),
-                                               np.float32, create) for name in self.shapes}
+                                               file_dtype, create) for name in self.shapes}
         self._losses = _AppendableArray(self.path / "losses.npy", (2,), np.float64, create)
         self._grad_norms = _AppendableArray(self.path / "grad_norms.npy", (), np.float64, create)
         self._step_sizes = _AppendableArray(self.path / "step_sizes.npy", (len(self.shapes),),
@@ -205,14 +239,10 @@ class DiskTrajectory(Trajectory):
 
     def _write_meta(self):
         meta = {"format": FORMAT, "version": VERSION, "n_steps": self._n_steps,
+                "dtype": self.dtype,
                 "tensors": [{"name": name, "shape": list(shape), "file": self._files[name]}
                             for name, shape in self.shapes.items()]}
-        temporary = self.path / "meta.json.tmp"
-        with open(temporary, "w") as f:
-            json.dump(meta, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, self.path / "meta.json")
+        atomic_write_text(self.path / "meta.json", json.dumps(meta, indent=1))
 
     @property
     def n_steps(self):
@@ -220,16 +250,17 @@ class DiskTrajectory(Trajectory):
 
     def nbytes(self):
         """Bytes the recorded steps take on disk (without headers)."""
-        return trajectory_bytes(self.shapes, self._n_steps)
+        return trajectory_bytes(self.shapes, self._n_steps, self.dtype)
 
     def _store_block(self, loss_before, loss_after, deltas, step_sizes, grad_norms):
         n = loss_before.size
-        if self.budget is not None and trajectory_bytes(self.shapes, self._n_steps + n) > self.budget:
+        if (self.budget is not None
+                and trajectory_bytes(self.shapes, self._n_steps + n, self.dtype) > self.budget):
             raise OSError(28, f"{self.path}: {self._n_steps + n} steps would exceed the budget of "
                               f"{self.budget / 1e9:.2f} GB")
         try:
             for name in self.shapes:
-                self._arrays[name].append(deltas[name])
+                self._append_steps(self._arrays[name], deltas[name])
             self._losses.append(np.stack([loss_before, loss_after], axis=1))
             self._grad_norms.append(grad_norms)
             self._step_sizes.append(np.stack([step_sizes[name] for name in self.shapes], axis=1))
@@ -241,6 +272,14 @@ class DiskTrajectory(Trajectory):
             for array in self._all_arrays():  # keep the last committed prefix
                 array.n_rows = self._n_steps
             raise
+
+    def _append_steps(self, array, rows):
+        if self.dtype == "float32":
+            array.append(rows)
+            return
+        step = max(1, ENCODE_BLOCK_ENTRIES // max(rows.shape[1], 1))
+        for start in range(0, rows.shape[0], step):  # encoding temporaries stay small
+            array.append(bfloat16.to_bfloat16_bits(rows[start:start + step]))
 
     def losses(self):
         both = np.array(self._losses.read(self._n_steps))
@@ -255,7 +294,8 @@ class DiskTrajectory(Trajectory):
 
     def deltas(self, name):
         self._check_name(name)
-        return self._arrays[name].read(self._n_steps)
+        rows = self._arrays[name].read(self._n_steps)
+        return rows if self.dtype == "float32" else bfloat16.Bfloat16Rows(rows)
 
 
 class DiskStore:
@@ -271,15 +311,18 @@ class DiskStore:
     keep : bool
         Keep each round's folder after its selection (default: removed once the
         criterion has selected, so the disk holds one round at a time).
+    dtype : {"float32", "bfloat16"}
+        How the steps are stored (:class:`DiskTrajectory`).
     """
 
-    def __init__(self, root, budget=None, keep=False):
+    def __init__(self, root, budget=None, keep=False, dtype="float32"):
         self.root, self.budget, self.keep = Path(root), budget, bool(keep)
+        self.dtype = _check_dtype(dtype)
         self._count = 0
 
     def check(self, shapes, n_steps):
         """Refuse now (before any training) a round that would not fit; returns its bytes."""
-        return check_room(self.root, shapes, n_steps, self.budget)
+        return check_room(self.root, shapes, n_steps, self.budget, self.dtype)
 
     def new(self, shapes, n_steps):
         """A new round's trajectory, checked against the budget and the free disk."""
@@ -287,7 +330,8 @@ class DiskStore:
             self._count += 1
         path = self.root / f"round-{self._count}"
         self._count += 1
-        return DiskTrajectory(path, shapes, expected_steps=n_steps, budget=self.budget)
+        return DiskTrajectory(path, shapes, expected_steps=n_steps, budget=self.budget,
+                              dtype=self.dtype)
 
     def release(self, trajectory):
         """Done with a round's trajectory: its folder is removed unless ``keep``."""

@@ -129,7 +129,8 @@ class Trajectory(ABC):
 
     @abstractmethod
     def deltas(self, name):
-        """Return ``Δθ`` of tensor ``name`` as a float32 array of shape (T, size)."""
+        """Return ``Δθ`` of tensor ``name``, float32 of shape (T, size): an ndarray, or an
+        array-like whose indexing returns ndarrays (a store that decodes on read)."""
 
     def _check_name(self, name):
         if name not in self.shapes:

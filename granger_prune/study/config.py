@@ -16,6 +16,7 @@ from .._checks import check_choice
 from ..zoo.datasets import DATASETS
 from ..zoo.models import MODELS
 from ..criteria import Causal, Magnitude, PruningMethod, Random, criterion_from_dict
+from ..record.disk import STEP_DTYPES
 from ..selection.keep import check_sparsity
 from ..training.algorithm import Schedule, SGDConfig
 from ..training.optim import TrainingConfig
@@ -87,6 +88,9 @@ class StudyConfig:
         or the free disk is refused before any training.
     store_dir : str, optional
     store_budget_gb : float, optional
+    store_dtype : {"float32", "bfloat16"}
+        How a disk store keeps the steps: float32 (default) or bfloat16, half the
+        bytes at a relative rounding of at most 2**-8 per step.
     """
 
     name: str = "study"
@@ -107,6 +111,7 @@ class StudyConfig:
     trajectory_store: str = "memory"
     store_dir: Optional[str] = None
     store_budget_gb: Optional[float] = None
+    store_dtype: str = "float32"
 
     def __post_init__(self):
         check_choice("dataset", self.dataset, tuple(DATASETS))
@@ -138,6 +143,7 @@ class StudyConfig:
         if self.compare_to is not None and self.compare_to not in labels:
             raise ValueError(f"compare_to must be one of the labels {labels}, got {self.compare_to!r}")
         check_choice("trajectory_store", self.trajectory_store, ("memory", "disk"))
+        check_choice("store_dtype", self.store_dtype, tuple(STEP_DTYPES))
         if self.store_dir is not None and not isinstance(self.store_dir, str):
             raise ValueError(f"store_dir must be a path string, got {self.store_dir!r}")
         if self.store_budget_gb is not None and (

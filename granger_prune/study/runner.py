@@ -128,7 +128,8 @@ def _run_grid(config, progress, started, out):
     store = None
     if config.trajectory_store == "disk":
         budget = None if config.store_budget_gb is None else int(config.store_budget_gb * 1e9)
-        store = DiskStore(Path(config.store_dir) if config.store_dir else out / "trajectories", budget)
+        store = DiskStore(Path(config.store_dir) if config.store_dir else out / "trajectories", budget,
+                          dtype=config.store_dtype)
     runs_per_seed = sum(len(_sparsities(method, config)) for method in config.methods)
     n_runs = len(config.seeds) * (runs_per_seed + config.dense_reference)
     rows, diagnostics = [], []

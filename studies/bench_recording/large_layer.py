@@ -3,6 +3,7 @@ and the lasso fitted from the file (see README.md).
 
     python studies/bench_recording/large_layer.py --d 4000000 --T 1000 --dir /work/big
     python studies/bench_recording/large_layer.py --quick        # d = 2e5, T = 200 (a minute)
+    python studies/bench_recording/large_layer.py --dtype bfloat16   # steps stored in bfloat16
 
 One ``nn.Linear(n_in, d / n_in, bias=False)`` layer (``d`` weights) is trained by SGD
 (momentum 0.9) on a random regression task for ``T`` steps, recorded into a
@@ -89,6 +90,8 @@ def main(argv=None):
     parser.add_argument("--dir", type=Path, default=None, help="where the files go (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the files")
     parser.add_argument("--quick", action="store_true", help="d = 2e5, T = 200")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                        help="how the store keeps the steps (default float32)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.quick:
@@ -112,7 +115,7 @@ def main(argv=None):
     teacher = torch.randn(n_out, args.n_in) / np.sqrt(args.n_in)
     params = {"weight": model.weight}
     store = DiskTrajectory(folder / "trajectory", {"weight": tuple(model.weight.shape)},
-                           expected_steps=args.T)
+                           expected_steps=args.T, dtype=args.dtype)
     recorder = TrajectoryRecorder(model, params, trajectory=store)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     g = torch.Generator().manual_seed(1)
@@ -122,7 +125,7 @@ def main(argv=None):
         recorder.step(optimizer, nn.functional.mse_loss, x, x @ teacher.T)
     recorder.flush()
     record_s = time.perf_counter() - start
-    store_bytes = trajectory_bytes(store.shapes, store.n_steps)
+    store_bytes = trajectory_bytes(store.shapes, store.n_steps, args.dtype)
     print(f"recorded {args.T} steps of {args.d:,} weights ({store_bytes / 1e9:.1f} GB) in "
           f"{record_s:.1f} s", file=sys.stderr, flush=True)
 
@@ -140,7 +143,7 @@ def main(argv=None):
     x_bytes = X.size * 4
     passes = int(model_fit.n_passes_) + 1  # alpha_max's pass
     result = dict(
-        d=args.d, T=args.T, rows=int(X.shape[0]), store_gb=store_bytes / 1e9, design_gb=x_bytes / 1e9,
+        d=args.d, T=args.T, store_dtype=args.dtype, rows=int(X.shape[0]), store_gb=store_bytes / 1e9, design_gb=x_bytes / 1e9,
         record_s=record_s, record_write_gbs=store_bytes / record_s / 1e9, design_s=design_s,
         fit_s=fit_s, passes=passes, pass_gbs=x_bytes * passes / fit_s / 1e9,
         disk_read_gbs=disk_gbs, n_nonzero=int(np.count_nonzero(model_fit.coef_)),
@@ -148,7 +151,8 @@ def main(argv=None):
     result["pass_vs_disk"] = result["pass_gbs"] / disk_gbs
     print(json.dumps(result, indent=1))
     out = args.out or (Path(tempfile.mkdtemp(prefix="large_layer_quick_")) / "results.json"
-                       if args.quick else HERE / "results-large-layer.json")
+                       if args.quick else HERE / ("results-large-layer.json" if args.dtype == "float32"
+                                                  else f"results-large-layer-{args.dtype}.json"))
     out.write_text(json.dumps(result, indent=1))
     if not args.keep:
         shutil.rmtree(folder)

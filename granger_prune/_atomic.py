@@ -1,0 +1,64 @@
+"""Atomic file writes: a reader sees the old file or the new one, never a part.
+
+The rule of a write-ahead log: write a temporary file beside the target, flush it
+to the disk (``fsync``), rename it over the target (atomic on POSIX), then flush
+the folder so that the rename itself survives a power cut.  A crash at any
+moment leaves the previous version or the new one, and at most a stray
+``*.tmp`` file, which is never read.
+"""
+
+import contextlib
+import os
+from pathlib import Path
+
+TEMPORARY_SUFFIX = ".tmp"
+
+
+def fsync_folder(folder):
+    """Flush a folder's entries (a rename, a new file) to the disk, where the OS allows."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # not every platform opens folders
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_open(path, mode="w"):
+    """Open a temporary file for writing; on a clean exit it replaces ``path`` atomically.
+
+    On an error (a full disk, an interrupt) the temporary file is removed, the
+    error propagates and ``path`` keeps its previous content.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
+    path = Path(path)
+    temporary = path.with_name(path.name + TEMPORARY_SUFFIX)
+    try:
+        with open(temporary, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+    fsync_folder(path.parent)
+
+
+def atomic_write_text(path, text):
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_open`)."""
+    with atomic_open(path, "w") as f:
+        f.write(text)
+
+
+def atomic_write_bytes(path, data):
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_open`)."""
+    with atomic_open(path, "wb") as f:
+        f.write(data)
