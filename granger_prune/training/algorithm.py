@@ -29,6 +29,7 @@ from ..network.structure import pruning_units
 from .._checks import check_choice
 from .._progress import progress
 from ..record.recorder import TrajectoryRecorder, optimizer_step
+from .resume import RoundState
 from .optim import PHASES, OptimizerSpec, build_phase, mixed_precision
 from .task import (DataLoaders, Objective, evaluate_batches, evaluation_batches, has_validation,
                    model_device, on_device, steps_per_epoch, training_batches)
@@ -214,7 +215,7 @@ def pretrain(model, data, schedule, sgd, seed, objective=Objective()):
 
 
 def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pretrained_state,
-                      objective=Objective(), store=None):
+                      objective=Objective(), store=None, checkpoint=None):
     """Run Algorithm 1's pruning rounds and post-training from ``pretrained_state``.
 
     Parameters
@@ -248,6 +249,14 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
         Record each round's trajectory to disk (a round that would not fit the
         store's budget or free disk is refused before any training); in memory
         by default.
+    checkpoint : object, optional
+        Where the state between rounds is kept, to continue after a crash: its
+        ``load()`` returns the last saved
+        :class:`~granger_prune.training.resume.RoundState` (None: start at round
+        0) and ``save(state)`` keeps one and returns it as it will be read back
+        (e.g. :class:`~granger_prune.study.run_folder.RoundCheckpoints`).  The
+        rounds after the saved one run from the saved masks and random states,
+        so the result equals a run without a stop (bit for bit on the CPU).
 
     Returns
     -------
@@ -274,8 +283,15 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
     alive = full_masks(params)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    diagnostics = []
+    diagnostics, first_round, seconds_before = [], 0, 0.0
+    saved = None if checkpoint is None else checkpoint.load()
+    if saved is not None:
+        saved.restore(rng, batches, model_device(model))
+        alive, diagnostics = _checked_alive(saved.alive, params), list(saved.diagnostics)
+        first_round, seconds_before = saved.next_round, saved.seconds
     for round_index, density in enumerate(densities):
+        if round_index < first_round:
+            continue
         optimizer, scheduler = sgd.build(model, "prune", steps_per_epoch(batches), schedule.n_prune)
         enforcer = MaskEnforcer(params, alive).attach(optimizer)
         dtype, scaler = mixed_precision(sgd.precision, model)
@@ -301,6 +317,11 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
         if len(selection.diagnostics):
             diagnostics.append(selection.diagnostics.assign(round=round_index))
         model.load_state_dict(pretrained_state)
+        if checkpoint is not None:  # go on from what was saved, as a resumed run will
+            state = checkpoint.save(RoundState.capture(
+                round_index + 1, alive, rng, batches, model_device(model), diagnostics,
+                seconds_before + time.perf_counter() - start))
+            alive, diagnostics = state.alive, list(state.diagnostics)
 
     post = post_train(model, data, alive, schedule=schedule, sgd=sgd, batches=batches, objective=objective)
     return PruningResult(
@@ -308,8 +329,20 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
         metric_name=objective.metric_name, val_metric=post.val_metric, val_loss=post.val_loss,
         best_epoch=post.best_epoch,
         diagnostics=pd.concat(diagnostics, ignore_index=True) if diagnostics else pd.DataFrame(),
-        seconds=time.perf_counter() - start,
+        seconds=seconds_before + time.perf_counter() - start,
     )
+
+
+def _checked_alive(alive, params):
+    """Saved masks, checked against the parameters they must fit."""
+    if set(alive) != set(params):
+        raise ValueError(f"the saved masks cover tensors {sorted(alive)}, the model's prunable "
+                         f"tensors are {sorted(params)}: not a state of this model")
+    for name, p in params.items():
+        if tuple(alive[name].shape) != tuple(p.shape):
+            raise ValueError(f"the saved mask of {name!r} has shape {tuple(alive[name].shape)}, the "
+                             f"parameter {tuple(p.shape)}: not a state of this model")
+    return alive
 
 
 @dataclass(frozen=True)
