@@ -26,3 +26,13 @@ class SupportLimitWarning(GrangerPruneWarning):
 
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite while a trajectory was recorded."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or run folder that cannot be trusted: damaged, edited, another run's or
+    another code's; the message names the file and what does not match."""
+
+
+class DegenerateLayerWarning(GrangerPruneWarning):
+    """A recorded tensor never changed over a trajectory: its tests are degenerate (F = NaN,
+    p = 1) and its lasso coefficients zero, so no data speaks for any of its parameters."""

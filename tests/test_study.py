@@ -87,8 +87,11 @@ def test_end_to_end_tiny_study_writes_a_complete_run_folder(tmp_path, capsys):
     lines = []
     results = run_study(tiny_config(), out, progress=lines.append)
     assert sorted(p.name for p in out.iterdir()) == [
-        "comparisons.csv", "config.json", "diagnostics.csv", "differences.png", "flops.png", "meta.json",
-        "models", "phase_shift.png", "results.csv", "summary.csv"]
+        "checkpoints", "comparisons.csv", "config.json", "diagnostics.csv", "differences.png", "flops.png",
+        "meta.json", "models", "phase_shift.png", "results.csv", "run.json", "summary.csv", "timings.csv"]
+    assert json.loads((out / "run.json").read_text())["status"] == "finished"
+    timings = pd.read_csv(out / "timings.csv")
+    assert len(timings) == 21 and (timings["seconds"] > 0).all()
     table = pd.read_csv(out / "results.csv")
     assert list(table.columns) == RESULT_COLUMNS
     # the bundled studies hold out a validation split; post-training keeps its last epoch
@@ -151,7 +154,7 @@ def test_end_to_end_tiny_study_writes_a_complete_run_folder(tmp_path, capsys):
     meta = json.loads((out / "meta.json").read_text())
     assert meta["granger_prune"] == "0.1.0" and meta["git_sha"]
     assert json.loads((out / "config.json").read_text())["schedule"]["n_post"] == 1
-    with pytest.raises(ValueError, match="already exists"):
+    with pytest.raises(ValueError, match="finished run"):
         run_study(tiny_config(), out)
     # `granger-prune report` prints both tables of the run folder in Markdown
     capsys.readouterr()
@@ -162,16 +165,39 @@ def test_end_to_end_tiny_study_writes_a_complete_run_folder(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
 
 
-def test_a_failed_study_leaves_nothing_behind(tmp_path, monkeypatch):
+def test_a_failed_study_leaves_a_resumable_folder_that_ends_as_an_uninterrupted_run(tmp_path, monkeypatch):
     import granger_prune.study.runner as study
+    from granger_prune.training import algorithm
 
-    def explode(*args, **kwargs):
-        raise RuntimeError("boom")
+    config = tiny_config().with_overrides(["schedule.n_iter=2"])
+    reference = run_study(config, tmp_path / "reference", progress=None)
+    real_select, calls = {}, {"n": 0}
 
-    monkeypatch.setattr(study, "prune_and_retrain", explode)
+    def explode_in_the_fifth_selection(self, alive, density, inputs):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise RuntimeError("boom")
+        return real_select[type(self)](self, alive, density, inputs)
+
+    for method in config.methods:
+        kind = type(method)
+        if kind not in real_select:
+            real_select[kind] = kind.select
+            monkeypatch.setattr(kind, "select", explode_in_the_fifth_selection)
     with pytest.raises(RuntimeError, match="boom"):
-        run_study(tiny_config(), tmp_path / "run", progress=None)
-    assert list(tmp_path.iterdir()) == []
+        run_study(config, tmp_path / "run", progress=None)
+    run = tmp_path / "run"
+    assert json.loads((run / "run.json").read_text())["status"] == "unfinished"
+    assert not (run / "results.csv").exists() and not (run / "summary.csv").exists()
+    assert list((run / "checkpoints" / "cells").rglob("round-1"))  # a cell stopped after its first round
+    monkeypatch.undo()
+    lines = []
+    resumed = run_study(config, run, progress=lines.append)
+    assert lines[0].startswith("resuming") and json.loads((run / "run.json").read_text())["attempts"] == 2
+    for name in ("results.csv", "summary.csv", "diagnostics.csv", "comparisons.csv"):
+        assert (run / name).read_bytes() == (tmp_path / "reference" / name).read_bytes(), name
+    pd.testing.assert_frame_equal(resumed, reference)
+    assert algorithm is not None
 
 
 def test_cli_runs_a_bundled_study_from_any_directory_and_reports_config_errors(tmp_path, capsys,
@@ -187,8 +213,8 @@ def test_cli_runs_a_bundled_study_from_any_directory_and_reports_config_errors(t
     assert "magnitude/layer" in capsys.readouterr().out
     assert main(["run", "--set", "schedule.n_psot=1"]) == 2  # the default study
     assert "n_psot" in capsys.readouterr().err
-    assert main(args) == 2  # the run folder exists already
-    assert "already exists" in capsys.readouterr().err
+    assert main(args) == 2  # the run folder holds a finished run
+    assert "finished run" in capsys.readouterr().err
     assert main(["run", "no_such_study"]) == 2
     assert "granger-prune list" in capsys.readouterr().err
     assert main(["list"]) == 0
@@ -256,8 +282,8 @@ def test_a_study_recorded_to_disk_gives_the_memory_study_and_refuses_what_does_n
     memory = run_study(tiny_config().with_overrides(overrides), tmp_path / "memory", progress=None)
     disk_config = tiny_config().with_overrides(overrides + ["trajectory_store=disk"])
     disk = run_study(disk_config, tmp_path / "disk", progress=None)
-    pd.testing.assert_frame_equal(memory.drop(columns=["seconds", "outputs"]),
-                                  disk.drop(columns=["seconds", "outputs"]))
+    pd.testing.assert_frame_equal(memory.drop(columns=["outputs"]),
+                                  disk.drop(columns=["outputs"]))
     assert not (tmp_path / "disk" / "trajectories").exists()  # each round's folder removed
     tight = disk_config.with_overrides(["store_budget_gb=1e-6", f"store_dir={tmp_path / 'store'}"])
     with pytest.raises(OSError, match="above the budget"):
@@ -269,9 +295,9 @@ def test_a_study_recorded_to_disk_gives_the_memory_study_and_refuses_what_does_n
         StudyConfig(store_budget_gb=0)
     # bfloat16 steps: the baselines never read the trajectory, so their rows are the same
     half = run_study(disk_config.with_overrides(["store_dtype=bfloat16"]), tmp_path / "half",
-                     progress=None).drop(columns=["seconds", "outputs"])
+                     progress=None).drop(columns=["outputs"])
     same = half["method"] == "magnitude"
-    pd.testing.assert_frame_equal(half[same], memory.drop(columns=["seconds", "outputs"])[same])
+    pd.testing.assert_frame_equal(half[same], memory.drop(columns=["outputs"])[same])
     np.testing.assert_allclose(half["sparsity_actual"], memory["sparsity_actual"], rtol=0, atol=0.01)
     with pytest.raises(ValueError, match="store_dtype"):
         StudyConfig(store_dtype="float16")

@@ -1,6 +1,7 @@
 """The ``granger-prune`` command."""
 
 import argparse
+import json
 import re
 import sys
 import time
@@ -17,11 +18,20 @@ def _parser():
     run = commands.add_parser(
         "run", help="run a study and write its run folder",
         description="Run a study: causal pruning against the baselines at several sparsities.")
-    run.add_argument("study", nargs="?", default=DEFAULT_STUDY,
+    run.add_argument("study", nargs="?", default=None,
                      help=f"a TOML file, a folder holding a config.toml, or the name of a bundled "
                           f"study (default: {DEFAULT_STUDY}; see `granger-prune list`)")
     run.add_argument("--out", type=Path, default=None,
-                     help="run folder to create (default: runs/<study>-<timestamp>)")
+                     help="run folder to create, or an unfinished one to continue (default: the "
+                          "latest unfinished run of this configuration under runs/, else a new "
+                          "runs/<study>-<config hash>-<timestamp>)")
+    run.add_argument("--resume", type=Path, default=None, metavar="DIR",
+                     help="continue the unfinished run folder DIR, of the configuration in its "
+                          "config.json (or of the study named)")
+    run.add_argument("--fresh", action="store_true",
+                     help="start a new run folder even when an unfinished run of this configuration exists")
+    run.add_argument("--force", action="store_true",
+                     help="continue a run that another package version or git commit started")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config entry, e.g. --set seeds=[0] --set schedule.n_post=5")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -41,6 +51,9 @@ def _parser():
 def main(argv=None):
     """Entry point of the console script; returns the exit status."""
     args = _parser().parse_args(argv)
+    if args.command == "run":  # whether a study was named (else --resume reads the folder's)
+        args.study_given = args.study is not None
+        args.study = args.study or DEFAULT_STUDY
     from .config import BUNDLED, StudyConfig, bundled_studies, resolve_study
     if args.command == "list":
         for name in bundled_studies():
@@ -58,26 +71,53 @@ def main(argv=None):
     from .report import phase_shift_table
     from .runner import print_progress, run_study
 
+    from .run_folder import config_hash, latest_unfinished
+
     try:
-        path = resolve_study(args.study)
+        if args.resume is not None and (args.out is not None or args.fresh):
+            raise ValueError("--resume names the folder to continue: it goes with neither --out nor --fresh")
         overrides = args.overrides + ([f"device={args.device}"] if args.device else [])
-        config = StudyConfig.from_toml(path).with_overrides(overrides)
+        if args.resume is not None and args.study_given is False:
+            path = args.resume / "config.json"
+            if not path.is_file():
+                raise ValueError(f"{str(args.resume)!r} has no config.json: not a run folder")
+            config = StudyConfig.from_dict(json.loads(path.read_text())).with_overrides(overrides)
+        else:
+            path = resolve_study(args.study)
+            config = StudyConfig.from_toml(path).with_overrides(overrides)
+        out = args.resume or args.out
+        if out is None and not args.fresh:
+            out = latest_unfinished("runs", config)
+        if out is None:
+            out = Path("runs") / f"{config.name}-{config_hash(config)[:8]}-{time.strftime('%Y%m%d-%H%M%S')}"
     except ValueError as err:
         print(f"granger-prune: error: {err}", file=sys.stderr)
         return 2
-    out = args.out or Path("runs") / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    print(f"granger-prune: running {path} into {out}", file=sys.stderr)
+    verb = "continuing" if _unfinished(out) else "running"
+    print(f"granger-prune: {verb} {path} into {out}", file=sys.stderr)
     tic = time.perf_counter()
     try:
-        results = run_study(config, out, progress=None if args.quiet else print_progress)
-    except ValueError as err:
+        results = run_study(config, out, progress=None if args.quiet else print_progress,
+                            force=args.force)
+    except (ValueError, OSError) as err:
         print(f"granger-prune: error: {err}", file=sys.stderr)
+        if _unfinished(out):
+            print(f"granger-prune: {out} is kept unfinished; the same command continues it",
+                  file=sys.stderr)
         return 2
     table = phase_shift_table(results)["accuracy_mean"].unstack("sparsity_target")
     print(table.to_string(float_format=lambda v: f"{v:.4f}"))
     print(f"granger-prune: finished in {time.perf_counter() - tic:.1f} s; results in {out}",
           file=sys.stderr)
     return 0
+
+
+def _unfinished(folder):
+    from .run_folder import UNFINISHED, is_run_folder, run_status
+    try:
+        return is_run_folder(folder) and run_status(folder).get("status") == UNFINISHED
+    except ValueError:
+        return False
 
 
 def _report(run, metric):
