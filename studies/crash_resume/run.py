@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-SMALL = ["seeds=[0,1]", "sparsities=[0.5,0.9]", "model_options.hidden=[32]",
-         "schedule.n_pre=2", "schedule.n_iter=2", "schedule.n_prune=1", "schedule.n_post=2",
+SMALL = ["seeds=[0,1]", "sparsities=[0.5,0.9]", "model_options.hidden=[64]",
+         "schedule.n_pre=3", "schedule.n_iter=2", "schedule.n_prune=1", "schedule.n_post=3",
          "sgd.batch_size=32",
          'methods=[{"name": "causal"}, {"name": "magnitude"}, {"name": "taylor"}]']
 COMPARED = ("results.csv", "diagnostics.csv", "summary.csv", "comparisons.csv")
