@@ -8,6 +8,7 @@ moment leaves the previous version or the new one, and at most a stray
 """
 
 import contextlib
+import errno
 import os
 from pathlib import Path
 
@@ -22,8 +23,9 @@ def fsync_folder(folder):
         return
     try:
         os.fsync(fd)
-    except OSError:
-        pass
+    except OSError as error:  # some file systems cannot flush a folder; a full disk is an error
+        if error.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF, errno.EACCES, errno.EPERM):
+            raise
     finally:
         os.close(fd)
 

@@ -25,7 +25,13 @@ class SupportLimitWarning(GrangerPruneWarning):
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or infinite while a trajectory was recorded."""
+    """The training loss became NaN or infinite (before the step, or after it while a
+    trajectory was recorded); the message names the step."""
+
+
+class NonFiniteGradientError(FloatingPointError):
+    """A gradient held NaN or inf before the optimizer step; the message names the tensor
+    and the step."""
 
 
 class CheckpointError(ValueError):

@@ -58,11 +58,13 @@ This module works on plain NumPy arrays and never imports torch.
 """
 
 import operator
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .._checks import check_choice
+from ..exceptions import DegenerateLayerWarning
 
 LOSS_CHANGES = ("same_batch", "consecutive")
 RESTRICTED_MODELS = ("intercept", "none")
@@ -490,13 +492,16 @@ def granger_design(trajectory, tensors=None, *, features="vanilla", lags=0, aliv
     if n_units == 0:
         raise ValueError(f"no alive parameters in tensors {list(names)}: nothing to regress on")
 
+    moved = set()
     if out is None:
-        X, sq_steps, n_params = _unit_features(trajectory, names, unit_map, n_units, kinds, rows, eta)
+        X, sq_steps, n_params = _unit_features(trajectory, names, unit_map, n_units, kinds, rows, eta,
+                                               moved)
         column_scale = _column_scale(X, scale)
         X /= column_scale
     else:
         X, sq_steps, n_params, column_scale = _unit_features_to_file(
-            out, trajectory, names, unit_map, n_units, kinds, rows, eta, scale)
+            out, trajectory, names, unit_map, n_units, kinds, rows, eta, scale, moved)
+    _warn_unmoved(names, unit_map, moved, len(rows))
     Z, restricted_names = restricted_columns(loss_before, rows, lags, restricted)
     return GrangerDesign(
         y=y_all[rows], X=X, Z=Z, restricted_names=restricted_names, feature_kinds=kinds,
@@ -510,9 +515,20 @@ def granger_design(trajectory, tensors=None, *, features="vanilla", lags=0, aliv
 DESIGN_BLOCK_ENTRIES = 1 << 24
 
 
-def _unit_features(trajectory, names, unit_map, n_units, kinds, rows, eta):
+def _warn_unmoved(names, unit_map, moved, n_rows):
+    for name in names:
+        if name not in moved and np.any(unit_map[name] >= 0):
+            warnings.warn(
+                f"tensor {name!r} did not change in any of the {n_rows} design rows (every Δθ is 0: "
+                "frozen, or no gradient reaches it): its features are 0, so its F-tests are "
+                "degenerate (F = NaN, p = 1) and its lasso coefficients 0; no data speaks for or "
+                "against any of its parameters", DegenerateLayerWarning, stacklevel=3)
+
+
+def _unit_features(trajectory, names, unit_map, n_units, kinds, rows, eta, moved=None):
     """``X`` (len(rows), n_units * m) in float64 for the design rows ``rows`` (consecutive),
-    the sum over parameters of ``(Δθ^t)²`` per row, and the number of parameters.
+    the sum over parameters of ``(Δθ^t)²`` per row, and the number of parameters; the names
+    of the tensors with a non-zero step in these rows are added to the set ``moved``.
 
     Reads the steps ``rows[0] - 1`` (momentum features) to ``rows[-1]`` of each tensor only.
     """
@@ -535,12 +551,15 @@ def _unit_features(trajectory, names, unit_map, n_units, kinds, rows, eta):
         current = delta[start:start + len(rows)]
         previous = delta[start - 1:start - 1 + len(rows)] if lagged else None
         add_unit_features(X, current, previous, unit[idx], kinds)
-        sq_steps += np.einsum("ij,ij->i", current, current, dtype=np.float64)
+        row_sq = np.einsum("ij,ij->i", current, current, dtype=np.float64)
+        sq_steps += row_sq
         n_params += idx.size
+        if moved is not None and np.any(row_sq > 0):
+            moved.add(name)
     return X.reshape(len(rows), n_units * len(kinds)), sq_steps, n_params
 
 
-def _unit_features_to_file(path, trajectory, names, unit_map, n_units, kinds, rows, eta, scale):
+def _unit_features_to_file(path, trajectory, names, unit_map, n_units, kinds, rows, eta, scale, moved):
     """:func:`_unit_features` written block by block to a float32 ``.npy`` at ``path``,
     scaled; returns the read-only memory map, the row sums, the parameter count and the
     column scale."""
@@ -551,7 +570,7 @@ def _unit_features_to_file(path, trajectory, names, unit_map, n_units, kinds, ro
     step = max(1, DESIGN_BLOCK_ENTRIES // max(d, 1))
     for start in range(0, len(rows), step):
         block, sq, n_params = _unit_features(trajectory, names, unit_map, n_units, kinds,
-                                             rows[start:start + step], eta)
+                                             rows[start:start + step], eta, moved)
         X[start:start + block.shape[0]] = block
         sq_steps[start:start + block.shape[0]] = sq
         if scale != "raw":

@@ -101,7 +101,8 @@ class MaskEnforcer:
         self.detach()
         for name, p in self.params.items():
             mask = self.masks[name]
-            self._handles.append(p.register_hook(lambda grad, mask=mask: grad * mask))
+            if p.requires_grad:  # a frozen tensor has no gradient to mask; the step hook holds it
+                self._handles.append(p.register_hook(lambda grad, mask=mask: grad * mask))
         self._handles.append(optimizer.register_step_post_hook(
             lambda opt, args, kwargs: self.apply(opt)))
         self.apply(optimizer)

@@ -72,9 +72,26 @@ def load_pruned_model(model, folder):
     Returns
     -------
     masks : dict of str to bool ndarray
+
+    Raises
+    ------
+    ValueError
+        When ``state_dict.pt`` cannot be read as weights (truncated, or a file that
+        would execute code), or its tensors do not fit ``model``; the message
+        names the file.
     """
     folder = Path(folder)
-    model.load_state_dict(torch.load(folder / STATE_FILE, weights_only=True))
+    try:
+        state = torch.load(folder / STATE_FILE, weights_only=True, map_location="cpu")
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # a truncated or foreign file: torch says why in its own words
+        raise ValueError(f"{folder / STATE_FILE} cannot be read as a state_dict (weights only): "
+                         f"{error}") from None
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise ValueError(f"{folder / STATE_FILE} does not fit the model: {error}") from None
     masks = load_masks(folder / MASKS_FILE)
     apply_masks(model, masks)
     return masks

@@ -27,6 +27,7 @@ before every step is checked at once, as training does).
 """
 
 import contextlib
+import math
 import warnings
 
 import numpy as np
@@ -34,7 +35,7 @@ import torch
 
 from .._checks import check_choice
 from ..design.granger import LOSS_CHANGES
-from ..exceptions import GrangerPruneWarning, NonFiniteLossError
+from ..exceptions import GrangerPruneWarning, NonFiniteGradientError, NonFiniteLossError
 from .buffer import StepBuffer
 from .trajectory import InMemoryTrajectory
 
@@ -57,16 +58,21 @@ def optimizer_step(model, optimizer, loss_fn, inputs, targets, step=None, *, sca
     NonFiniteLossError
         When the loss is NaN or infinite; raised before ``backward()``, so the
         parameters are left as they were.
+    NonFiniteGradientError
+        When a gradient holds NaN or inf (without a scaler, which skips such
+        steps itself); raised before ``optimizer.step()``, naming the tensor.
     """
     optimizer.zero_grad(set_to_none=True)
     with autocast(model, autocast_dtype):
         loss = loss_fn(model(inputs), targets)
     value = loss.item()
+    where = "" if step is None else f" at step {step}"
     if not np.isfinite(value):
-        where = "" if step is None else f" at step {step}"
-        raise NonFiniteLossError(f"the training loss is {value}{where}; the parameters were not updated")
+        raise NonFiniteLossError(f"the training loss is {value}{where}; the parameters were not "
+                                 "updated (training diverged? a lower learning rate may help)")
     if scaler is None:
         loss.backward()
+        _check_finite_gradients(model, optimizer, where, value)
         optimizer.step()
         return value, True
     scaler.scale(loss).backward()
@@ -74,6 +80,23 @@ def optimizer_step(model, optimizer, loss_fn, inputs, targets, step=None, *, sca
     scaler.step(optimizer)
     scaler.update()
     return value, scaler.get_scale() >= scale  # the scaler backs off exactly when it skipped
+
+
+def _check_finite_gradients(model, optimizer, where, loss):
+    """Raise :class:`NonFiniteGradientError` naming the first parameter whose gradient holds
+    NaN or inf.  One fused max-abs reduction over the gradients (a max cannot overflow, as
+    a 2-norm can), then one host read: a NaN step would wreck the weights it touches."""
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    if not grads or torch.isfinite(torch.nn.utils.get_total_norm(grads, norm_type=math.inf)):
+        return
+    for name, p in model.named_parameters():
+        if p.grad is not None and not torch.isfinite(p.grad).all():
+            bad = int((~torch.isfinite(p.grad)).sum())
+            raise NonFiniteGradientError(
+                f"the gradient of {name!r} holds {bad} NaN or infinite entries{where} (the loss was "
+                f"{loss:.6g}); the parameters were not updated")
+    raise NonFiniteGradientError(f"a gradient of a tensor outside the model holds NaN or inf{where}; "
+                                 "the parameters were not updated")
 
 
 def model_device(model):
@@ -152,8 +175,13 @@ class TrajectoryRecorder:
         self.params = params
         self._tensors = list(params.values())
         self.loss_change = loss_change
+        shapes = {n: tuple(p.shape) for n, p in params.items()}
         if trajectory is None:
-            trajectory = InMemoryTrajectory({n: tuple(p.shape) for n, p in params.items()})
+            trajectory = InMemoryTrajectory(shapes)
+        elif dict(trajectory.shapes) != shapes:
+            where = getattr(trajectory, "path", "the trajectory")
+            raise ValueError(f"{where} records tensors {dict(trajectory.shapes)}, the parameters "
+                             f"given are {shapes}: a store of another model")
         self._store = trajectory
         self._buffer = StepBuffer(params, trajectory, chunk_steps,
                                   check_after=loss_change == "same_batch")

@@ -99,9 +99,11 @@ def main(argv=None):
     try:
         results = run_study(config, out, progress=None if args.quiet else print_progress,
                             force=args.force)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, FloatingPointError) as err:  # a config, a disk, a divergence
         print(f"granger-prune: error: {err}", file=sys.stderr)
-        if _unfinished(out):
+        for note in getattr(err, "__notes__", []):
+            print(note, file=sys.stderr)
+        if _unfinished(out) and not getattr(err, "__notes__", None):
             print(f"granger-prune: {out} is kept unfinished; the same command continues it",
                   file=sys.stderr)
         return 2

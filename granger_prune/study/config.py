@@ -114,6 +114,12 @@ class StudyConfig:
     store_dtype: str = "float32"
 
     def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"name must be a non-empty string, got {self.name!r}")
+        if not isinstance(self.dense_reference, bool):
+            raise ValueError(f"dense_reference must be true or false, got {self.dense_reference!r}")
+        if not isinstance(self.model_options, dict):
+            raise ValueError(f"model_options must be a table of options, got {self.model_options!r}")
         check_choice("dataset", self.dataset, tuple(DATASETS))
         check_choice("model", self.model, tuple(MODELS))
         accepted = set(inspect.signature(MODELS[self.model]).parameters) - {"in_features", "in_channels",

@@ -136,15 +136,24 @@ class RunFolder:
         path = Path(path)
         if path.exists():
             raise ValueError(f"{str(path)!r} already exists; choose a new folder")
-        path.mkdir(parents=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         digest, code = config_hash(config), code_identity()
         info = {"format": FORMAT, "version": VERSION, "status": UNFINISHED, "config_hash": digest,
                 "run_id": run_id(digest, code), **code,
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "attempts": 1}
-        atomic_write_text(path / CONFIG_FILE, json.dumps(config.to_dict(), indent=2))
-        folder = cls(path, info)
-        folder._write_info()
-        return folder
+        # made whole beside its place and renamed there: a run folder always has its run.json
+        temporary = path.with_name(f".{path.name}.creating-{os.getpid()}")
+        shutil.rmtree(temporary, ignore_errors=True)
+        temporary.mkdir()
+        try:
+            atomic_write_text(temporary / CONFIG_FILE, json.dumps(config.to_dict(), indent=2))
+            cls(temporary, info)._write_info()
+            os.rename(temporary, path)
+        except BaseException:
+            shutil.rmtree(temporary, ignore_errors=True)
+            raise
+        fsync_folder(path.parent)
+        return cls(path, info)
 
     @classmethod
     def resume(cls, path, config, *, force=False):

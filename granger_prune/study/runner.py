@@ -27,6 +27,7 @@ and after every finished run; :func:`run_study` on the same folder continues fro
 The tables are written (each atomically, ``results.csv`` last) only from finished runs.
 """
 
+import contextlib
 import json
 import os
 import platform
@@ -214,15 +215,28 @@ def _run_grid(config, progress, started, folder):
             data = load_dataset(config.dataset, image=config.model == "cnn").with_validation(
                 config.validation_fraction, seed=config.validation_seed).to(device)
         example = data.x_test[:1]
-        model, state = _pretrained(config, data, seed, device, folder)
+        with _noted(f"pre-training seed {seed}", folder):
+            model, state = _pretrained(config, data, seed, device, folder)
         for (method, sparsity), name, cell in zip(seed_cells, names, finished):
             if cell is None:
-                cell = _run_cell(config, data, model, state, method, sparsity, seed, store, example,
-                                 folder, name)
+                with _noted(f"the run {name}", folder):
+                    cell = _run_cell(config, data, model, state, method, sparsity, seed, store,
+                                     example, folder, name)
             report(cell)
     if store is not None and store.root == out / "trajectories" and store.root.exists():
         shutil.rmtree(store.root)  # every round's folder was removed after its selection
     return cells
+
+
+@contextlib.contextmanager
+def _noted(what, folder):
+    """Add to an error where in the grid it happened and that the folder can be continued."""
+    try:
+        yield
+    except Exception as error:
+        error.add_note(f"granger_prune: in {what}; {folder.path} is kept unfinished, and running "
+                       "the study again on it continues from its last checkpoint")
+        raise
 
 
 def _label(method):
@@ -233,7 +247,12 @@ def _pretrained(config, data, seed, device, folder):
     """The seed's model and θ_pre, from its checkpoint or pre-trained and checkpointed;
     torch's random states left as right after pre-training."""
     torch.manual_seed(seed)
-    model = build_model(config.model, data.input_shape, data.n_classes, **config.model_options).to(device)
+    try:
+        model = build_model(config.model, data.input_shape, data.n_classes, **config.model_options)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"model {config.model!r} cannot be built with model_options "
+                         f"{config.model_options}: {error}") from None
+    model = model.to(device)
     saved = folder.load_pretrained(seed, model)
     if saved is None:
         state = pretrain(model, data, config.schedule, config.optimization, seed)

@@ -81,6 +81,10 @@ class SGDConfig:
     batch_size: int = 32
 
     def __post_init__(self):
+        for name in ("lr", "momentum", "weight_decay", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise ValueError(f"{name} must be a number, got {value!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
         if not 0 <= self.momentum < 1:

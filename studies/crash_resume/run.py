@@ -105,7 +105,8 @@ def kills(n, seed, root):
         killed = run_and_kill(out, SMALL, at)
         phase = phase_of(out, 2, 2, 7) if killed else "finished"  # dense + 3 methods x 2 sparsities
         partial = killed and (out / "results.csv").exists() and phase != "finished"
-        restart = run_to_end(out, SMALL)
+        # killed after the run had finished (while the process exited): nothing to continue
+        restart = run_to_end(out, SMALL) if phase != "finished" else 0.0
         same = same_files(out, reference)
         trials.append(dict(kill_at_s=at, killed=killed, phase=phase, results_csv_after_kill=partial,
                            restart_s=restart, identical=same, all_identical=all(same.values())))

@@ -1,0 +1,300 @@
+"""Hostile input and faults: each gives a clear error naming its cause, leaves the run
+folder consistent, and loses nothing a resume cannot recover."""
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from granger_prune import Causal, Rank, Schedule, SGDConfig, Significance, load_dataset
+from granger_prune.exceptions import (CheckpointError, DegenerateLayerWarning, NonFiniteGradientError,
+                                      NonFiniteLossError)
+from granger_prune.network import MaskEnforcer
+from granger_prune.network.saved import load_pruned_model, save_pruned_model
+from granger_prune.record import DiskTrajectory, TrajectoryRecorder, optimizer_step
+from granger_prune.study import run_folder
+from granger_prune.study.config import StudyConfig, resolve_study
+from granger_prune.study.run_folder import RunFolder
+from granger_prune.study.runner import run_study
+from granger_prune.training import pretrain, prune_and_retrain
+from granger_prune.zoo import MLP
+
+TINY = ["seeds=[0]", "sparsities=[0.5,0.9]", "model_options.hidden=[16]", "schedule.n_pre=1",
+        "schedule.n_iter=2", "schedule.n_prune=1", "schedule.n_post=1", "sgd.batch_size=64",
+        'methods=[{"name": "causal"}, {"name": "magnitude"}]']
+COMPARED = ("results.csv", "summary.csv", "diagnostics.csv", "comparisons.csv")
+
+
+def tiny_config(extra=()):
+    return StudyConfig.from_toml(resolve_study("digits_phase_shift")).with_overrides(TINY + list(extra))
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted run of the tiny study, in this process."""
+    out = tmp_path_factory.mktemp("reference") / "run"
+    run_study(tiny_config(), out, progress=None)
+    return out
+
+
+def assert_same_tables(run, reference):
+    for name in COMPARED:
+        assert (run / name).read_bytes() == (reference / name).read_bytes(), name
+
+
+def status(run):
+    return json.loads((run / "run.json").read_text())["status"]
+
+
+# -- non-finite values and divergence -----------------------------------------------------
+
+def test_a_nan_gradient_stops_before_the_step_and_names_the_tensor():
+    torch.manual_seed(0)
+    model = MLP(4, (8,), 3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
+    optimizer_step(model, optimizer, nn.functional.cross_entropy, x, y)
+    target = dict(model.named_parameters())["3.weight"]
+    target.register_hook(lambda grad: grad * float("nan"))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    with pytest.raises(NonFiniteGradientError, match=r"gradient of '3.weight' holds 24 NaN .* at step 7"):
+        optimizer_step(model, optimizer, nn.functional.cross_entropy, x, y, step=7)
+    for name, p in model.named_parameters():
+        assert torch.equal(p, before[name]), name  # the step was not taken
+    recorder = TrajectoryRecorder(model, {"3.weight": target})  # the same through the recorder
+    with pytest.raises(NonFiniteGradientError, match="'3.weight'.*step 0 of the recording"):
+        recorder.step(optimizer, nn.functional.cross_entropy, x, y)
+
+
+def test_an_infinite_loss_stops_before_backward_and_names_the_step():
+    model = MLP(4, (8,), 3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(NonFiniteLossError, match="inf at step 3 of epoch 1.*lower learning rate"):
+        optimizer_step(model, optimizer, lambda out, y: out.sum() * float("inf"), torch.ones(2, 4),
+                       torch.zeros(2, dtype=torch.long), step="3 of epoch 1")
+    assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before))
+
+
+def test_a_diverging_study_stops_naming_where_and_keeps_its_folder_resumable(tmp_path):
+    config = tiny_config(["sgd.lr=1e20"])  # the weights overflow: an infinite loss
+    with pytest.raises(FloatingPointError, match="at step") as caught:
+        run_study(config, tmp_path / "run", progress=None)
+    notes = " ".join(getattr(caught.value, "__notes__", []))
+    assert "pre-training seed 0" in notes and "kept unfinished" in notes
+    assert status(tmp_path / "run") == "unfinished" and not (tmp_path / "run" / "results.csv").exists()
+
+
+# -- degenerate layers and masks ------------------------------------------------------------
+
+@pytest.mark.parametrize("rule, sparsity", [(Rank(alpha_ratio=0.01), 0.5), (Significance(), None)])
+def test_a_layer_that_never_changes_warns_by_name_and_is_handled_as_documented(rule, sparsity):
+    data = load_dataset("digits")
+    torch.manual_seed(0)
+    model = MLP(64, (16,), 10)
+    dict(model.named_parameters())["1.weight"].requires_grad_(False)  # a frozen layer
+    frozen = model.state_dict()["1.weight"].clone()
+    schedule, sgd = Schedule(n_pre=1, n_iter=1, n_prune=1, n_post=1), SGDConfig(batch_size=64)
+    theta = pretrain(model, data, schedule, sgd, seed=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = prune_and_retrain(model, data, Causal(rule=rule), sparsity, schedule=schedule, sgd=sgd,
+                                   seed=0, pretrained_state=theta)
+    degenerate = [w for w in caught if issubclass(w.category, DegenerateLayerWarning)]
+    assert len(degenerate) == 1 and "'1.weight'" in str(degenerate[0].message)
+    mask = result.masks["1.weight"]
+    if sparsity is None:  # every test of the frozen layer is degenerate (p = 1): nothing is significant
+        assert not mask.any()
+    else:  # the rank rule still prunes its share, ordered by the tie-breaker
+        assert mask.mean() == pytest.approx(0.5, abs=0.01)
+    weights = dict(model.named_parameters())["1.weight"].detach()
+    assert torch.equal(weights, frozen * torch.from_numpy(mask))  # frozen, and pruned where masked
+
+
+def test_masks_that_do_not_fit_the_model_are_refused_by_name(tmp_path):
+    model = MLP(64, (16,), 10)
+    params = {"1.weight": dict(model.named_parameters())["1.weight"]}
+    with pytest.raises(ValueError, match=r"masks\['1.weight'\] has shape \(16, 60\)"):
+        MaskEnforcer(params, {"1.weight": np.ones((16, 60), bool)})
+    with pytest.raises(ValueError, match="lack tensors"):
+        MaskEnforcer(params, {})
+    save_pruned_model(model, {"1.weight": np.ones((16, 64), bool)}, tmp_path / "saved")
+    other = MLP(64, (32,), 10)
+    with pytest.raises(ValueError, match=r"state_dict.pt.*does not fit"):
+        load_pruned_model(other, tmp_path / "saved")
+    (tmp_path / "saved" / "state_dict.pt").write_bytes(b"truncated")
+    with pytest.raises(ValueError, match=r"state_dict.pt.*cannot be read"):
+        load_pruned_model(model, tmp_path / "saved")
+
+
+def test_a_trajectory_store_of_another_model_is_refused(tmp_path):
+    store = DiskTrajectory(tmp_path / "store", {"w": (3, 2)})
+    model = nn.Linear(4, 3, bias=False)
+    with pytest.raises(ValueError, match=r"store.*'weight'.*\(3, 4\)"):
+        TrajectoryRecorder(model, {"weight": model.weight}, trajectory=store)
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("override, key", [
+    ('sgd.lr="fast"', "lr"), ("sgd.lr=-1", "lr"), ("sgd.momentum=1.5", "momentum"),
+    ('sgd.weight_decay="x"', "weight_decay"), ('sgd.batch_size="x"', "batch_size"),
+    ("sgd.batch_size=0", "batch_size"), ('schedule.n_pre="ten"', "n_pre"), ("schedule.n_iter=0", "n_iter"),
+    ("schedule.keep_best=2", "keep_best"), ('seeds="0"', "seeds"), ("seeds=[0.5]", "seeds"),
+    ("sparsities=[1.5]", "sparsities"), ('sparsities="x"', "sparsities"),
+    ("validation_fraction=2", "validation_fraction"), ('dataset="imagenet"', "dataset"),
+    ('model="resnet"', "model"), ("device=3", "device"), ("store_budget_gb=-1", "store_budget_gb"),
+    ('store_dtype="int8"', "store_dtype"), ("name=5", "name"), ('dense_reference="yes"', "dense_reference"),
+    ('methods=[{"name": "causal", "scope": "everywhere"}]', "scope"), ("schedule.n_psot=1", "n_psot"),
+])
+def test_a_config_value_of_the_wrong_type_or_range_is_refused_naming_the_key(override, key):
+    with pytest.raises(ValueError, match=key):
+        tiny_config([override])
+
+
+def test_model_options_the_model_cannot_take_stop_before_any_training(tmp_path):
+    with pytest.raises(ValueError, match=r"model_options .*hidden") as caught:
+        run_study(tiny_config(['model_options.hidden="big"']), tmp_path / "run", progress=None)
+    assert "pre-training seed 0" in " ".join(caught.value.__notes__)
+    assert not list((tmp_path / "run" / "checkpoints").rglob("manifest.json"))
+
+
+# -- a full disk -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fail_at", [3, 12, 40, 77])
+def test_a_full_disk_mid_run_leaves_a_consistent_folder_that_resumes(tmp_path, reference, monkeypatch,
+                                                                     fail_at):
+    real_fsync, calls = os.fsync, {"n": 0}
+
+    def fsync(fd):
+        calls["n"] += 1
+        if calls["n"] == fail_at:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(OSError, match="No space left"):
+        run_study(tiny_config(), tmp_path / "run", progress=None)
+    monkeypatch.undo()
+    run = tmp_path / "run"
+    if fail_at == 3:  # while the folder was made: there is none, and nothing beside it
+        assert not run.exists() and list(tmp_path.iterdir()) == []
+    else:  # a results.csv there is whole (the write is atomic): the last writes failed
+        assert status(run) == "unfinished"
+    if (run / "results.csv").exists():
+        assert (run / "results.csv").read_bytes() == (reference / "results.csv").read_bytes()
+    assert not list(run.rglob("*.tmp"))  # a failed atomic write leaves no temporary file
+    for manifest in run.rglob("manifest.json"):  # every checkpoint there is whole
+        json.loads(manifest.read_text())
+    run_study(tiny_config(), run, progress=None)
+    assert_same_tables(run, reference)
+
+
+# -- safe loading ---------------------------------------------------------------------------------
+
+def killed_after_first_cell(tmp_path, monkeypatch):
+    """A run folder whose study stopped in its second cell."""
+    import granger_prune.study.runner as runner
+
+    real, calls = runner.prune_and_retrain, {"n": 0}
+
+    def stop_in_the_second(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "prune_and_retrain", stop_in_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(tiny_config(), tmp_path / "run", progress=None)
+    monkeypatch.undo()
+    return tmp_path / "run"
+
+
+def test_damaged_edited_and_foreign_checkpoints_are_refused_by_name(tmp_path, reference, monkeypatch):
+    run = killed_after_first_cell(tmp_path, monkeypatch)
+    pretrained = run / "checkpoints" / "seed-0" / "pretrained"
+    state = pretrained / "state_dict.pt"
+    data = state.read_bytes()
+    state.write_bytes(data[: len(data) // 2])  # truncated
+    with pytest.raises(CheckpointError, match=r"state_dict.pt does not match the SHA-256"):
+        run_study(tiny_config(), run, progress=None)
+    state.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # one bit edited
+    with pytest.raises(CheckpointError, match=r"state_dict.pt does not match the SHA-256"):
+        run_study(tiny_config(), run, progress=None)
+    state.write_bytes(data)
+    manifest = json.loads((pretrained / "manifest.json").read_text())
+    foreign = dict(manifest, run_id="0123456789abcdef")
+    (pretrained / "manifest.json").write_text(json.dumps(foreign))
+    with pytest.raises(CheckpointError, match="belongs to run '0123456789abcdef'.*foreign"):
+        run_study(tiny_config(), run, progress=None)
+    (pretrained / "manifest.json").write_text(json.dumps(manifest))
+    folder = RunFolder.resume(run, tiny_config())
+    with pytest.raises(CheckpointError, match=r"state_dict.pt holds tensors of other shapes"):
+        folder.load_pretrained(0, MLP(64, (32,), 10))
+    (run / "run.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="run.json is not readable"):
+        run_study(tiny_config(), run, progress=None)
+
+
+def test_a_resume_across_code_changes_or_configurations_is_refused_unless_forced(tmp_path, reference,
+                                                                                  monkeypatch):
+    run = killed_after_first_cell(tmp_path, monkeypatch)
+    with pytest.raises(ValueError, match=r"another configuration: schedule.n_post: 1 there, 2 here"):
+        run_study(tiny_config(["schedule.n_post=2"]), run, progress=None)
+    identity = run_folder.code_identity()
+    monkeypatch.setattr(run_folder, "code_identity", lambda: dict(identity, git_sha="f" * 40))
+    with pytest.raises(CheckpointError, match="started by granger_prune .* --force"):
+        run_study(tiny_config(), run, progress=None)
+    run_study(tiny_config(), run, progress=None, force=True)
+    assert_same_tables(run, reference)
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "finished" and info["forced_resumes"][0]["git_sha"] == "f" * 40
+    with pytest.raises(ValueError, match="finished run"):
+        run_study(tiny_config(), run, progress=None)
+
+
+# -- SIGKILL of a child process -------------------------------------------------------------------
+
+def cli(out, extra=()):
+    args = [sys.executable, "-m", "granger_prune.study.cli", "run", "--out", str(out), "--quiet",
+            "--device", "cpu"]
+    for item in TINY + list(extra):
+        args += ["--set", item]
+    return args
+
+
+def test_sigkill_at_random_moments_then_the_same_command_ends_as_an_uninterrupted_run(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    tic = time.perf_counter()
+    subprocess.run(cli(tmp_path / "reference"), check=True, env=env, capture_output=True)
+    full = time.perf_counter() - tic
+    rng = np.random.default_rng(1)
+    run = tmp_path / "run"
+    kills = 0
+    for _ in range(3):  # three kills in a row of the same folder, then a run to the end
+        child = subprocess.Popen(cli(run), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            child.wait(timeout=float(rng.uniform(0.3, 0.9)) * full)
+        except subprocess.TimeoutExpired:
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait()
+            kills += 1
+            assert not (run / "results.csv").exists() or status(run) == "finished"
+    if not (run / "run.json").exists() or status(run) != "finished":
+        subprocess.run(cli(run), check=True, env=env, capture_output=True)
+    assert kills >= 1
+    assert_same_tables(run, tmp_path / "reference")
+    attempts = json.loads((run / "run.json").read_text())["attempts"]
+    assert attempts >= 2 or kills == 0
+    assert pd.read_csv(run / "timings.csv")["seconds"].gt(0).all()
