@@ -298,3 +298,40 @@ def test_sigkill_at_random_moments_then_the_same_command_ends_as_an_uninterrupte
     attempts = json.loads((run / "run.json").read_text())["attempts"]
     assert attempts >= 2 or kills == 0
     assert pd.read_csv(run / "timings.csv")["seconds"].gt(0).all()
+
+
+def test_the_cli_continues_an_unfinished_run_by_default_by_out_and_by_resume(tmp_path, reference,
+                                                                              monkeypatch, capsys):
+    from granger_prune.study.cli import main
+
+    sets = [arg for item in TINY for arg in ("--set", item)]
+    run = killed_after_first_cell(tmp_path, monkeypatch)
+    assert main(["run", "--resume", str(run), "--quiet"]) == 0  # the folder's own config.json
+    assert "continuing" in capsys.readouterr().err
+    assert_same_tables(run, reference)
+    # without --out: the latest unfinished run of the configuration under runs/
+    (tmp_path / "runs").mkdir()
+    unfinished = killed_after_first_cell(tmp_path / "runs", monkeypatch)  # (it undoes monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--quiet", *sets]) == 0
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["run"]
+    assert status(unfinished) == "finished"
+    assert_same_tables(unfinished, reference)
+    assert main(["run", "--quiet", "--fresh", *sets]) == 0  # a new folder
+    fresh = [p for p in (tmp_path / "runs").iterdir() if p.name != "run"]
+    assert len(fresh) == 1 and fresh[0].name.startswith("digits_phase_shift-") and status(fresh[0]) == "finished"
+    assert_same_tables(fresh[0], reference)
+    assert main(["run", "--resume", str(run), "--fresh"]) == 2
+    assert main(["run", "--resume", str(tmp_path / "nothing")]) == 2
+    assert "no config.json" in capsys.readouterr().err
+
+
+def test_two_labels_that_would_share_an_outputs_folder_are_refused():
+    from types import SimpleNamespace
+
+    from granger_prune.study.runner import _check_distinct_folders
+
+    config = SimpleNamespace(methods=[SimpleNamespace(label="a(b)"), SimpleNamespace(label="a[b]")],
+                             dense_reference=True)
+    with pytest.raises(ValueError, match=r"'a\[b\]' and 'a\(b\)' would share the folder models/a_b"):
+        _check_distinct_folders(config)

@@ -95,7 +95,7 @@ def latest_unfinished(root, config):
     """The most recently started unfinished run folder under ``root`` of ``config``, or None."""
     digest, found = config_hash(config), []
     for path in Path(root).glob("*") if Path(root).is_dir() else []:
-        if not is_run_folder(path):
+        if path.name.startswith(".") or not is_run_folder(path):  # one being made
             continue
         try:
             info = run_status(path)

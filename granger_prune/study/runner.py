@@ -162,17 +162,20 @@ def _write_figure(plot, table, path, **options):
     os.replace(temporary, path)
 
 
+def _slug(label):
+    return re.sub(r"[^A-Za-z0-9.=_-]+", "_", label).strip("_")
+
+
 def cell_name(label, sparsity, seed):
     """The folder name of one (label, sparsity, seed): ``<label>/sparsity-<s>-seed-<k>``."""
-    slug = re.sub(r"[^A-Za-z0-9.=_-]+", "_", label).strip("_")
     where = "any" if sparsity is None else format_value(float(sparsity))
-    return f"{slug}/sparsity-{where}-seed-{seed}"
+    return f"{_slug(label)}/sparsity-{where}-seed-{seed}"
 
 
 def _check_distinct_folders(config):
     slugs = {}
     for label in [m.label for m in config.methods] + ["dense"] * config.dense_reference:
-        slug = cell_name(label, None, 0).split("/")[0]
+        slug = _slug(label)
         if slugs.setdefault(slug, label) != label:
             raise ValueError(f"the outputs of {label!r} and {slugs[slug]!r} would share the folder "
                              f"models/{slug}: give the methods labels that differ in letters or digits")
