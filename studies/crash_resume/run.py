@@ -6,9 +6,11 @@
 Each run is ``python -m granger_prune.study.cli run <study> --out DIR --quiet`` in a
 child process (the command a user types), with ``--set`` overrides for the small study.
 
-* ``--kills N``: one uninterrupted reference run (its wall time ``F``), then ``N``
-  trials, each in a fresh folder: started, killed with SIGKILL at a moment drawn
-  uniformly from ``(0, F)``, then started again with the same command until it exits.
+* ``--kills N``: one uninterrupted reference run (its wall time ``F``, of which ``S``
+  passed before its run folder appeared: imports and data), then ``N`` trials, each
+  in a fresh folder: started, killed with SIGKILL at a moment drawn uniformly from
+  ``(0, F - S)`` after its run folder appeared, then started again with the same
+  command (unless it had finished before the kill).
   After every kill the folder is inspected: which phase was running (from its
   checkpoints), and whether it holds a ``results.csv`` (it must not, unless the
   run had finished).  Every finished ``results.csv``, ``diagnostics.csv`` and
@@ -48,17 +50,29 @@ def command(out, overrides):
 
 
 def run_to_end(out, overrides):
-    """Start the command; return its wall seconds (it must succeed)."""
+    """Start the command; return its wall seconds and the seconds until its run folder
+    appeared (the start-up: imports and data; None for a folder that existed)."""
+    existed = (out / "run.json").exists()
     tic = time.perf_counter()
-    done = subprocess.run(command(out, overrides), capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"the run into {out} failed:\n{done.stderr[-3000:]}")
-    return time.perf_counter() - tic
+    child = subprocess.Popen(command(out, overrides), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True)
+    appeared = None
+    while child.poll() is None:
+        if appeared is None and not existed and (out / "run.json").exists():
+            appeared = time.perf_counter() - tic
+        time.sleep(0.02)
+    if child.returncode != 0:
+        raise RuntimeError(f"the run into {out} failed:\n{child.stderr.read()[-3000:]}")
+    return time.perf_counter() - tic, appeared
 
 
-def run_and_kill(out, overrides, after):
-    """Start the command and SIGKILL it after ``after`` seconds; False if it finished first."""
-    child = subprocess.Popen(command(out, overrides), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def run_and_kill(out, overrides, after, from_folder=False):
+    """Start the command and SIGKILL it ``after`` seconds after its start (``from_folder``:
+    after its run folder appeared); False if it finished first."""
+    child = subprocess.Popen(command(out, overrides), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if from_folder:
+        while child.poll() is None and not (out / "run.json").exists():
+            time.sleep(0.01)
     try:
         child.wait(timeout=after)
         return False
@@ -96,23 +110,26 @@ def same_files(a, b):
 def kills(n, seed, root):
     rng = np.random.default_rng(seed)
     reference = root / "reference"
-    full = run_to_end(reference, SMALL)
-    print(f"reference run: {full:.1f} s", file=sys.stderr, flush=True)
+    full, startup = run_to_end(reference, SMALL)
+    working = full - startup
+    print(f"reference run: {full:.1f} s, {startup:.1f} s of it before the run folder appeared",
+          file=sys.stderr, flush=True)
     trials = []
     for k in range(n):
         out = root / f"trial-{k}"
-        at = float(rng.uniform(0, full))
-        killed = run_and_kill(out, SMALL, at)
+        at = float(rng.uniform(0, working))  # a moment of the run's work, after its start-up
+        killed = run_and_kill(out, SMALL, at, from_folder=True)
         phase = phase_of(out, 2, 2, 7) if killed else "finished"  # dense + 3 methods x 2 sparsities
         partial = killed and (out / "results.csv").exists() and phase != "finished"
         # killed after the run had finished (while the process exited): nothing to continue
-        restart = run_to_end(out, SMALL) if phase != "finished" else 0.0
+        restart = run_to_end(out, SMALL)[0] if phase != "finished" else 0.0
         same = same_files(out, reference)
-        trials.append(dict(kill_at_s=at, killed=killed, phase=phase, results_csv_after_kill=partial,
-                           restart_s=restart, identical=same, all_identical=all(same.values())))
-        print(f"trial {k}: killed at {at:.1f} s in {phase}; restart {restart:.1f} s; "
-              f"identical {all(same.values())}", file=sys.stderr, flush=True)
-    return dict(study="small", overrides=SMALL, reference_s=full, trials=trials,
+        trials.append(dict(kill_after_folder_s=at, killed=killed, phase=phase,
+                           results_csv_after_kill=partial, restart_s=restart, identical=same,
+                           all_identical=all(same.values())))
+        print(f"trial {k}: killed {at:.1f} s after the folder appeared, in {phase}; restart "
+              f"{restart:.1f} s; identical {all(same.values())}", file=sys.stderr, flush=True)
+    return dict(study="small", overrides=SMALL, reference_s=full, startup_s=startup, trials=trials,
                 all_identical=all(t["all_identical"] for t in trials),
                 any_partial_results=any(t["results_csv_after_kill"] for t in trials),
                 phases={p: sum(t["phase"] == p for t in trials) for p in {t["phase"] for t in trials}})
@@ -120,12 +137,12 @@ def kills(n, seed, root):
 
 def default_study(root, fraction):
     reference = root / "reference"
-    full = run_to_end(reference, [])
+    full, _ = run_to_end(reference, [])
     print(f"reference run: {full:.1f} s", file=sys.stderr, flush=True)
     out = root / "killed"
     killed = run_and_kill(out, [], fraction * full)
     phase = phase_of(out, 3, 5, 51)  # dense + 10 methods x 5 sparsities
-    restart = run_to_end(out, [])
+    restart, _ = run_to_end(out, [])
     same = same_files(out, reference)
     return dict(study="digits_phase_shift", reference_s=full, kill_at_s=fraction * full, killed=killed,
                 phase=phase, restart_s=restart, restart_fraction=restart / full, identical=same,
