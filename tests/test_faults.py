@@ -335,3 +335,20 @@ def test_two_labels_that_would_share_an_outputs_folder_are_refused():
                              dense_reference=True)
     with pytest.raises(ValueError, match=r"'a\[b\]' and 'a\(b\)' would share the folder models/a_b"):
         _check_distinct_folders(config)
+
+
+def test_a_folder_another_process_runs_is_neither_continued_nor_taken_for_a_crashed_run(tmp_path,
+                                                                                       monkeypatch):
+    run = killed_after_first_cell(tmp_path, monkeypatch)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, sys, time; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); "
+        "print('locked', flush=True); time.sleep(60)"), str(run / ".lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(ValueError, match="being run by another process"):
+            run_study(tiny_config(), run, progress=None)
+        assert run_folder.latest_unfinished(tmp_path, tiny_config()) is None
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run_folder.latest_unfinished(tmp_path, tiny_config()) == run  # its holder is gone

@@ -9,6 +9,7 @@ Layout (besides the tables and figures a finished run writes)::
     checkpoints/seed-<k>/pretrained/          θ_pre and the random states after pre-training
     checkpoints/cells/<cell>/round-<r>/       the state after r pruning rounds of a cell
     checkpoints/cells/<cell>/result/          a finished cell: its results row and diagnostics
+    .lock          locked (``flock``) by the process running the folder; removed when finished
 
 A run is identified by ``config_hash`` (SHA-256 of the canonical JSON of the
 resolved configuration) and ``run_id`` (of the configuration, the package
@@ -23,7 +24,8 @@ leaves the checkpoint whole or absent.  Loading reads arrays with
 ``torch.load(weights_only=True)`` and states as JSON: nothing executes code.  A
 checkpoint whose files do not match their digests (truncated or edited), or that
 belongs to another run, is refused with a :class:`CheckpointError` naming the
-file.
+file.  A folder that another process is running is refused too (its lock), and
+is never taken for a crashed run to continue.
 """
 
 import hashlib
@@ -33,6 +35,11 @@ import os
 import shutil
 import time
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not POSIX
+    fcntl = None
 
 import numpy as np
 import pandas as pd
@@ -91,8 +98,36 @@ def run_status(path):
     return info
 
 
+LOCK_FILE = ".lock"
+
+
+def _try_lock(path):
+    """An open file holding an exclusive lock on the run folder ``path``, or None when
+    another process holds it.  The system drops the lock when the process ends, however
+    it ends (a SIGKILL included), so a crashed run is never locked."""
+    handle = open(Path(path) / LOCK_FILE, "a")
+    if fcntl is None:  # no advisory locks here (Windows): nothing is refused
+        return handle
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
+
+
+def is_running(path):
+    """Whether another process is running the run folder ``path`` now."""
+    handle = _try_lock(path)
+    if handle is None:
+        return True
+    handle.close()
+    return False
+
+
 def latest_unfinished(root, config):
-    """The most recently started unfinished run folder under ``root`` of ``config``, or None."""
+    """The most recently started unfinished run folder under ``root`` of ``config`` that no
+    process is running now, or None."""
     digest, found = config_hash(config), []
     for path in Path(root).glob("*") if Path(root).is_dir() else []:
         if path.name.startswith(".") or not is_run_folder(path):  # one being made
@@ -101,7 +136,7 @@ def latest_unfinished(root, config):
             info = run_status(path)
         except CheckpointError:
             continue
-        if info.get("status") == UNFINISHED and info.get("config_hash") == digest:
+        if info.get("status") == UNFINISHED and info.get("config_hash") == digest and not is_running(path):
             found.append((info.get("started", ""), path.name, path))
     return max(found)[2] if found else None
 
@@ -127,6 +162,15 @@ class RunFolder:
     def __init__(self, path, info):
         self.path, self.info = Path(path), info
         self.checkpoints = self.path / "checkpoints"
+        self._lock = None
+
+    def _hold_lock(self):
+        """Take the folder's lock for as long as this process runs it."""
+        self._lock = _try_lock(self.path)
+        if self._lock is None:
+            raise ValueError(f"{str(self.path)!r} is being run by another process now; wait for it, "
+                             "or start a new run (--fresh)")
+        return self
 
     # -- identity and status -------------------------------------------------------------
 
@@ -153,7 +197,7 @@ class RunFolder:
             shutil.rmtree(temporary, ignore_errors=True)
             raise
         fsync_folder(path.parent)
-        return cls(path, info)
+        return cls(path, info)._hold_lock()
 
     @classmethod
     def resume(cls, path, config, *, force=False):
@@ -168,6 +212,9 @@ class RunFolder:
         if not is_run_folder(path):
             raise ValueError(f"{str(path)!r} is not a run folder (no {RUN_FILE}); nothing to resume")
         info = run_status(path)
+        if is_running(path):
+            raise ValueError(f"{str(path)!r} is being run by another process now; wait for it, "
+                             "or start a new run (--fresh)")
         if info.get("status") == FINISHED:
             raise ValueError(f"{str(path)!r} holds a finished run; start a new one (--fresh or another --out)")
         if info.get("config_hash") != config_hash(config):
@@ -186,7 +233,7 @@ class RunFolder:
         info["attempts"] = int(info.get("attempts", 1)) + 1
         if started_by != code:
             info.setdefault("forced_resumes", []).append(code)
-        folder = cls(path, info)
+        folder = cls(path, info)._hold_lock()
         folder._write_info()
         shutil.rmtree(folder.checkpoints / "tmp", ignore_errors=True)
         return folder
@@ -209,10 +256,18 @@ class RunFolder:
         atomic_write_text(self.path / RUN_FILE, json.dumps(self.info, indent=2))
 
     def finish(self):
-        """Mark the run finished (after every table is written)."""
+        """Mark the run finished (after every table is written) and let go of its lock."""
         self.info["status"] = FINISHED
         self.info["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         self._write_info()
+        (self.path / LOCK_FILE).unlink(missing_ok=True)  # a finished run is run by no one
+        self.release()
+
+    def release(self):
+        """Let go of the folder's lock (the process's end does too)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     # -- write-once checkpoints -----------------------------------------------------------
 

@@ -120,7 +120,14 @@ def run_study(config, out_dir, *, progress=print_progress, force=False):
         without ``force``.
     """
     folder = RunFolder.open_or_create(out_dir, config, force=force)
-    progress = progress or (lambda message: None)
+    try:
+        return _run_and_write(config, folder, progress or (lambda message: None))
+    finally:
+        folder.release()
+
+
+def _run_and_write(config, folder, progress):
+    """Finish the cells of ``folder`` and write its tables; returns ``results.csv``'s rows."""
     started = time.time()
     if folder.resumed:
         progress(f"resuming {folder.path} (attempt {folder.info['attempts']})")
