@@ -212,11 +212,11 @@ class RunFolder:
         if not is_run_folder(path):
             raise ValueError(f"{str(path)!r} is not a run folder (no {RUN_FILE}); nothing to resume")
         info = run_status(path)
+        if info.get("status") == FINISHED:
+            raise ValueError(f"{str(path)!r} holds a finished run; start a new one (--fresh or another --out)")
         if is_running(path):
             raise ValueError(f"{str(path)!r} is being run by another process now; wait for it, "
                              "or start a new run (--fresh)")
-        if info.get("status") == FINISHED:
-            raise ValueError(f"{str(path)!r} holds a finished run; start a new one (--fresh or another --out)")
         if info.get("config_hash") != config_hash(config):
             saved = _read_json(path / CONFIG_FILE, "configuration")
             differences = _config_differences(saved, config.to_dict()) or ["(the same keys, another hash)"]
