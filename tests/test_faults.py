@@ -352,3 +352,23 @@ def test_a_folder_another_process_runs_is_neither_continued_nor_taken_for_a_cras
         holder.kill()
         holder.wait()
     assert run_folder.latest_unfinished(tmp_path, tiny_config()) == run  # its holder is gone
+
+
+def test_an_interrupted_cli_run_says_that_the_same_command_continues_it(tmp_path, monkeypatch, capsys):
+    import granger_prune.study.runner as runner
+    from granger_prune.study.cli import main
+
+    real, calls = runner.prune_and_retrain, {"n": 0}
+
+    def interrupt_in_the_second(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # Ctrl-C
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "prune_and_retrain", interrupt_in_the_second)
+    sets = [arg for item in TINY for arg in ("--set", item)]
+    assert main(["run", "--out", str(tmp_path / "run"), "--quiet", *sets]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "kept unfinished; the same command continues it" in err
+    assert status(tmp_path / "run") == "unfinished"

@@ -107,6 +107,12 @@ def main(argv=None):
             print(f"granger-prune: {out} is kept unfinished; the same command continues it",
                   file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("granger-prune: interrupted", file=sys.stderr)
+        if _unfinished(out):
+            print(f"granger-prune: {out} is kept unfinished; the same command continues it",
+                  file=sys.stderr)
+        return 130
     table = phase_shift_table(results)["accuracy_mean"].unstack("sparsity_target")
     print(table.to_string(float_format=lambda v: f"{v:.4f}"))
     print(f"granger-prune: finished in {time.perf_counter() - tic:.1f} s; results in {out}",
