@@ -156,6 +156,7 @@ def test_a_trajectory_store_of_another_model_is_refused(tmp_path):
     ('model="resnet"', "model"), ("device=3", "device"), ("store_budget_gb=-1", "store_budget_gb"),
     ('store_dtype="int8"', "store_dtype"), ("name=5", "name"), ('dense_reference="yes"', "dense_reference"),
     ('methods=[{"name": "causal", "scope": "everywhere"}]', "scope"), ("schedule.n_psot=1", "n_psot"),
+    ("sparsities=[0.5,0.5]", "sparsities"), ("seeds=[0,0]", "seeds"),
 ])
 def test_a_config_value_of_the_wrong_type_or_range_is_refused_naming_the_key(override, key):
     with pytest.raises(ValueError, match=key):
@@ -242,6 +243,15 @@ def test_damaged_edited_and_foreign_checkpoints_are_refused_by_name(tmp_path, re
     folder = RunFolder.resume(run, tiny_config())
     with pytest.raises(CheckpointError, match=r"state_dict.pt holds tensors of other shapes"):
         folder.load_pretrained(0, MLP(64, (32,), 10))
+    with pytest.raises(ValueError, match="being run by another process"):  # this one holds it
+        run_study(tiny_config(), run, progress=None)
+    folder.release()
+    cell = next(run.glob("checkpoints/cells/*/*/result"))
+    payload = json.loads((cell / "payload.json").read_text())
+    (cell / "payload.json").write_text(json.dumps(dict(payload, seconds=0.0)))  # an edited value
+    with pytest.raises(CheckpointError, match=r"payload.json does not match the SHA-256"):
+        run_study(tiny_config(), run, progress=None)
+    (cell / "payload.json").write_text(json.dumps(payload, indent=1))
     (run / "run.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="run.json is not readable"):
         run_study(tiny_config(), run, progress=None)

@@ -87,7 +87,7 @@ def test_end_to_end_tiny_study_writes_a_complete_run_folder(tmp_path, capsys):
     lines = []
     results = run_study(tiny_config(), out, progress=lines.append)
     assert sorted(p.name for p in out.iterdir()) == [
-        "checkpoints", "comparisons.csv", "config.json", "diagnostics.csv", "differences.png", "flops.png",
+        ".lock", "checkpoints", "comparisons.csv", "config.json", "diagnostics.csv", "differences.png", "flops.png",
         "meta.json", "models", "phase_shift.png", "results.csv", "run.json", "summary.csv", "timings.csv"]
     assert json.loads((out / "run.json").read_text())["status"] == "finished"
     timings = pd.read_csv(out / "timings.csv")

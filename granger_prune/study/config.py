@@ -140,6 +140,10 @@ class StudyConfig:
             raise ValueError(f"methods must have distinct labels, got {labels}")
         if not self.sparsities:
             raise ValueError("sparsities is empty")
+        for key in ("sparsities", "seeds"):
+            values = list(getattr(self, key))
+            if len(set(values)) != len(values):
+                raise ValueError(f"{key} must not repeat a value, got {values}")
         for s in self.sparsities:
             check_sparsity(s, name="sparsities")
         if not isinstance(self.validation_fraction, (int, float)) or not 0 <= self.validation_fraction < 1:

@@ -9,17 +9,19 @@ Layout (besides the tables and figures a finished run writes)::
     checkpoints/seed-<k>/pretrained/          θ_pre and the random states after pre-training
     checkpoints/cells/<cell>/round-<r>/       the state after r pruning rounds of a cell
     checkpoints/cells/<cell>/result/          a finished cell: its results row and diagnostics
-    .lock          locked (``flock``) by the process running the folder; removed when finished
+    .lock          locked (``flock``) by the process running the folder
 
 A run is identified by ``config_hash`` (SHA-256 of the canonical JSON of the
 resolved configuration) and ``run_id`` (of the configuration, the package
 version and the git SHA where there is one).  A resume finds the run by its
 configuration and refuses one started by other code unless forced.
 
-Every checkpoint is a folder written once: its files go into a temporary folder
-with a ``manifest.json`` (the run's ``run_id``, what it is, and the SHA-256 of
-every file), which is flushed to the disk and renamed into place, so a crash
-leaves the checkpoint whole or absent.  Loading reads arrays with
+Every checkpoint is a folder written once: its files (its small values in
+``payload.json``) go into a temporary folder with a ``manifest.json`` (the run's
+``run_id``, what it is, and the SHA-256 of every file), which is flushed to the
+disk and renamed into place, so a crash leaves the checkpoint whole or absent.
+The digests catch damage and edits of the files; a forged manifest is not
+something a digest without a secret can catch.  Loading reads arrays with
 ``numpy.load(allow_pickle=False)``, tables as CSV, weights with
 ``torch.load(weights_only=True)`` and states as JSON: nothing executes code.  A
 checkpoint whose files do not match their digests (truncated or edited), or that
@@ -28,6 +30,7 @@ file.  A folder that another process is running is refused too (its lock), and
 is never taken for a crashed run to continue.
 """
 
+import contextlib
 import hashlib
 import io
 import json
@@ -51,7 +54,7 @@ from ..exceptions import CheckpointError
 from ..training.resume import RoundState
 
 FORMAT, VERSION = "granger_prune.run", 1
-RUN_FILE, CONFIG_FILE, MANIFEST = "run.json", "config.json", "manifest.json"
+RUN_FILE, CONFIG_FILE, MANIFEST, PAYLOAD = "run.json", "config.json", "manifest.json", "payload.json"
 UNFINISHED, FINISHED = "unfinished", "finished"
 
 
@@ -82,6 +85,22 @@ def _read_json(path, what):
         raise
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CheckpointError(f"{path} is not readable {what} (damaged or truncated?): {error}") from None
+
+
+def _read_json_bytes(data, where):
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{where} is not readable JSON: {error}") from None
+
+
+@contextlib.contextmanager
+def _complete(where):
+    """A checkpoint that lacks an entry it must hold is refused by name, not by a KeyError."""
+    try:
+        yield
+    except KeyError as error:
+        raise CheckpointError(f"{where} lacks {error}: an incomplete or edited checkpoint") from None
 
 
 def is_run_folder(path):
@@ -189,15 +208,19 @@ class RunFolder:
         temporary = path.with_name(f".{path.name}.creating-{os.getpid()}")
         shutil.rmtree(temporary, ignore_errors=True)
         temporary.mkdir()
+        lock = _try_lock(temporary)  # locked before it has its name: the lock moves with the file
         try:
             atomic_write_text(temporary / CONFIG_FILE, json.dumps(config.to_dict(), indent=2))
             cls(temporary, info)._write_info()
             os.rename(temporary, path)
         except BaseException:
+            lock.close()
             shutil.rmtree(temporary, ignore_errors=True)
             raise
         fsync_folder(path.parent)
-        return cls(path, info)._hold_lock()
+        folder = cls(path, info)
+        folder._lock = lock
+        return folder
 
     @classmethod
     def resume(cls, path, config, *, force=False):
@@ -211,12 +234,18 @@ class RunFolder:
         path = Path(path)
         if not is_run_folder(path):
             raise ValueError(f"{str(path)!r} is not a run folder (no {RUN_FILE}); nothing to resume")
+        folder = cls(path, None)._hold_lock()  # first the lock, then what run.json says
+        try:
+            return folder._resume(config, force)
+        except BaseException:
+            folder.release()
+            raise
+
+    def _resume(self, config, force):
+        path = self.path
         info = run_status(path)
         if info.get("status") == FINISHED:
             raise ValueError(f"{str(path)!r} holds a finished run; start a new one (--fresh or another --out)")
-        if is_running(path):
-            raise ValueError(f"{str(path)!r} is being run by another process now; wait for it, "
-                             "or start a new run (--fresh)")
         if info.get("config_hash") != config_hash(config):
             saved = _read_json(path / CONFIG_FILE, "configuration")
             differences = _config_differences(saved, config.to_dict()) or ["(the same keys, another hash)"]
@@ -233,10 +262,10 @@ class RunFolder:
         info["attempts"] = int(info.get("attempts", 1)) + 1
         if started_by != code:
             info.setdefault("forced_resumes", []).append(code)
-        folder = cls(path, info)._hold_lock()
-        folder._write_info()
-        shutil.rmtree(folder.checkpoints / "tmp", ignore_errors=True)
-        return folder
+        self.info = info
+        self._write_info()
+        shutil.rmtree(self.checkpoints / "tmp", ignore_errors=True)
+        return self
 
     @classmethod
     def open_or_create(cls, path, config, *, force=False):
@@ -260,8 +289,7 @@ class RunFolder:
         self.info["status"] = FINISHED
         self.info["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         self._write_info()
-        (self.path / LOCK_FILE).unlink(missing_ok=True)  # a finished run is run by no one
-        self.release()
+        self.release()  # the lock file stays: unlinking a held lock lets two processes hold one
 
     def release(self):
         """Let go of the folder's lock (the process's end does too)."""
@@ -281,15 +309,16 @@ class RunFolder:
         shutil.rmtree(temporary, ignore_errors=True)
         temporary.mkdir(parents=True)
         digests = {}
+        files = dict(files, **{PAYLOAD: json.dumps(payload, indent=1, default=_json_default).encode()})
         for name, data in files.items():
             with open(temporary / name, "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
             digests[name] = hashlib.sha256(data).hexdigest()
-        manifest = {"run_id": self.info["run_id"], "kind": kind, "files": digests, "payload": payload}
+        manifest = {"run_id": self.info["run_id"], "kind": kind, "files": digests}
         with open(temporary / MANIFEST, "w") as f:
-            json.dump(manifest, f, indent=1, default=_json_default)
+            json.dump(manifest, f, indent=1)
             f.flush()
             os.fsync(f.fileno())
         fsync_folder(temporary)
@@ -326,7 +355,9 @@ class RunFolder:
                 raise CheckpointError(f"{folder / name} does not match the SHA-256 in {manifest_path}: "
                                       "truncated or changed after it was written")
             files[name] = data
-        return manifest.get("payload", {}), files
+        if PAYLOAD not in files:
+            raise CheckpointError(f"{manifest_path} lists no {PAYLOAD}: an incomplete or edited checkpoint")
+        return _read_json_bytes(files.pop(PAYLOAD), folder / PAYLOAD), files
 
     # -- what Algorithm 1 and the grid save ------------------------------------------------
 
@@ -351,8 +382,9 @@ class RunFolder:
                                   f"{_shape_difference(payload.get('tensors', {}), expected)}: "
                                   "not a state of this model")
         device = next(iter(model.state_dict().values())).device
-        state = torch.load(io.BytesIO(files["state_dict.pt"]), weights_only=True, map_location=device)
-        return state, _from_npz(files["random.npz"], where / "random.npz")
+        with _complete(where):
+            state = torch.load(io.BytesIO(files["state_dict.pt"]), weights_only=True, map_location=device)
+            return state, _from_npz(files["random.npz"], where / "random.npz")
 
     def rounds(self, cell):
         """The round checkpoints of one cell (the ``checkpoint`` of ``prune_and_retrain``)."""
@@ -370,7 +402,8 @@ class RunFolder:
             return None
         payload, files = found
         diagnostics = _read_csv(files["diagnostics.csv"]) if "diagnostics.csv" in files else None
-        return payload["row"], diagnostics, payload["seconds"]
+        with _complete(self.checkpoints / f"cells/{cell}/result"):
+            return payload["row"], diagnostics, payload["seconds"]
 
 
 class RoundCheckpoints:
@@ -391,6 +424,11 @@ class RoundCheckpoints:
         relative = f"cells/{self.cell}/round-{done[-1]}"
         payload, files = self.folder._read(relative, "round")
         where = self.folder.checkpoints / relative
+        with _complete(where):
+            return self._state(payload, files, where)
+
+    @staticmethod
+    def _state(payload, files, where):
         arrays = _from_npz(files["state.npz"], where / "state.npz")
         diagnostics = [_read_csv(files[f"diagnostics-{i}.csv"]) for i in range(payload["n_diagnostics"])]
         return RoundState(

@@ -165,8 +165,11 @@ def _write_figure(plot, table, path, **options):
     import matplotlib.pyplot as plt
 
     temporary = path.with_name(path.stem + ".tmp" + path.suffix)
-    plt.close(plot(table, temporary, **options))
-    os.replace(temporary, path)
+    try:
+        plt.close(plot(table, temporary, **options))
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def _slug(label):

@@ -36,11 +36,16 @@ def set_torch_random_state(state, device=None):
 
 
 def batch_generator(batches):
-    """The ``torch.Generator`` that orders ``batches`` (an in-memory ``Minibatches`` or a
-    ``DataLoader`` made with ``generator=``), or None: a loader without one draws its
-    order from torch's global generator, which :func:`torch_random_state` holds."""
-    generator = getattr(batches, "generator", None)
-    return generator if isinstance(generator, torch.Generator) else None
+    """The ``torch.Generator`` that orders ``batches``: an in-memory ``Minibatches``'s, a
+    ``DataLoader``'s ``generator=``, or its sampler's (``RandomSampler(generator=)``); None
+    when there is none, and a loader without one draws its order from torch's global
+    generator, which :func:`torch_random_state` holds.  A sampler or dataset with other
+    random state of its own is not captured."""
+    for owner in (batches, getattr(batches, "sampler", None)):
+        generator = getattr(owner, "generator", None)
+        if isinstance(generator, torch.Generator):
+            return generator
+    return None
 
 
 @dataclass
