@@ -203,8 +203,8 @@ def test_a_full_disk_mid_run_leaves_a_consistent_folder_that_resumes(tmp_path, r
 
 # -- safe loading ---------------------------------------------------------------------------------
 
-def killed_after_first_cell(tmp_path, monkeypatch):
-    """A run folder whose study stopped in its second cell."""
+def interrupt_the_second_cell(monkeypatch):
+    """Make the study's second pruned cell raise KeyboardInterrupt (a Ctrl-C)."""
     import granger_prune.study.runner as runner
 
     real, calls = runner.prune_and_retrain, {"n": 0}
@@ -216,6 +216,11 @@ def killed_after_first_cell(tmp_path, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(runner, "prune_and_retrain", stop_in_the_second)
+
+
+def killed_after_first_cell(tmp_path, monkeypatch):
+    """A run folder whose study stopped in its second cell."""
+    interrupt_the_second_cell(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         run_study(tiny_config(), tmp_path / "run", progress=None)
     monkeypatch.undo()
@@ -365,18 +370,9 @@ def test_a_folder_another_process_runs_is_neither_continued_nor_taken_for_a_cras
 
 
 def test_an_interrupted_cli_run_says_that_the_same_command_continues_it(tmp_path, monkeypatch, capsys):
-    import granger_prune.study.runner as runner
     from granger_prune.study.cli import main
 
-    real, calls = runner.prune_and_retrain, {"n": 0}
-
-    def interrupt_in_the_second(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt  # Ctrl-C
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(runner, "prune_and_retrain", interrupt_in_the_second)
+    interrupt_the_second_cell(monkeypatch)
     sets = [arg for item in TINY for arg in ("--set", item)]
     assert main(["run", "--out", str(tmp_path / "run"), "--quiet", *sets]) == 130
     err = capsys.readouterr().err

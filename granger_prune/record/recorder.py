@@ -112,13 +112,16 @@ def autocast(model, dtype):
     return torch.autocast(model_device(model).type, dtype=dtype)
 
 
-def _rng_states(device):
+def rng_states(device):
+    """torch's global random states ``(cpu, cuda)`` as tensors; ``cuda`` is None unless
+    ``device`` is a CUDA device."""
     cpu = torch.get_rng_state()
     cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
     return cpu, cuda
 
 
-def _set_rng_states(states, device):
+def set_rng_states(states, device):
+    """Restore what :func:`rng_states` returned."""
     cpu, cuda = states
     torch.set_rng_state(cpu)
     if cuda is not None:
@@ -247,7 +250,7 @@ class TrajectoryRecorder:
         self._watch(optimizer)
         if self._optimizer_steps != self._expected_steps:  # a step taken outside the recorder
             self._buffer.restart()
-        rng_before = _rng_states(self.device)
+        rng_before = rng_states(self.device)
         self._buffer.begin(self._tensors)
 
         loss_before, taken = optimizer_step(self.model, optimizer, loss_fn, inputs, targets,
@@ -306,18 +309,18 @@ class TrajectoryRecorder:
 
     def _loss_after_step(self, loss_fn, inputs, targets, rng_before):
         """The loss after the step on the same minibatch, as a tensor (no synchronisation)."""
-        rng_after = _rng_states(self.device)
+        rng_after = rng_states(self.device)
         buffers = self._buffers
         try:
             with torch.no_grad():
                 for saved, b in zip(self._saved_buffers, buffers):
                     saved.copy_(b)
-            _set_rng_states(rng_before, self.device)
+            set_rng_states(rng_before, self.device)
             with torch.no_grad(), autocast(self.model, self.autocast_dtype):
                 loss = loss_fn(self.model(inputs), targets).detach()
         finally:
             with torch.no_grad():
                 for b, saved in zip(buffers, self._saved_buffers):
                     b.copy_(saved)
-            _set_rng_states(rng_after, self.device)
+            set_rng_states(rng_after, self.device)
         return loss

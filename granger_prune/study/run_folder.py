@@ -79,19 +79,21 @@ def run_id(config_digest, code):
 
 
 def _read_json(path, what):
+    """The JSON in file ``path`` (FileNotFoundError when absent)."""
     try:
-        return json.loads(Path(path).read_text())
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{path} is not readable {what} (damaged or truncated?): {error}") from None
+    except OSError as error:
+        raise CheckpointError(f"{path} is not readable {what}: {error}") from None
+    return _parse_json(data, path, what)
 
 
-def _read_json_bytes(data, where):
+def _parse_json(data, where, what):
     try:
         return json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{where} is not readable JSON: {error}") from None
+        raise CheckpointError(f"{where} is not readable {what} (damaged or truncated?): {error}") from None
 
 
 @contextlib.contextmanager
@@ -357,7 +359,7 @@ class RunFolder:
             files[name] = data
         if PAYLOAD not in files:
             raise CheckpointError(f"{manifest_path} lists no {PAYLOAD}: an incomplete or edited checkpoint")
-        return _read_json_bytes(files.pop(PAYLOAD), folder / PAYLOAD), files
+        return _parse_json(files.pop(PAYLOAD), folder / PAYLOAD, "checkpoint payload"), files
 
     # -- what Algorithm 1 and the grid save ------------------------------------------------
 

@@ -14,25 +14,30 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..record.recorder import rng_states, set_rng_states
+
 
 def torch_random_state(device=None):
-    """torch's global random states as plain ``uint8`` arrays: ``{"cpu": ..., "cuda": ...}``
-    (``"cuda"`` only for a CUDA ``device``)."""
-    state = {"cpu": torch.get_rng_state().numpy().copy()}
-    device = torch.device(device or "cpu")
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device).numpy().copy()
+    """torch's global random states (:func:`~granger_prune.record.recorder.rng_states`) as
+    plain ``uint8`` arrays: ``{"cpu": ..., "cuda": ...}`` (``"cuda"`` only for a CUDA ``device``)."""
+    cpu, cuda = rng_states(torch.device(device or "cpu"))
+    state = {"cpu": cpu.numpy().copy()}
+    if cuda is not None:
+        state["cuda"] = cuda.numpy().copy()
     return state
 
 
 def set_torch_random_state(state, device=None):
     """Restore what :func:`torch_random_state` captured."""
-    torch.set_rng_state(torch.from_numpy(np.asarray(state["cpu"], dtype=np.uint8).copy()))
     device = torch.device(device or "cpu")
-    if "cuda" in state:
-        if device.type != "cuda":
-            raise ValueError("the saved random state is of a CUDA run; resume it on a CUDA device")
-        torch.cuda.set_rng_state(torch.from_numpy(np.asarray(state["cuda"], np.uint8).copy()), device)
+    if "cuda" in state and device.type != "cuda":
+        raise ValueError("the saved random state is of a CUDA run; resume it on a CUDA device")
+    cuda = _uint8_tensor(state["cuda"]) if "cuda" in state else None
+    set_rng_states((_uint8_tensor(state["cpu"]), cuda), device)
+
+
+def _uint8_tensor(array):
+    return torch.from_numpy(np.asarray(array, dtype=np.uint8).copy())
 
 
 def batch_generator(batches):
@@ -95,4 +100,4 @@ class RoundState:
             raise ValueError("the saved round state and the training batches disagree on whether "
                              "the minibatch order has its own generator: a different data source")
         if generator is not None:
-            generator.set_state(torch.from_numpy(np.asarray(self.batch_state, np.uint8).copy()))
+            generator.set_state(_uint8_tensor(self.batch_state))
