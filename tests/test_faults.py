@@ -21,7 +21,7 @@ from granger_prune.exceptions import (CheckpointError, DegenerateLayerWarning, N
                                       NonFiniteLossError)
 from granger_prune.network import MaskEnforcer
 from granger_prune.network.saved import load_pruned_model, save_pruned_model
-from granger_prune.record import DiskTrajectory, TrajectoryRecorder, optimizer_step
+from granger_prune.record import DiskTrajectory, TrajectoryRecorder, gradient_norms, optimizer_step
 from granger_prune.study import run_folder
 from granger_prune.study.config import StudyConfig, resolve_study
 from granger_prune.study.run_folder import RunFolder
@@ -74,6 +74,49 @@ def test_a_nan_gradient_stops_before_the_step_and_names_the_tensor():
     recorder = TrajectoryRecorder(model, {"3.weight": target})  # the same through the recorder
     with pytest.raises(NonFiniteGradientError, match="'3.weight'.*step 0 of the recording"):
         recorder.step(optimizer, nn.functional.cross_entropy, x, y)
+
+
+def test_gradient_norms_are_each_parameters_norm_with_zero_for_a_missing_gradient():
+    torch.manual_seed(0)
+    model = MLP(4, (8,), 3)
+    unused = nn.Parameter(torch.ones(5))  # in the optimizer, no gradient reaches it
+    optimizer = torch.optim.SGD([*model.parameters(), unused], lr=0.1)
+    _, taken, norms = optimizer_step(model, optimizer, nn.functional.cross_entropy, torch.randn(16, 4),
+                                     torch.randint(0, 3, (16,)), return_grad_norms=True)
+    assert taken and norms.dtype == torch.float32 and norms.shape == (5,)
+    expected = [float(torch.linalg.vector_norm(p.grad.double())) for p in model.parameters()] + [0.0]
+    # a float32 reduction of at most 32 entries: a few float32 epsilons
+    np.testing.assert_allclose(norms.numpy(), expected, rtol=1e-6, atol=0)
+    # mixed dtypes take the per-tensor path and give the same norms
+    wide = nn.Parameter(torch.ones(3, dtype=torch.float64))
+    wide.grad = torch.full((3,), 2.0, dtype=torch.float64)
+    mixed = torch.optim.SGD([*model.parameters(), wide], lr=0.1)
+    np.testing.assert_allclose(gradient_norms(mixed).numpy(), expected[:-1] + [np.sqrt(12.0)],
+                               rtol=1e-6, atol=0)
+
+
+def test_huge_finite_gradients_are_no_error_though_their_norm_overflows():
+    model = nn.Linear(4, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-21)
+    x = torch.full((2, 4), 1e20)  # gradient entries 2e20: finite, their squares are not
+    _, taken, norms = optimizer_step(model, optimizer, lambda out, y: out.sum(), x, None,
+                                     return_grad_norms=True)
+    assert taken and torch.isinf(norms).all() and torch.isfinite(model.weight).all()
+    assert not torch.equal(model.weight, torch.ones(1, 4))  # the step was taken
+
+
+def test_the_recorded_gradient_norm_covers_recorded_tensors_outside_the_optimizer():
+    torch.manual_seed(0)
+    model = MLP(4, (8,), 3)
+    params = dict(model.named_parameters())
+    optimizer = torch.optim.SGD(model[3].parameters(), lr=0.1)  # 1.weight is recorded, not optimised
+    recorder = TrajectoryRecorder(model, {n: params[n] for n in ("1.weight", "3.weight")})
+    recorder.step(optimizer, nn.functional.cross_entropy, torch.randn(16, 4), torch.randint(0, 3, (16,)))
+    expected = np.sqrt(sum(float((params[n].grad.double() ** 2).sum()) for n in ("1.weight", "3.weight")))
+    np.testing.assert_allclose(recorder.trajectory.grad_norms(), [expected], rtol=1e-6, atol=0)
+    assert not recorder.trajectory.deltas("1.weight").any()  # it did not move
 
 
 def test_an_infinite_loss_stops_before_backward_and_names_the_step():

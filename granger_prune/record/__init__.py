@@ -4,13 +4,14 @@
 * ``disk``: :class:`DiskTrajectory`, the steps in ``.npy`` files (torch-free).
 * ``bfloat16``: steps stored as bfloat16 bit patterns, decoded with NumPy (torch-free).
 * ``buffer``: preallocated device blocks of steps, flushed to a store by a writer thread.
-* ``recorder``: :class:`TrajectoryRecorder` and :func:`optimizer_step` (torch).
+* ``recorder``: :class:`TrajectoryRecorder`, :func:`optimizer_step` and
+  :func:`gradient_norms` (torch).
 """
 
 from .bfloat16 import Bfloat16Rows
 from .disk import DiskStore, DiskTrajectory, check_room, trajectory_bytes
-from .recorder import TrajectoryRecorder, optimizer_step
+from .recorder import TrajectoryRecorder, gradient_norms, optimizer_step
 from .trajectory import InMemoryTrajectory, Trajectory
 
 __all__ = ["Bfloat16Rows", "DiskStore", "DiskTrajectory", "InMemoryTrajectory", "Trajectory",
-           "TrajectoryRecorder", "check_room", "optimizer_step", "trajectory_bytes"]
+           "TrajectoryRecorder", "check_room", "gradient_norms", "optimizer_step", "trajectory_bytes"]

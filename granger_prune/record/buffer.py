@@ -135,24 +135,20 @@ class StepBuffer:
         self.flush(wait=False)
         self._have_previous = False
 
-    def commit(self, tensors, loss_before, loss_after, rates, grads):
+    def commit(self, tensors, loss_before, loss_after, rates, grad_norm):
         """After a step: keep ``θ`` and the step's scalars in the next row.
 
-        ``loss_after`` may be a device tensor (kept on the device on CUDA), ``rates``
-        one learning rate per tensor, ``grads`` the step's gradients (their norm is
-        taken with the copy).  A full block is flushed.
+        ``loss_after`` and ``grad_norm`` may be device tensors (kept on the device
+        on CUDA), ``rates`` is one learning rate per tensor.  A full block is flushed.
         """
         row = self._row
         _copy_rows(self._row_views[row], self._flat(tensors))
         if self._on_cuda:
             self._loss_after[row] = loss_after
-            if grads:
-                self._grad_norms[row] = torch.nn.utils.get_total_norm(grads)
-        else:  # float32 dot products per tensor: cheaper on the CPU than the batched norm
+            self._grad_norms[row] = grad_norm
+        else:
             self._loss_after[row] = float(loss_after)
-            if grads:
-                self._grad_norms[row] = np.sqrt(sum(float(torch.vdot(g.reshape(-1), g.reshape(-1)))
-                                                    for g in grads))
+            self._grad_norms[row] = float(grad_norm)
         self._loss_before[row] = loss_before
         self._rates[row] = rates
         self._row += 1

@@ -17,7 +17,7 @@ Recording costs little beyond that forward pass: the buffer
 (:mod:`granger_prune.record.buffer`) copies the recorded tensors once per step
 into a preallocated block on the model's device, and ``Δθ^t = θ^t − θ^{t−1}``
 is formed a block at a time (on the CPU by the writer thread); the gradient norm
-is one float32 reduction per tensor.  A step post-hook counts the optimizer's
+comes from the non-finite check of the gradients that every training step makes.  A step post-hook counts the optimizer's
 steps, so a step taken outside :meth:`TrajectoryRecorder.step` restarts the chain
 of parameters instead of being counted in the next recorded change; a change
 made to the parameters by hand between two recorded steps is counted in the next
@@ -30,7 +30,6 @@ import contextlib
 import math
 import warnings
 
-import numpy as np
 import torch
 
 from .._checks import check_choice
@@ -41,9 +40,11 @@ from .trajectory import InMemoryTrajectory
 
 
 def optimizer_step(model, optimizer, loss_fn, inputs, targets, step=None, *, scaler=None,
-                   autocast_dtype=None):
+                   autocast_dtype=None, return_grad_norms=False):
     """One ordinary training step; returns ``(loss, taken)``: the minibatch loss as a
-    float, and whether the optimizer took the step.
+    float, and whether the optimizer took the step; with ``return_grad_norms``,
+    ``(loss, taken, norms)`` with the :func:`gradient_norms` of the step (taken from
+    the check, so they cost nothing more; under a scaler, of the unscaled gradients).
 
     Recorded and unrecorded training both go through this function, so the
     recorder cannot drift from plain training.  With a ``torch.amp.GradScaler``
@@ -61,42 +62,80 @@ def optimizer_step(model, optimizer, loss_fn, inputs, targets, step=None, *, sca
     NonFiniteGradientError
         When a gradient holds NaN or inf (without a scaler, which skips such
         steps itself); raised before ``optimizer.step()``, naming the tensor.
+        The check is the gradients' 2-norms (one fused reduction): a NaN or inf
+        entry makes its tensor's norm NaN or inf.
     """
     optimizer.zero_grad(set_to_none=True)
     with autocast(model, autocast_dtype):
         loss = loss_fn(model(inputs), targets)
     value = loss.item()
     where = "" if step is None else f" at step {step}"
-    if not np.isfinite(value):
+    if not math.isfinite(value):
         raise NonFiniteLossError(f"the training loss is {value}{where}; the parameters were not "
                                  "updated (training diverged? a lower learning rate may help)")
     if scaler is None:
         loss.backward()
-        _check_finite_gradients(model, optimizer, where, value)
+        norms = _checked_gradient_norms(model, optimizer, where, value)
         optimizer.step()
-        return value, True
+        return (value, True, norms) if return_grad_norms else (value, True)
     scaler.scale(loss).backward()
     scale = scaler.get_scale()
-    scaler.step(optimizer)
+    scaler.step(optimizer)  # unscales the gradients in place
     scaler.update()
-    return value, scaler.get_scale() >= scale  # the scaler backs off exactly when it skipped
+    taken = scaler.get_scale() >= scale  # the scaler backs off exactly when it skipped
+    return (value, taken, gradient_norms(optimizer)) if return_grad_norms else (value, taken)
 
 
-def _check_finite_gradients(model, optimizer, where, loss):
-    """Raise :class:`NonFiniteGradientError` naming the first parameter whose gradient holds
-    NaN or inf.  One fused max-abs reduction over the gradients (a max cannot overflow, as
-    a 2-norm can), then one host read: a NaN step would wreck the weights it touches."""
-    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-    if not grads or torch.isfinite(torch.nn.utils.get_total_norm(grads, norm_type=math.inf)):
-        return
+def gradient_norms(optimizer):
+    """The 2-norm of the gradient of every parameter of ``optimizer``.
+
+    Returns
+    -------
+    torch.Tensor of shape (n,), float32
+        One norm per parameter in ``param_groups`` order (0 for a parameter without
+        a gradient), on the first gradient's device.  One fused kernel
+        (``torch._foreach_norm``, what ``clip_grad_norm_`` uses) when the gradients
+        share a device and dtype and are dense; a NaN or inf entry makes its norm
+        NaN or inf, and so does a norm beyond float32's range (entries of ~1e19).
+    """
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        device = params[0].device if params else torch.device("cpu")
+        return torch.zeros(len(params), device=device)
+    device, dtype = grads[0].device, grads[0].dtype
+    if (hasattr(torch, "_foreach_norm") and
+            all(g.device == device and g.dtype == dtype and not g.is_sparse for g in grads)):
+        norms = torch.stack(torch._foreach_norm(grads)).to(torch.float32)
+    else:
+        norms = torch.stack([torch.linalg.vector_norm(g.coalesce().values() if g.is_sparse else g)
+                             .to(device, torch.float32) for g in grads])
+    if len(grads) == len(params):
+        return norms
+    out = torch.zeros(len(params), device=device)
+    out[[k for k, p in enumerate(params) if p.grad is not None]] = norms
+    return out
+
+
+def _checked_gradient_norms(model, optimizer, where, loss):
+    """:func:`gradient_norms`, after raising :class:`NonFiniteGradientError` naming the
+    first parameter whose gradient holds NaN or inf (one host read of the norms' check:
+    a NaN step would wreck the weights it touches).  A norm beyond float32's range with
+    finite entries is no error."""
+    norms = gradient_norms(optimizer)
+    if math.isfinite(float(norms.sum())):  # the norms are >= 0: any NaN or inf shows in the sum
+        return norms
     for name, p in model.named_parameters():
         if p.grad is not None and not torch.isfinite(p.grad).all():
             bad = int((~torch.isfinite(p.grad)).sum())
             raise NonFiniteGradientError(
                 f"the gradient of {name!r} holds {bad} NaN or infinite entries{where} (the loss was "
                 f"{loss:.6g}); the parameters were not updated")
-    raise NonFiniteGradientError(f"a gradient of a tensor outside the model holds NaN or inf{where}; "
-                                 "the parameters were not updated")
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    if any(not torch.isfinite(g).all() for g in grads):
+        raise NonFiniteGradientError(f"a gradient of a tensor outside the model holds NaN or inf{where}; "
+                                     "the parameters were not updated")
+    return norms  # finite entries, norms (or their sum) beyond float32's range
 
 
 def model_device(model):
@@ -195,7 +234,8 @@ class TrajectoryRecorder:
         # listed once (a walk over the modules costs more than the copies)
         self._buffers = list(model.buffers())
         self._saved_buffers = [torch.empty_like(b) for b in self._buffers]
-        self._group_of = (None, None)
+        self._layout_of = (None, None, None)
+        self._device_index = {}
         # the optimizer whose steps are recorded, with the hook that counts its steps
         self._hooked, self._hooks = None, []
         self._optimizer_steps = self._expected_steps = 0
@@ -253,9 +293,9 @@ class TrajectoryRecorder:
         rng_before = rng_states(self.device)
         self._buffer.begin(self._tensors)
 
-        loss_before, taken = optimizer_step(self.model, optimizer, loss_fn, inputs, targets,
-                                            step=f"{step_index} of the recording", scaler=scaler,
-                                            autocast_dtype=self.autocast_dtype)
+        loss_before, taken, norms = optimizer_step(
+            self.model, optimizer, loss_fn, inputs, targets, step=f"{step_index} of the recording",
+            scaler=scaler, autocast_dtype=self.autocast_dtype, return_grad_norms=True)
         if not taken:
             self.n_skipped += 1
             return loss_before
@@ -265,12 +305,13 @@ class TrajectoryRecorder:
             loss_after = self._loss_after_step(loss_fn, inputs, targets, rng_before)
             if self._check_at_once:
                 loss_after = float(loss_after)
-                if not np.isfinite(loss_after):
+                if not math.isfinite(loss_after):
                     raise NonFiniteLossError(
                         f"the loss after step {step_index} of the recording is {loss_after}")
         self._expected_steps = self._optimizer_steps
-        grads = [p.grad.detach() for p in self._tensors if p.grad is not None]
-        self._buffer.commit(self._tensors, loss_before, loss_after, self._group_rates(optimizer), grads)
+        groups, positions = self._layout(optimizer)
+        self._buffer.commit(self._tensors, loss_before, loss_after, self._group_rates(optimizer, groups),
+                            self._recorded_grad_norm(norms, positions))
         self.step_sizes.append(float(optimizer.param_groups[0]["lr"]))
         if self.step_sizes[-1] != self.step_sizes[0] and not self._warned_step_size:
             self._warned_step_size = True
@@ -282,14 +323,42 @@ class TrajectoryRecorder:
                 GrangerPruneWarning, stacklevel=2)
         return loss_before
 
-    def _group_rates(self, optimizer):
-        """The learning rate of the parameter group of every recorded tensor (nan if in none);
-        the tensors' groups are looked up once per optimizer."""
-        if self._group_of[0] is not optimizer:
-            group = {id(p): k for k, g in enumerate(optimizer.param_groups) for p in g["params"]}
-            self._group_of = (optimizer, [group.get(id(p)) for p in self._tensors])
-        groups = optimizer.param_groups
-        return [float("nan") if k is None else groups[k]["lr"] for k in self._group_of[1]]
+    def _layout(self, optimizer):
+        """Per recorded tensor, its parameter group and its position among the optimizer's
+        parameters (None when it is not one of them); looked up once per optimizer."""
+        if self._layout_of[0] is not optimizer:
+            where = {id(p): (k, i) for i, (k, p) in enumerate(
+                (k, p) for k, g in enumerate(optimizer.param_groups) for p in g["params"])}
+            found = [where.get(id(p), (None, None)) for p in self._tensors]
+            self._layout_of = (optimizer, [k for k, _ in found], [i for _, i in found])
+        return self._layout_of[1:]
+
+    @staticmethod
+    def _group_rates(optimizer, groups):
+        """The learning rate of the parameter group of every recorded tensor (nan if in none)."""
+        param_groups = optimizer.param_groups
+        return [float("nan") if k is None else param_groups[k]["lr"] for k in groups]
+
+    def _recorded_grad_norm(self, norms, positions):
+        """The 2-norm of the recorded tensors' gradients, from the step's :func:`gradient_norms`
+        (a float; a 0-d tensor on CUDA, with no synchronisation); nan when none has one."""
+        with_grad = [k for k, p in enumerate(self._tensors) if p.grad is not None]
+        if not with_grad:
+            return float("nan")
+        inside = [positions[k] for k in with_grad if positions[k] is not None]
+        outside = [self._tensors[k].grad for k in with_grad if positions[k] is None]
+        if self.device.type == "cuda":
+            key = tuple(inside)
+            if key not in self._device_index:  # made once: a host list as index is a copy per step
+                self._device_index[key] = torch.tensor(key, dtype=torch.long, device=self.device)
+            index = self._device_index[key]
+            total = norms[index].square().sum() if inside else torch.zeros((), device=self.device)
+            for g in outside:
+                total = total + torch.linalg.vector_norm(g.float()).square()
+            return total.sqrt()
+        values = norms.tolist()
+        return math.sqrt(sum(values[i] ** 2 for i in inside) +
+                         sum(float(torch.linalg.vector_norm(g.float())) ** 2 for g in outside))
 
     def _watch(self, optimizer):
         """Hook ``optimizer``: a step post-hook counts its steps (a step taken outside
@@ -311,16 +380,15 @@ class TrajectoryRecorder:
         """The loss after the step on the same minibatch, as a tensor (no synchronisation)."""
         rng_after = rng_states(self.device)
         buffers = self._buffers
-        try:
-            with torch.no_grad():
+        with torch.no_grad():  # one context for all of it: entering one costs as much as the copies
+            try:
                 for saved, b in zip(self._saved_buffers, buffers):
                     saved.copy_(b)
-            set_rng_states(rng_before, self.device)
-            with torch.no_grad(), autocast(self.model, self.autocast_dtype):
-                loss = loss_fn(self.model(inputs), targets).detach()
-        finally:
-            with torch.no_grad():
+                set_rng_states(rng_before, self.device)
+                with autocast(self.model, self.autocast_dtype):
+                    loss = loss_fn(self.model(inputs), targets).detach()
+            finally:
                 for b, saved in zip(buffers, self._saved_buffers):
                     b.copy_(saved)
-            set_rng_states(rng_after, self.device)
+                set_rng_states(rng_after, self.device)
         return loss
