@@ -426,7 +426,7 @@ def unit_layout(shapes, names, alive=None, groups=None):
 
 def granger_design(trajectory, tensors=None, *, features="vanilla", lags=0, alive=None,
                    groups=None, restricted="intercept", scale="raw", loss_change="same_batch",
-                   step_size="ignore", out=None):
+                   step_size="ignore", out=None, lazy=False):
     """Build the Granger design of a recorded trajectory.
 
     Parameters
@@ -456,6 +456,16 @@ def granger_design(trajectory, tensors=None, *, features="vanilla", lags=0, aliv
     step_size : {"ignore", "divide"}
         Fit ``ΔL^t`` on ``(Δθ^t)²`` (default), or ``ΔL^t / η_t`` on
         ``(Δθ^t / η_t)²`` with the recorded step sizes (module docstring).
+    out : path, optional
+        Write ``X`` block by block to a float32 ``.npy`` file there and return
+        its read-only memory map (for designs larger than memory).
+    lazy : bool
+        Keep no copy of ``X`` at all: ``X`` is a
+        :class:`~granger_prune.design.lazy.LazyFeatures` that computes its
+        columns from the trajectory store whenever they are read (every pass
+        over ``X`` is a pass over the store).  One pass over the store now,
+        for the row summaries and the column scale.  Units must be single
+        parameters (no ``groups``); not with ``out``.
 
     Returns
     -------
@@ -493,7 +503,13 @@ def granger_design(trajectory, tensors=None, *, features="vanilla", lags=0, aliv
         raise ValueError(f"no alive parameters in tensors {list(names)}: nothing to regress on")
 
     moved = set()
-    if out is None:
+    if lazy:
+        if out is not None or groups is not None:
+            raise ValueError("lazy=True keeps no copy of X and has one unit per parameter: "
+                             f"it takes neither out= (got {out!r}) nor groups=")
+        X, sq_steps, n_params, column_scale = _lazy_features(trajectory, names, unit_map, kinds, rows,
+                                                             eta, scale, moved)
+    elif out is None:
         X, sq_steps, n_params = _unit_features(trajectory, names, unit_map, n_units, kinds, rows, eta,
                                                moved)
         column_scale = _column_scale(X, scale)
@@ -585,6 +601,23 @@ def _unit_features_to_file(path, trajectory, names, unit_map, n_units, kinds, ro
     X.flush()
     del X
     return np.load(path, mmap_mode="r"), sq_steps, n_params, column_scale
+
+
+def _lazy_features(trajectory, names, unit_map, kinds, rows, eta, scale, moved):
+    """``X`` as :class:`~granger_prune.design.lazy.LazyFeatures`, after the one pass over the
+    store that gives the row sums, the parameter count and the column scale."""
+    from .lazy import LazyFeatures
+
+    raw = LazyFeatures(trajectory, names, unit_map, kinds, rows, eta)
+    sq_steps, col_sq, tensors_moved = raw.raw_summaries(exact=scale != "raw")
+    moved.update(tensors_moved)
+    d = raw.shape[1]
+    if scale == "raw":
+        return raw, sq_steps, raw.n_units, np.ones(d)
+    column_scale = _scale_from_mean_squares(
+        col_sq.sum() / (len(rows) * d) if scale == "layer" else col_sq / len(rows), d)
+    return (LazyFeatures(trajectory, names, unit_map, kinds, rows, eta, column_scale), sq_steps,
+            raw.n_units, column_scale)
 
 
 def _summaries(trajectory, names, rows, mean_sq_step):

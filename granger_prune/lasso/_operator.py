@@ -7,7 +7,10 @@ centred or scaled copy of ``X``.  :class:`ImplicitDesign` applies ``Xt`` and
     Xt^T v = (X^T v - mean * sum(v)) / scale
     Xt w   = X (w / scale) - mean^T (w / scale)
 
-``X`` may be float32 or float64, NumPy or CuPy.  Products with a float32 ``X``
+``X`` may be float32 or float64, NumPy or CuPy, or a design whose columns are
+computed when read (:class:`granger_prune.design.lazy.LazyFeatures`): every pass
+over such an ``X`` goes through :func:`column_blocks`, and gathers through its
+``columns``.  Products with a float32 ``X``
 accumulate at most ``ROW_BLOCK`` rows in float32 (one BLAS call per block) and
 add the blocks in float64, so the rounding error does not grow with ``T``.
 
@@ -143,12 +146,32 @@ class ImplicitDesign:
         return ImplicitDesign(X, mean, scale, xp, self.x_exponent)
 
 
+def is_blocked(X):
+    """Whether ``X`` is read a block of columns at a time (it has ``column_blocks()``)."""
+    return hasattr(X, "column_blocks")
+
+
+def column_blocks(X):
+    """``(start, block)`` pairs covering ``X``'s columns: the blocks of a blocked ``X``,
+    ``X`` itself otherwise."""
+    return X.column_blocks() if is_blocked(X) else iter([(0, X)])
+
+
+def over_columns(X, per_block, xp):
+    """``per_block`` (a function of a 2-D array returning per-column values along axis 0)
+    applied to ``X``, block by block for a blocked ``X``, the results joined."""
+    parts = [per_block(block) for _, block in column_blocks(X)]
+    return parts[0] if len(parts) == 1 else xp.concatenate(parts, axis=0)
+
+
 def take_columns(X, index, xp):
     """``X[:, index]`` as a new array, by the gather that suits the memory layout.
 
     ``take`` along axis 1 is several times faster than fancy indexing on a
     C-ordered ``X`` and far slower on a Fortran-ordered one.
     """
+    if is_blocked(X):
+        return X.columns(as_numpy_index(index))
     if X.flags.f_contiguous and not X.flags.c_contiguous:
         return X[:, index]
     return xp.take(X, index, axis=1)
@@ -164,7 +187,8 @@ def binary_exponent(value):
 
 def max_abs_exponent(X, xp):
     """:func:`binary_exponent` of ``max |X|`` (two reductions, no temporary)."""
-    return binary_exponent(max(abs(float(xp.max(X))), abs(float(xp.min(X)))))
+    return binary_exponent(max(max(abs(float(xp.max(b))), abs(float(xp.min(b))))
+                               for _, b in column_blocks(X)))
 
 
 def transpose_product(X, V, xp, x_exponent=0):
@@ -179,6 +203,8 @@ def transpose_product(X, V, xp, x_exponent=0):
     added in float64 and the scale is undone exactly.  A float64 ``X`` goes to
     BLAS as it is.
     """
+    if is_blocked(X):
+        return over_columns(X, lambda block: transpose_product(block, V, xp, x_exponent), xp)
     if X.dtype == xp.float64:
         return X.T @ xp.asarray(V, dtype=xp.float64)
     V = xp.asarray(V, dtype=xp.float64)
@@ -205,6 +231,8 @@ def raw_column_sq_sums(X, xp):
     ``ROW_BLOCK`` rows and ``CONVERTED_BLOCK`` entries.  A float64 ``X`` goes
     to ``einsum`` as it is.
     """
+    if is_blocked(X):
+        return over_columns(X, lambda block: raw_column_sq_sums(block, xp), xp)
     if X.dtype == xp.float64:
         return xp.einsum("ij,ij->j", X, X)
     if xp is np:

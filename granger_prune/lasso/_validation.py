@@ -4,6 +4,8 @@ import numbers
 
 import numpy as np
 
+from ._operator import column_blocks, over_columns
+
 
 def check_real(value, name, *, low=None, low_open=False, high=None):
     """Return ``value`` as a float if it is a finite real in range, else raise naming ``name``."""
@@ -103,9 +105,9 @@ def column_sums(X, xp):
     One pass over ``X``: a NaN or infinity in a column makes its sum non-finite,
     so finiteness is checked on the sums, without a boolean copy of ``X``.
     """
-    sums = xp.sum(X, axis=0, dtype=xp.float64)
+    sums = over_columns(X, lambda block: xp.sum(block, axis=0, dtype=xp.float64), xp)
     if not bool(xp.all(xp.isfinite(sums))):
-        if bool(xp.all(xp.isfinite(X))):
+        if all(bool(xp.all(xp.isfinite(block))) for _, block in column_blocks(X)):
             raise ValueError("X has column sums beyond the float64 range; rescale X")
         raise ValueError("X contains NaN or infinity")
     return sums

@@ -10,9 +10,9 @@ except ImportError:  # pragma: no cover - older scikit-learn
     _sk_validate_data = None
 
 from ..backend import from_torch, get_namespace, is_torch_tensor, to_numpy
-from ._operator import raw_column_sq_sums
+from ._operator import is_blocked, raw_column_sq_sums
 from ._validation import (as_design, check_alpha, check_bool, check_int, check_l1_ratio,
-                          check_tol)
+                          check_tol, column_sums)
 from .solver import _warn_not_converged, _solve_enet
 
 _FLOATS = (np.float64, np.float32)  # float32 designs are fitted without a float64 copy
@@ -44,7 +44,7 @@ def unit_sd_scale(X, xp):
     From ``mean(X^2) - mean^2``: relative error about ``eps * (mean / sd)^2``,
     negligible unless a column's spread is below ``1e-6`` of its mean."""
     n = X.shape[0]
-    mean = xp.mean(X, axis=0, dtype=xp.float64)
+    mean = column_sums(X, xp) / n  # a blocked X too
     var = xp.maximum(raw_column_sq_sums(X, xp) / n - mean * mean, 0.0)
     scale = xp.sqrt(var)
     scale[scale <= 1e-7 * xp.abs(mean)] = 1.0  # constant up to the cancellation's error (and zero)
@@ -165,7 +165,9 @@ class CausalLasso(RegressorMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like, CuPy array or torch tensor of shape (n_samples, n_features)
-            Design (dense, finite).
+            Design (dense, finite), or the ``X`` of a lazy design
+            (:class:`~granger_prune.design.lazy.LazyFeatures`, read a block of
+            columns at a time).
         y : array-like of shape (n_samples,)
             Target (finite), in the namespace of ``X``.
 
@@ -179,9 +181,9 @@ class CausalLasso(RegressorMixin, BaseEstimator):
         if is_torch_tensor(y):
             y = from_torch(y)
         xp = get_namespace(X, y)
-        if xp is np:
+        if xp is np and not is_blocked(X):
             X, y = _validate(self, X, y, reset=True)
-        else:  # CuPy: scikit-learn's validation would copy to the host
+        else:  # CuPy, or columns computed when read: scikit-learn's validation would copy X
             X, y = as_design(X, y, xp)
             self.n_features_in_ = X.shape[1]
         standardize = check_standardize(self.standardize)

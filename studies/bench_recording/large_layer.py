@@ -4,6 +4,7 @@ and the lasso fitted from the file (see README.md).
     python studies/bench_recording/large_layer.py --d 4000000 --T 1000 --dir /work/big
     python studies/bench_recording/large_layer.py --quick        # d = 2e5, T = 200 (a minute)
     python studies/bench_recording/large_layer.py --dtype bfloat16   # steps stored in bfloat16
+    python studies/bench_recording/large_layer.py --d 10000000 --dtype bfloat16 --lazy  # no design copy
 
 One ``nn.Linear(n_in, d / n_in, bias=False)`` layer (``d`` weights) is trained by SGD
 (momentum 0.9) on a random regression task for ``T`` steps, recorded into a
@@ -15,7 +16,11 @@ anonymous memory of the process (``RssAnon``
 sampled every 20 ms: the memory maps' page cache is not the process's), the bytes of the store and the design, the
 solver's passes over ``X`` and their bandwidth, and the disk's own sequential
 read bandwidth measured on the design file with its pages dropped from the page
-cache first (``posix_fadvise(DONTNEED)``).  Writes JSON next to this file.
+cache first (``posix_fadvise(DONTNEED)``).  With ``--lazy`` no design file is
+written: ``granger_design(..., lazy=True)`` computes ``X``'s columns from the store
+on every pass (one pass first, for the row summaries), the passes are over the
+store's bytes and the disk's bandwidth is measured on the store's file.  Writes
+JSON next to this file.
 """
 
 import argparse
@@ -92,6 +97,8 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="d = 2e5, T = 200")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
                         help="how the store keeps the steps (default float32)")
+    parser.add_argument("--lazy", action="store_true",
+                        help="no design file: X computed from the store on every pass")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.quick:
@@ -130,29 +137,38 @@ def main(argv=None):
           f"{record_s:.1f} s", file=sys.stderr, flush=True)
 
     start = time.perf_counter()
-    design = granger_design(DiskTrajectory.open(folder / "trajectory"), out=folder / "X.npy")
+    stored = DiskTrajectory.open(folder / "trajectory")
+    design = (granger_design(stored, lazy=True) if args.lazy else
+              granger_design(stored, out=folder / "X.npy"))
     design_s = time.perf_counter() - start
     X, y = design.X, design.y
-    print(f"design {X.shape} written in {design_s:.1f} s", file=sys.stderr, flush=True)
-    disk_gbs = cold_read_gbs(folder / "X.npy")
-    drop_from_cache(folder / "X.npy")
+    print(f"design {X.shape} {'summarised' if args.lazy else 'written'} in {design_s:.1f} s",
+          file=sys.stderr, flush=True)
+    read_files = sorted((folder / "trajectory").rglob("*.npy")) if args.lazy else [folder / "X.npy"]
+    read_files = [max(read_files, key=lambda f: f.stat().st_size)]  # the steps (or the design)
+    disk_gbs = cold_read_gbs(read_files[0])
+    drop_from_cache(read_files[0])
     start = time.perf_counter()
     a_max = alpha_max(X, y)
     model_fit = CausalLasso(alpha=0.05 * a_max).fit(X, y)
     fit_s = time.perf_counter() - start
     x_bytes = X.size * 4
+    read_bytes = store_bytes if args.lazy else x_bytes  # what one pass reads
     passes = int(model_fit.n_passes_) + 1  # alpha_max's pass
     result = dict(
-        d=args.d, T=args.T, store_dtype=args.dtype, rows=int(X.shape[0]), store_gb=store_bytes / 1e9, design_gb=x_bytes / 1e9,
+        d=args.d, T=args.T, store_dtype=args.dtype, lazy=args.lazy, rows=int(X.shape[0]),
+        store_gb=store_bytes / 1e9, design_gb=0.0 if args.lazy else x_bytes / 1e9,
+        read_per_pass_gb=read_bytes / 1e9, design_decoded_gbs=x_bytes * passes / fit_s / 1e9,
         record_s=record_s, record_write_gbs=store_bytes / record_s / 1e9, design_s=design_s,
-        fit_s=fit_s, passes=passes, pass_gbs=x_bytes * passes / fit_s / 1e9,
+        fit_s=fit_s, passes=passes, pass_gbs=read_bytes * passes / fit_s / 1e9,
         disk_read_gbs=disk_gbs, n_nonzero=int(np.count_nonzero(model_fit.coef_)),
         peak_anonymous_gb=memory.stop(), ram_gb=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9)
     result["pass_vs_disk"] = result["pass_gbs"] / disk_gbs
     print(json.dumps(result, indent=1))
     out = args.out or (Path(tempfile.mkdtemp(prefix="large_layer_quick_")) / "results.json"
-                       if args.quick else HERE / ("results-large-layer.json" if args.dtype == "float32"
-                                                  else f"results-large-layer-{args.dtype}.json"))
+                       if args.quick else HERE / ("results-large-layer" +
+                                                  ("" if args.dtype == "float32" else f"-{args.dtype}") +
+                                                  ("-lazy" if args.lazy else "") + ".json"))
     out.write_text(json.dumps(result, indent=1))
     if not args.keep:
         shutil.rmtree(folder)

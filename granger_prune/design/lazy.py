@@ -1,0 +1,216 @@
+"""Design features computed from the stored trajectory when they are read (torch-free).
+
+A layer of 10^7 weights recorded for 1000 steps has a 40 GB float32 design, as
+large as its trajectory: materialising it needs that much memory or disk again.
+``granger_design(..., lazy=True)`` returns a design whose ``X`` is a
+:class:`LazyFeatures` instead, which holds nothing but the layout and computes
+a block of columns from the trajectory store every time one is read.  Every
+pass over ``X`` is then a pass over the store (read, bfloat16 decoded, squared)
+and no copy of the design ever exists.
+
+The lasso solvers and the F-tests read ``X`` through four column-separable
+operations (column sums, ``max |X|``, sums of squares, ``X^T V``) and column
+gathers; for a :class:`LazyFeatures` they run block by block
+(:func:`granger_prune.lasso._operator.column_blocks`).  A block is
+``BLOCK_ENTRIES`` float32 entries, all rows and as many whole units' columns as
+fit; the next block is computed by a helper thread while the current one is
+used (NumPy releases the GIL in the decoding and the products).
+
+The values are those of the in-memory design rounded to float32, bit for bit:
+the raw vanilla features are squared in float32, which rounds the exact square
+once, as float64 squaring and rounding to float32 does; the other feature sets,
+divided steps and scaled columns are formed in float64 like the in-memory design
+and rounded last.  Units are single parameters (``groups=None``): a unit of a
+lazy design is one column range of one tensor's steps.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .granger import FEATURE_SETS, step_features
+
+#: float32 entries of one block of columns (256 MB).
+BLOCK_ENTRIES = 1 << 26
+
+
+class LazyFeatures:
+    """``X`` of shape (T, n_units * m), float32, computed a block of columns at a time.
+
+    Parameters
+    ----------
+    trajectory : Trajectory
+        The store the steps are read from (a :class:`~granger_prune.record.DiskTrajectory`
+        typically; any ``Trajectory`` works).
+    names : tuple of str
+        The design's tensors, in unit order.
+    unit_map : dict of str to ndarray of int
+        As in :class:`~granger_prune.design.GrangerDesign`, one unit per alive entry.
+    kinds : tuple of str
+        The ``m`` feature types of :data:`~granger_prune.design.FEATURE_SETS`.
+    rows : ndarray of int, shape (T,)
+        The recorded steps of the design's rows (consecutive).
+    eta : ndarray of shape (n_steps,) or None
+        Step sizes to divide the steps by (``step_size="divide"``).
+    column_scale : ndarray of shape (n_units * m,) or None
+        Column divisors (None: raw scale).
+    block_entries : int
+        Entries per block (default :data:`BLOCK_ENTRIES`).
+    """
+
+    dtype = np.dtype(np.float32)
+    ndim = 2
+
+    def __init__(self, trajectory, names, unit_map, kinds, rows, eta=None, column_scale=None,
+                 block_entries=BLOCK_ENTRIES):
+        self.trajectory = trajectory
+        self.kinds = tuple(kinds)
+        self.m = len(self.kinds)
+        self.rows = np.asarray(rows)
+        self.eta = eta
+        self.column_scale = column_scale
+        self._lagged = any(kind != "dtheta_sq" for kind in self.kinds)
+        # per tensor: (name, its alive entries), and its first unit
+        self._tensors, self._offsets, offset = [], [], 0
+        for name in names:
+            unit = unit_map[name]
+            idx = np.flatnonzero(unit >= 0)
+            if idx.size and not np.array_equal(unit[idx], offset + np.arange(idx.size)):
+                raise ValueError(f"a lazy design needs one unit per parameter, numbered in order; "
+                                 f"{name!r} has shared or reordered units (groups): build it in memory "
+                                 "or to a file (out=)")
+            self._tensors.append((name, idx))
+            self._offsets.append(offset)
+            offset += idx.size
+        self.n_units = offset
+        self.shape = (len(self.rows), self.n_units * self.m)
+        per_block = max(1, block_entries // max(1, len(self.rows) * self.m))
+        #: Columns of one block (whole units).
+        self.block_columns = per_block * self.m
+        self._fast = self.kinds == FEATURE_SETS["vanilla"] and eta is None and column_scale is None
+
+    @property
+    def size(self):
+        return self.shape[0] * self.shape[1]
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __repr__(self):
+        return f"LazyFeatures(shape={self.shape}, kinds={self.kinds})"
+
+    def __array__(self, dtype=None, copy=None):
+        """The whole design, a float32 ndarray (T x d x 4 bytes: only for small designs)."""
+        out = np.concatenate([block for _, block in self.column_blocks()], axis=1)
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def column_blocks(self):
+        """Yield ``(start, block)``: ``block`` is ``X[:, start:start + block.shape[1]]``, a new
+        C-ordered float32 array; the next block is computed meanwhile by a helper thread."""
+        starts = range(0, self.shape[1], self.block_columns)
+        with ThreadPoolExecutor(1, "granger-prune-design") as pool:
+            pending = None
+            for start in starts:
+                current = pending.result() if pending is not None else self.column_block(
+                    start, min(start + self.block_columns, self.shape[1]))
+                following = start + self.block_columns
+                pending = (pool.submit(self.column_block, following,
+                                       min(following + self.block_columns, self.shape[1]))
+                           if following < self.shape[1] else None)
+                yield start, current
+
+    def column_block(self, start, stop):
+        """``X[:, start:stop]`` as a new float32 array of shape (T, stop - start)."""
+        m = self.m
+        first_unit, stop_unit = start // m, -(-stop // m)
+        out = self._units(first_unit, stop_unit)
+        lo = start - first_unit * m
+        return out if (lo, stop - start) == (0, out.shape[1]) else np.ascontiguousarray(
+            out[:, lo:lo + stop - start])
+
+    def columns(self, index):
+        """``X[:, index]`` as a new float32 array of shape (T, len(index)): one gather of the
+        steps of the units involved, in row order (the support, a working set)."""
+        index = np.asarray(index, dtype=np.int64).reshape(-1)
+        units, inverse = np.unique(index // self.m, return_inverse=True)
+        parts = []
+        for offset, tensor in zip(self._offsets, self._tensors):
+            local = units[(units >= offset) & (units < offset + tensor[1].size)] - offset
+            if local.size:
+                parts.append(self._tensor_features(tensor, offset, local))
+        gathered = (np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]) if parts else \
+            np.empty((self.shape[0], 0), dtype=np.float32)
+        return np.ascontiguousarray(gathered[:, inverse * self.m + index % self.m])
+
+    def raw_summaries(self, exact=False):
+        """One pass over the store: per row the sum of the ``"dtheta_sq"`` features (float64,
+        shape (T,)), per column the sum of squares of the features (shape (d,)), and the
+        names of the tensors with a non-zero step.  With ``exact`` the features are taken
+        in float64 (as the in-memory design does), else as the float32 ``X``."""
+        m = self.m
+        row_sq, col_sq, moved = np.zeros(self.shape[0]), np.zeros(self.shape[1]), set()
+        per_block = self.block_columns // m
+        for offset, tensor in zip(self._offsets, self._tensors):
+            for a in range(0, tensor[1].size, per_block):
+                b = min(a + per_block, tensor[1].size)
+                block = self._tensor_features(tensor, offset, slice(a, b), exact)
+                sq = np.sum(block[:, 0::m], axis=1, dtype=np.float64)
+                row_sq += sq
+                col_sq[(offset + a) * m:(offset + b) * m] = np.einsum("ij,ij->j", block, block,
+                                                                     dtype=np.float64)
+                if np.any(sq > 0):
+                    moved.add(tensor[0])
+        return row_sq, col_sq, moved
+
+    def _units(self, first_unit, stop_unit):
+        """The columns of units ``[first_unit, stop_unit)``, float32 of shape (T, n * m)."""
+        parts = []
+        for offset, tensor in zip(self._offsets, self._tensors):
+            a = max(first_unit, offset) - offset
+            b = min(stop_unit, offset + tensor[1].size) - offset
+            if a < b:
+                parts.append(self._tensor_features(tensor, offset, slice(a, b)))
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate(parts, axis=1) if parts else np.empty((self.shape[0], 0), np.float32)
+
+    def _tensor_features(self, tensor, offset, local, exact=False):
+        """Features of the units ``offset + local`` (a slice or sorted indices) of one tensor,
+        float32 of shape (T, n * m); with ``exact``, float64 and not divided by the column
+        scale."""
+        name, idx = tensor
+        first = int(self.rows[0]) - (1 if self._lagged else 0)
+        stop = int(self.rows[-1]) + 1
+        entries = idx[local]
+        consecutive = entries.size and entries[-1] - entries[0] == entries.size - 1
+        columns = slice(int(entries[0]), int(entries[-1]) + 1) if consecutive else entries
+        steps = read_steps(self.trajectory.deltas(name), first, stop, columns)
+        if self._fast and not exact:
+            return np.multiply(steps, steps, out=steps)
+        T, n, m = self.shape[0], entries.size, self.m
+        if self.eta is not None:
+            steps = steps / self.eta[first:stop, None]
+        start = int(self.rows[0]) - first
+        current = steps[start:start + T]
+        previous = steps[start - 1:start - 1 + T] if self._lagged else None
+        out = np.empty((T, n, m))
+        for i, feature in enumerate(step_features(current, previous, self.kinds)):
+            out[:, :, i] = feature
+        out = out.reshape(T, n * m)
+        if exact:
+            return out
+        if self.column_scale is not None:
+            units = offset + np.arange(idx.size)[local]
+            out /= self.column_scale[(units[:, None] * m + np.arange(m)).reshape(-1)]
+        return out.astype(np.float32)
+
+
+def read_steps(steps, first, stop, columns):
+    """Rows ``first:stop`` of ``columns`` (a slice, or sorted indices: a gather in row
+    order) of a tensor's stored steps, as a new writable float32 array.  An ndarray (a
+    memory map) is copied; an array-like that decodes on read (bfloat16 bits) already
+    returns a new array."""
+    if isinstance(steps, np.ndarray):
+        return np.array(steps[first:stop, columns], dtype=np.float32)
+    block = np.asarray(steps[first:stop, columns], dtype=np.float32)
+    return block if block.flags.writeable else block.copy()
