@@ -31,11 +31,15 @@ def fsync_folder(folder):
 
 
 @contextlib.contextmanager
-def atomic_open(path, mode="w"):
+def atomic_open(path, mode="w", durable=True):
     """Open a temporary file for writing; on a clean exit it replaces ``path`` atomically.
 
     On an error (a full disk, an interrupt) the temporary file is removed, the
-    error propagates and ``path`` keeps its previous content.
+    error propagates and ``path`` keeps its previous content.  With
+    ``durable=False`` nothing is flushed to the disk: the rename is still atomic
+    for every process (a crash of the writer leaves the old file or the new one),
+    but a power cut may lose the write; for files rewritten often, where an
+    ``fsync`` would also flush every other dirty page of the file system.
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
@@ -44,19 +48,21 @@ def atomic_open(path, mode="w"):
     try:
         with open(temporary, mode) as f:
             yield f
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):
             temporary.unlink()
         raise
-    fsync_folder(path.parent)
+    if durable:
+        fsync_folder(path.parent)
 
 
-def atomic_write_text(path, text):
+def atomic_write_text(path, text, durable=True):
     """Write ``text`` to ``path`` atomically (see :func:`atomic_open`)."""
-    with atomic_open(path, "w") as f:
+    with atomic_open(path, "w", durable) as f:
         f.write(text)
 
 

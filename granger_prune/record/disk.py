@@ -242,7 +242,9 @@ class DiskTrajectory(Trajectory):
                 "dtype": self.dtype,
                 "tensors": [{"name": name, "shape": list(shape), "file": self._files[name]}
                             for name, shape in self.shapes.items()]}
-        atomic_write_text(self.path / "meta.json", json.dumps(meta, indent=1))
+        # atomic for a crashed process, not flushed: an fsync per block would also flush the
+        # steps just written, holding the recording up by the disk's latency every block
+        atomic_write_text(self.path / "meta.json", json.dumps(meta, indent=1), durable=False)
 
     @property
     def n_steps(self):

@@ -1,0 +1,93 @@
+"""Lazy designs: X computed from the trajectory store when read, never copied."""
+
+import numpy as np
+import pytest
+
+from granger_prune import CausalLasso
+from granger_prune.design import granger_design
+from granger_prune.design.lazy import LazyFeatures
+from granger_prune.exceptions import DegenerateLayerWarning
+from granger_prune.lasso import alpha_max
+from granger_prune.record import DiskTrajectory
+from granger_prune.stats import granger_f_tests
+
+SHAPES = {"a": (6, 50), "b": (40,)}
+
+
+def stored_trajectory(path, dtype, n_steps=60, frozen=(), seed=0):
+    """A trajectory whose loss change depends on the first row of ``a``, in a disk store."""
+    rng = np.random.default_rng(seed)
+    traj = DiskTrajectory(path, SHAPES, dtype=dtype)
+    for t in range(n_steps):
+        deltas = {k: (rng.normal(size=s) * 1e-3 * (k not in frozen)).astype(np.float32)
+                  for k, s in SHAPES.items()}
+        loss = 1.0 - 0.01 * t
+        change = -1e3 * float((deltas["a"][0] ** 2).sum()) + 1e-6 * rng.normal()
+        rate = 0.1 * 0.9 ** (t // 20)  # a schedule, for step_size="divide"
+        traj.append(loss, loss + change, deltas, step_sizes={"a": rate, "b": rate}, grad_norm=1.0)
+    return traj
+
+
+def several_blocks(design):
+    """The design with blocks of 16 units, so that every test crosses block edges."""
+    design.X.block_columns = 16 * design.X.m
+    return design
+
+
+OPTIONS = [dict(), dict(features="momentum"), dict(features="momentum", lags=2), dict(scale="layer"),
+           dict(scale="column"), dict(step_size="divide"), dict(tensors=["b", "a"]),
+           dict(alive={"a": np.arange(300).reshape(6, 50) % 3 > 0, "b": np.ones(40, bool)})]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: ",".join(o) or "vanilla")
+def test_lazy_features_are_the_in_memory_design_rounded_to_float32_bit_for_bit(tmp_path, dtype, options):
+    traj = stored_trajectory(tmp_path / "t", dtype)
+    memory = granger_design(traj, **options)
+    lazy = several_blocks(granger_design(traj, lazy=True, **options))
+    assert isinstance(lazy.X, LazyFeatures) and lazy.X.shape == memory.X.shape
+    # the raw vanilla squares are taken in float32: the exact square rounded once, as
+    # float64 squaring then rounding does; everything else is float64 rounded last
+    np.testing.assert_array_equal(np.asarray(lazy.X), memory.X.astype(np.float32))
+    np.testing.assert_array_equal(lazy.y, memory.y)
+    np.testing.assert_array_equal(lazy.Z, memory.Z)
+    np.testing.assert_array_equal(lazy.column_scale, memory.column_scale)
+    # the row summary sums float32 squares (raw) or float64 ones in another order
+    np.testing.assert_allclose(lazy.summaries["mean_sq_step"], memory.summaries["mean_sq_step"],
+                               rtol=1e-6, atol=0)
+    index = np.array([5, 0, 7, 7, lazy.n_features - 1, 33])  # unsorted, repeated, across tensors
+    np.testing.assert_array_equal(lazy.X.columns(index), memory.X[:, index].astype(np.float32))
+    starts = [start for start, _ in lazy.X.column_blocks()]
+    assert len(starts) > 2 and starts == sorted(starts)
+
+
+def test_a_lasso_and_f_tests_on_lazy_features_match_those_on_the_array(tmp_path):
+    traj = stored_trajectory(tmp_path / "t", "bfloat16")
+    lazy = several_blocks(granger_design(traj, lazy=True))
+    X = np.asarray(lazy.X)
+    a_max = alpha_max(X, lazy.y)
+    # X^T v per block of columns: the same float32 products, BLAS may order them otherwise
+    np.testing.assert_allclose(alpha_max(lazy.X, lazy.y), a_max, rtol=1e-6, atol=0)
+    for standardize in (False, "std"):
+        dense = CausalLasso(alpha=0.05 * a_max, standardize=standardize).fit(X, lazy.y)
+        blocked = CausalLasso(alpha=0.05 * a_max, standardize=standardize).fit(lazy.X, lazy.y)
+        assert dense.support_.sum() > 0
+        np.testing.assert_array_equal(blocked.support_, dense.support_)
+        # both within the solver's duality-gap tolerance of the optimum
+        np.testing.assert_allclose(blocked.coef_, dense.coef_, rtol=1e-4,
+                                   atol=1e-4 * np.abs(dense.coef_).max())
+    array_design = granger_design(traj)
+    dense_tests = granger_f_tests(array_design)
+    lazy_tests = granger_f_tests(lazy)
+    np.testing.assert_allclose(lazy_tests.fvalue, dense_tests.fvalue, rtol=1e-5, atol=0)
+
+
+def test_lazy_refuses_groups_and_out_and_warns_of_a_frozen_tensor(tmp_path):
+    traj = stored_trajectory(tmp_path / "t", "float32", frozen=("b",))
+    with pytest.raises(ValueError, match="one unit per parameter.*neither out="):
+        granger_design(traj, lazy=True, out=tmp_path / "X.npy")
+    groups = {"a": np.zeros((6, 50), dtype=int), "b": np.ones(40, dtype=int)}
+    with pytest.raises(ValueError, match="neither out=.*nor groups="):
+        granger_design(traj, lazy=True, groups=groups)
+    with pytest.warns(DegenerateLayerWarning, match="'b' did not change"):
+        granger_design(traj, lazy=True)
