@@ -13,8 +13,9 @@ operations (column sums, ``max |X|``, sums of squares, ``X^T V``) and column
 gathers; for a :class:`LazyFeatures` they run block by block
 (:func:`granger_prune.lasso._operator.column_blocks`).  A block is
 ``BLOCK_ENTRIES`` float32 entries, all rows and as many whole units' columns as
-fit; the next block is computed by a helper thread while the current one is
-used (NumPy releases the GIL in the decoding and the products).
+fit; the next blocks are computed by ``HELPER_THREADS`` helper threads while
+the current one is used (NumPy releases the GIL in the decoding and the
+products).
 
 The values are those of the in-memory design rounded to float32, bit for bit:
 the raw vanilla features are squared in float32, which rounds the exact square
@@ -24,6 +25,7 @@ and rounded last.  Units are single parameters (``groups=None``): a unit of a
 lazy design is one column range of one tensor's steps.
 """
 
+import collections
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -32,6 +34,9 @@ from .granger import FEATURE_SETS, step_features
 
 #: float32 entries of one block of columns (256 MB).
 BLOCK_ENTRIES = 1 << 26
+#: Helper threads computing the next blocks while one is used (decoding and squaring a
+#: block costs about ten times what a product with it does).
+HELPER_THREADS = 2
 
 
 class LazyFeatures:
@@ -106,18 +111,11 @@ class LazyFeatures:
 
     def column_blocks(self):
         """Yield ``(start, block)``: ``block`` is ``X[:, start:start + block.shape[1]]``, a new
-        C-ordered float32 array; the next block is computed meanwhile by a helper thread."""
+        C-ordered float32 array; the next blocks are computed meanwhile by helper threads."""
         starts = range(0, self.shape[1], self.block_columns)
-        with ThreadPoolExecutor(1, "granger-prune-design") as pool:
-            pending = None
-            for start in starts:
-                current = pending.result() if pending is not None else self.column_block(
-                    start, min(start + self.block_columns, self.shape[1]))
-                following = start + self.block_columns
-                pending = (pool.submit(self.column_block, following,
-                                       min(following + self.block_columns, self.shape[1]))
-                           if following < self.shape[1] else None)
-                yield start, current
+        blocks = in_order((self.column_block, start, min(start + self.block_columns, self.shape[1]))
+                          for start in starts)
+        yield from zip(starts, blocks)
 
     def column_block(self, start, stop):
         """``X[:, start:stop]`` as a new float32 array of shape (T, stop - start)."""
@@ -150,16 +148,18 @@ class LazyFeatures:
         m = self.m
         row_sq, col_sq, moved = np.zeros(self.shape[0]), np.zeros(self.shape[1]), set()
         per_block = self.block_columns // m
-        for offset, tensor in zip(self._offsets, self._tensors):
-            for a in range(0, tensor[1].size, per_block):
-                b = min(a + per_block, tensor[1].size)
-                block = self._tensor_features(tensor, offset, slice(a, b), exact)
-                sq = np.sum(block[:, 0::m], axis=1, dtype=np.float64)
-                row_sq += sq
-                col_sq[(offset + a) * m:(offset + b) * m] = np.einsum("ij,ij->j", block, block,
-                                                                     dtype=np.float64)
-                if np.any(sq > 0):
-                    moved.add(tensor[0])
+        pieces = [(offset, tensor, a, min(a + per_block, tensor[1].size))
+                  for offset, tensor in zip(self._offsets, self._tensors)
+                  for a in range(0, tensor[1].size, per_block)]
+        blocks = in_order((self._tensor_features, tensor, offset, slice(a, b), exact)
+                          for offset, tensor, a, b in pieces)
+        for (offset, tensor, a, b), block in zip(pieces, blocks):
+            sq = np.sum(block[:, 0::m], axis=1, dtype=np.float64)
+            row_sq += sq
+            col_sq[(offset + a) * m:(offset + b) * m] = np.einsum("ij,ij->j", block, block,
+                                                                 dtype=np.float64)
+            if np.any(sq > 0):
+                moved.add(tensor[0])
         return row_sq, col_sq, moved
 
     def _units(self, first_unit, stop_unit):
@@ -203,6 +203,19 @@ class LazyFeatures:
             units = offset + np.arange(idx.size)[local]
             out /= self.column_scale[(units[:, None] * m + np.arange(m)).reshape(-1)]
         return out.astype(np.float32)
+
+
+def in_order(calls, helpers=HELPER_THREADS):
+    """Yield ``function(*args)`` for every ``(function, *args)`` of ``calls``, in order, with
+    up to ``helpers`` of the next ones computed meanwhile on helper threads."""
+    with ThreadPoolExecutor(helpers, "granger-prune-design") as pool:
+        pending = collections.deque()
+        for function, *args in calls:
+            pending.append(pool.submit(function, *args))
+            if len(pending) > helpers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def read_steps(steps, first, stop, columns):
