@@ -239,8 +239,19 @@ class GrangerDesign:
         ----------
         rows : array-like of int, optional
             Use only these rows (the projection too); all by default.
+
+        Raises
+        ------
+        ValueError
+            For a lazy design (``granger_design(..., lazy=True)``) with ``rows``
+            or lagged losses: both need a copy of ``X``.
         """
         X, y, Z = self.X, self.y, self.Z
+        lazy = hasattr(X, "column_blocks")
+        if lazy and (rows is not None or not all(n == "const" for n in self.restricted_names)):
+            raise ValueError("a lazy design's X cannot be cut to rows or projected off lagged "
+                             "losses without a copy of X: build the design in memory or to a file "
+                             "(out=), or without lags")
         if rows is not None:
             X, y, Z = X[rows], y[rows], Z[rows]
         if all(n == "const" for n in self.restricted_names):

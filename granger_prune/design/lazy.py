@@ -17,12 +17,15 @@ fit; the next blocks are computed by ``HELPER_THREADS`` helper threads while
 the current one is used (NumPy releases the GIL in the decoding and the
 products).
 
-The values are those of the in-memory design rounded to float32, bit for bit:
-the raw vanilla features are squared in float32, which rounds the exact square
-once, as float64 squaring and rounding to float32 does; the other feature sets,
-divided steps and scaled columns are formed in float64 like the in-memory design
-and rounded last.  Units are single parameters (``groups=None``): a unit of a
-lazy design is one column range of one tensor's steps.
+The values are those of the in-memory design rounded to float32, bit for bit
+on the raw scale: the raw vanilla features are squared in float32, which rounds
+the exact square once, as float64 squaring and rounding to float32 does; the
+other feature sets and divided steps are formed in float64 like the in-memory
+design and rounded last.  With ``scale="layer"`` or ``"column"`` the mean
+squares behind the column scale are summed in another order, so a feature may
+differ by one float32 rounding.  Units are single parameters (``groups=None``):
+a unit of a lazy design is one column range of one tensor's steps.  ``X[:,
+columns]`` works, selecting rows does not (it would copy every column).
 """
 
 import collections
@@ -103,6 +106,20 @@ class LazyFeatures:
 
     def __repr__(self):
         return f"LazyFeatures(shape={self.shape}, kinds={self.kinds})"
+
+    def __getitem__(self, key):
+        """``X[:, columns]`` (a slice or integer indices) as a new float32 array.  Rows cannot
+        be selected: that would need a copy of every column."""
+        if not (isinstance(key, tuple) and len(key) == 2 and key[0] == slice(None)):
+            raise IndexError("a lazy design is read by columns only (X[:, columns]); selecting "
+                             "rows needs a copy of X: build the design in memory or to a file (out=)")
+        columns = key[1]
+        if isinstance(columns, slice):
+            start, stop, step = columns.indices(self.shape[1])
+            if step == 1:
+                return self.column_block(start, max(start, stop))
+            columns = np.arange(start, stop, step)
+        return self.columns(columns)
 
     def __array__(self, dtype=None, copy=None):
         """The whole design, a float32 ndarray (T x d x 4 bytes: only for small designs)."""

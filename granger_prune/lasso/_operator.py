@@ -164,6 +164,30 @@ def over_columns(X, per_block, xp):
     return parts[0] if len(parts) == 1 else xp.concatenate(parts, axis=0)
 
 
+def groups_by_block(X, columns):
+    """The groups of columns ``columns`` (G, m) by the block of ``X`` holding them.
+
+    Yields ``(block, members, local)``: the groups ``members`` (indices into the
+    rows of ``columns``) lie in ``block`` at the columns ``local``.  An unblocked
+    ``X`` is one block.  For a blocked ``X`` (one pass over it) every group must
+    lie within one block, as the units of a lazy design do.
+    """
+    columns = np.asarray(columns)
+    if not is_blocked(X):
+        yield X, np.arange(columns.shape[0]), columns
+        return
+    low, high = columns.min(axis=1), columns.max(axis=1)
+    covered = np.zeros(columns.shape[0], dtype=bool)
+    for start, block in X.column_blocks():
+        members = np.flatnonzero((low >= start) & (high < start + block.shape[1]))
+        covered[members] = True
+        if members.size:
+            yield block, members, columns[members] - start
+    if not covered.all():
+        raise ValueError(f"{int((~covered).sum())} groups of columns span two blocks of X; "
+                         "group the columns of one unit only")
+
+
 def take_columns(X, index, xp):
     """``X[:, index]`` as a new array, by the gather that suits the memory layout.
 

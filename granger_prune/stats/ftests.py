@@ -31,8 +31,8 @@ from scipy import special
 
 from ..backend import get_namespace, to_numpy
 from ..exceptions import GrangerPruneWarning
-from ..lasso._operator import (binary_exponent, max_abs_exponent, raw_column_sq_sums,
-                               transpose_product)
+from ..lasso._operator import (binary_exponent, groups_by_block, max_abs_exponent,
+                               raw_column_sq_sums, transpose_product)
 from ..lasso._validation import as_design, check_not_complex, column_sums
 from ._grouped import compiled_projections
 from .diagnostics import durbin_watson, ljung_box
@@ -531,8 +531,9 @@ def _group_explained(X, groups, Q, e, sq, n_samples, k, xp):
     rank = np.zeros(sizes.size, dtype=np.int64)
     for m, same_size, columns in by_size:
         if xp is np:
-            explained[same_size], rank[same_size] = compiled_projections(
-                X, columns, Q, e, sq[columns], DEGENERACY)
+            for block, part, local in groups_by_block(X, columns):
+                explained[same_size[part]], rank[same_size[part]] = compiled_projections(
+                    block, local, Q, e, sq[columns[part]], DEGENERACY)
             continue
         step = max(1, GROUP_CHUNK_DEVICE // m)
         for first in range(0, same_size.size, step):

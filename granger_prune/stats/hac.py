@@ -42,6 +42,7 @@ import math
 import numpy as np
 
 from ..backend import get_namespace, to_numpy
+from ..lasso._operator import groups_by_block
 from ._grouped import compiled_hac
 from .ftests import (DEGENERACY, FIT_RTOL, GROUP_CHUNK_DEVICE, SQUARES_FLOOR, _feature_major,
                      _orthogonal_projections, check_rows, columns_by_size, f_test_results,
@@ -117,12 +118,14 @@ def _hac_tests(y, X, Z, groups, maxlags, use_correction, squares_in_kernel):
     lags = np.zeros(sizes.size, dtype=np.int64)
     for m, members, columns in by_size:
         if xp is np:
-            raw_sq = None if squares_in_kernel else prep.sq[columns]
-            *out, raw_sq = compiled_hac(prep.X, columns, prep.Q, prep.e, raw_sq, DEGENERACY,
-                                        maxlags, auto, cap, HAC_PIVOT_RTOL)
-            if squares_in_kernel and not _squares_in_range(raw_sq):
-                return None
-            wald[members], explained[members], rank[members], lags[members] = out
+            for block, part, local in groups_by_block(prep.X, columns):
+                raw_sq = None if squares_in_kernel else prep.sq[columns[part]]
+                *out, raw_sq = compiled_hac(block, local, prep.Q, prep.e, raw_sq, DEGENERACY,
+                                            maxlags, auto, cap, HAC_PIVOT_RTOL)
+                if squares_in_kernel and not _squares_in_range(raw_sq):
+                    return None
+                chosen = members[part]
+                wald[chosen], explained[chosen], rank[chosen], lags[chosen] = out
             continue
         step = max(1, GROUP_CHUNK_DEVICE // m)
         for first in range(0, members.size, step):

@@ -60,6 +60,11 @@ class PeakMemory:
         while not self._stop.wait(0.02):
             self.peak = max(self.peak, anonymous_rss_gb())
 
+    def phase(self):
+        """The peak since the last call (or the start); a new phase begins."""
+        peak, self.peak = max(self.peak, anonymous_rss_gb()), anonymous_rss_gb()
+        return peak
+
     def stop(self):
         self._stop.set()
         self._thread.join()
@@ -132,6 +137,7 @@ def main(argv=None):
         recorder.step(optimizer, nn.functional.mse_loss, x, x @ teacher.T)
     recorder.flush()
     record_s = time.perf_counter() - start
+    record_peak = memory.phase()
     store_bytes = trajectory_bytes(store.shapes, store.n_steps, args.dtype)
     print(f"recorded {args.T} steps of {args.d:,} weights ({store_bytes / 1e9:.1f} GB) in "
           f"{record_s:.1f} s", file=sys.stderr, flush=True)
@@ -141,6 +147,7 @@ def main(argv=None):
     design = (granger_design(stored, lazy=True) if args.lazy else
               granger_design(stored, out=folder / "X.npy"))
     design_s = time.perf_counter() - start
+    design_peak = memory.phase()
     X, y = design.X, design.y
     print(f"design {X.shape} {'summarised' if args.lazy else 'written'} in {design_s:.1f} s",
           file=sys.stderr, flush=True)
@@ -152,6 +159,7 @@ def main(argv=None):
     a_max = alpha_max(X, y)
     model_fit = CausalLasso(alpha=0.05 * a_max).fit(X, y)
     fit_s = time.perf_counter() - start
+    fit_peak = memory.phase()
     x_bytes = X.size * 4
     read_bytes = store_bytes if args.lazy else x_bytes  # what one pass reads
     passes = int(model_fit.n_passes_) + 1  # alpha_max's pass
@@ -162,7 +170,8 @@ def main(argv=None):
         record_s=record_s, record_write_gbs=store_bytes / record_s / 1e9, design_s=design_s,
         fit_s=fit_s, passes=passes, pass_gbs=read_bytes * passes / fit_s / 1e9,
         disk_read_gbs=disk_gbs, n_nonzero=int(np.count_nonzero(model_fit.coef_)),
-        peak_anonymous_gb=memory.stop(), ram_gb=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9)
+        peak_anonymous_gb=max(record_peak, design_peak, fit_peak, memory.stop()),
+        peak_anonymous_gb_by_phase=dict(record=record_peak, design=design_peak, fit=fit_peak), ram_gb=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9)
     result["pass_vs_disk"] = result["pass_gbs"] / disk_gbs
     print(json.dumps(result, indent=1))
     out = args.out or (Path(tempfile.mkdtemp(prefix="large_layer_quick_")) / "results.json"
