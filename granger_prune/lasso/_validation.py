@@ -4,7 +4,7 @@ import numbers
 
 import numpy as np
 
-from ._operator import column_blocks, over_columns
+from ._operator import binary_exponent, column_blocks, over_columns
 
 
 def check_real(value, name, *, low=None, low_open=False, high=None):
@@ -111,6 +111,19 @@ def column_sums(X, xp):
             raise ValueError("X has column sums beyond the float64 range; rescale X")
         raise ValueError("X contains NaN or infinity")
     return sums
+
+
+def column_sums_and_exponent(X, xp):
+    """:func:`column_sums` and the :func:`~._operator.max_abs_exponent` of ``X`` together:
+    both from each block of a blocked ``X``, so one pass over it."""
+    parts, largest = [], 0.0
+    for _, block in column_blocks(X):
+        parts.append(xp.sum(block, axis=0, dtype=xp.float64))
+        largest = max(largest, abs(float(xp.max(block))), abs(float(xp.min(block))))
+    sums = parts[0] if len(parts) == 1 else xp.concatenate(parts)
+    if not bool(xp.all(xp.isfinite(sums))):
+        column_sums(X, xp)  # raises, saying why
+    return sums, binary_exponent(largest)
 
 
 def as_coef(w, n_features, xp, name="w"):

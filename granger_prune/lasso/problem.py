@@ -2,8 +2,8 @@
 
 from ..backend import get_namespace
 from ._dual import dual_norm
-from ._operator import ImplicitDesign, max_abs_exponent
-from ._validation import as_coef, as_design, check_bool, column_sums
+from ._operator import ImplicitDesign, is_blocked, max_abs_exponent
+from ._validation import as_coef, as_design, check_bool, column_sums_and_exponent
 
 
 def _check_scale(column_scale, n_features, xp):
@@ -50,12 +50,15 @@ class Problem:
         self.fit_intercept = check_bool(fit_intercept, "fit_intercept")
         self.xp = xp
         self.n_samples, self.n_features = X.shape
-        mean = column_sums(X, xp) / self.n_samples if self.fit_intercept else None
+        if self.fit_intercept:  # one pass over a blocked X for both
+            sums, x_exponent = column_sums_and_exponent(X, xp)
+            mean = sums / self.n_samples
+        else:
+            mean, x_exponent = None, max_abs_exponent(X, xp)
         self.y_mean = float(xp.mean(y)) if self.fit_intercept else 0.0
         self.yc = y - self.y_mean
         self.yc_norm2 = float(self.yc @ self.yc)
         self.scale = None if column_scale is None else _check_scale(column_scale, self.n_features, xp)
-        x_exponent = max_abs_exponent(X, xp)
         if X.dtype == xp.float64 and abs(x_exponent) > FLOAT64_EXPONENT_LIMIT and bool(xp.any(X)):
             raise ValueError(
                 f"max |X| = 2**{x_exponent}: the squares of entries this "
@@ -63,7 +66,8 @@ class Problem:
                 "by a power of two (the lasso is equivariant: alpha_max scales with X and the "
                 "coefficients inversely)")
         self.design = ImplicitDesign(X, mean, self.scale, xp, x_exponent)
-        self.design.n_passes = 2  # the column sums (also the finiteness check of X) and max |X|
+        # the column sums (also the finiteness check of X) and max |X|: one pass of a blocked X
+        self.design.n_passes = 1 if is_blocked(X) and self.fit_intercept else 2
         self._sq_norms = None
         self._correlation_at_zero = None
 

@@ -115,7 +115,7 @@ def main(argv=None):
 
     from granger_prune import CausalLasso
     from granger_prune.design import granger_design
-    from granger_prune.lasso import alpha_max
+    from granger_prune.lasso.problem import Problem
     from granger_prune.record import DiskTrajectory, TrajectoryRecorder, trajectory_bytes
 
     torch.set_num_threads(2)
@@ -156,13 +156,14 @@ def main(argv=None):
     disk_gbs = cold_read_gbs(read_files[0])
     drop_from_cache(read_files[0])
     start = time.perf_counter()
-    a_max = alpha_max(X, y)
+    problem = Problem(X, y)  # what alpha_max(X, y) does, with its passes counted
+    a_max = problem.alpha_max()
     model_fit = CausalLasso(alpha=0.05 * a_max).fit(X, y)
     fit_s = time.perf_counter() - start
     fit_peak = memory.phase()
     x_bytes = X.size * 4
     read_bytes = store_bytes if args.lazy else x_bytes  # what one pass reads
-    passes = int(model_fit.n_passes_) + 1  # alpha_max's pass
+    passes = int(model_fit.n_passes_) + problem.design.n_passes  # and alpha_max's passes
     result = dict(
         d=args.d, T=args.T, store_dtype=args.dtype, lazy=args.lazy, rows=int(X.shape[0]),
         store_gb=store_bytes / 1e9, design_gb=0.0 if args.lazy else x_bytes / 1e9,
