@@ -93,6 +93,12 @@ def test_gradient_norms_are_each_parameters_norm_with_zero_for_a_missing_gradien
     mixed = torch.optim.SGD([*model.parameters(), wide], lr=0.1)
     np.testing.assert_allclose(gradient_norms(mixed).numpy(), expected[:-1] + [np.sqrt(12.0)],
                                rtol=1e-6, atol=0)
+    # float16 gradients are normed in float32: 1e4 entries of 1000 have norm 1e5 > float16's max
+    half = nn.Parameter(torch.zeros(10_000, dtype=torch.float16))
+    half.grad = torch.full((10_000,), 1000.0, dtype=torch.float16)
+    # (a float32 sum of 1e4 squares: a relative error up to ~1e4 float32 epsilons, 6e-4)
+    np.testing.assert_allclose(gradient_norms(torch.optim.SGD([half], lr=0.1)).numpy(), [1e5],
+                               rtol=1e-4, atol=0)
 
 
 def test_huge_finite_gradients_are_no_error_though_their_norm_overflows():

@@ -1,12 +1,14 @@
 """Lazy designs: X computed from the trajectory store when read, never copied."""
 
 import dataclasses
+import threading
 
 import numpy as np
 import pytest
 
 from granger_prune import CausalLasso
 from granger_prune.design import granger_design
+from granger_prune.design import lazy as lazy_module
 from granger_prune.design.lazy import LazyFeatures
 from granger_prune.exceptions import DegenerateLayerWarning
 from granger_prune.lasso import alpha_max
@@ -68,8 +70,46 @@ def test_lazy_features_are_the_in_memory_design_rounded_to_float32_bit_for_bit(t
     np.testing.assert_array_equal(lazy.X[:, 1:30:4], np.asarray(lazy.X)[:, 1:30:4])
     with pytest.raises(IndexError, match="columns only"):
         lazy.X[:5]
-    starts = [start for start, _ in lazy.X.column_blocks()]
-    assert len(starts) > 2 and starts == sorted(starts)
+    assert len(list(lazy.X.column_blocks())) > 2  # the comparisons above crossed block edges
+
+
+def test_the_summary_pass_splits_tensors_into_blocks_too(tmp_path, monkeypatch):
+    traj = stored_trajectory(tmp_path / "t", "bfloat16")
+    memory = granger_design(traj, features="momentum", scale="column")
+    monkeypatch.setattr(lazy_module, "BLOCK_ENTRIES", 7 * 60 * 3)  # 7 units a block: 43 of a
+    lazy = granger_design(traj, features="momentum", scale="column", lazy=True)
+    assert lazy.X.block_columns == 21
+    np.testing.assert_allclose(lazy.column_scale, memory.column_scale, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(lazy.summaries["mean_sq_step"], memory.summaries["mean_sq_step"],
+                               rtol=1e-12, atol=0)
+
+
+def test_lazy_columns_take_numpy_indices_and_refuse_what_numpy_refuses(tmp_path, monkeypatch):
+    lazy = several_blocks(granger_design(stored_trajectory(tmp_path / "t", "float32"), lazy=True))
+    X = np.asarray(lazy.X)
+    mask = np.zeros(X.shape[1], dtype=bool)
+    mask[[2, 300]] = True
+    np.testing.assert_array_equal(lazy.X[:, mask], X[:, mask])
+    np.testing.assert_array_equal(lazy.X[:, [-1, 0, -340]], X[:, [-1, 0, -340]])
+    np.testing.assert_array_equal(lazy.X[:, 7], X[:, 7])  # one column: 1-D, as NumPy
+    for bad in ([340], [-341], mask[:10], [0.5]):
+        with pytest.raises(IndexError):
+            lazy.X[:, bad]
+    with pytest.raises(ValueError, match="no array to share"):
+        np.asarray(lazy.X, copy=False)
+    monkeypatch.setattr(lazy_module, "MATERIALISE_BYTES", X.nbytes - 1)
+    with pytest.raises(MemoryError, match="read it by columns"):
+        np.asarray(lazy.X)
+
+
+def test_stopping_early_stops_the_helper_threads(tmp_path):
+    lazy = several_blocks(granger_design(stored_trajectory(tmp_path / "t", "float32"), lazy=True))
+    before = threading.active_count()
+    blocks = lazy.X.column_blocks()
+    next(blocks)
+    assert threading.active_count() > before  # helpers at work on the next blocks
+    blocks.close()
+    assert threading.active_count() == before
 
 
 def test_a_lasso_and_f_tests_on_lazy_features_match_those_on_the_array(tmp_path):
@@ -87,6 +127,9 @@ def test_a_lasso_and_f_tests_on_lazy_features_match_those_on_the_array(tmp_path)
         # both within the solver's duality-gap tolerance of the optimum
         np.testing.assert_allclose(blocked.coef_, dense.coef_, rtol=1e-4,
                                    atol=1e-4 * np.abs(dense.coef_).max())
+        # the prediction, block by block in float64, is the float64 product with the array
+        exact = X.astype(np.float64) @ blocked.coef_.astype(np.float64) + blocked.intercept_
+        np.testing.assert_allclose(blocked.predict(lazy.X), exact, rtol=1e-12, atol=0)
     dense_tests = granger_f_tests(dataclasses.replace(lazy, X=X))  # the same float32 X, in memory
     lazy_tests = granger_f_tests(lazy)
     assert np.isfinite(dense_tests.fvalue).all()
@@ -121,6 +164,9 @@ def test_f_tests_with_lagged_losses_on_lazy_features(tmp_path):
     hac_dense = granger_f_tests(dataclasses.replace(lazy, X=np.asarray(lazy.X)), inference="hac")
     hac_blocked = granger_f_tests(lazy, inference="hac")
     np.testing.assert_allclose(hac_blocked.fvalue, hac_dense.fvalue, rtol=1e-6, atol=0)
+    for refused in (dict(inference="prewhiten"), dict(factors="scale"), dict(rows=np.arange(30))):
+        with pytest.raises(ValueError, match="lazy design .* is tested with"):
+            granger_f_tests(lazy, **refused)
     some = np.array([3, 40, 77])  # a few units: their columns gathered
     np.testing.assert_allclose(granger_f_tests(lazy, units=some).fvalue, dense.fvalue[some],
                                rtol=1e-6, atol=0)

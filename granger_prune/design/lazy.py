@@ -37,6 +37,9 @@ from .granger import FEATURE_SETS, step_features
 
 #: float32 entries of one block of columns (256 MB).
 BLOCK_ENTRIES = 1 << 26
+#: Bytes up to which ``np.asarray(X)`` builds the whole design (larger: an error, since the
+#: design is lazy because it does not fit).
+MATERIALISE_BYTES = 1 << 31
 #: Helper threads computing the next blocks while one is used (decoding and squaring a
 #: block costs about ten times what a product with it does).
 HELPER_THREADS = 2
@@ -62,7 +65,7 @@ class LazyFeatures:
         Step sizes to divide the steps by (``step_size="divide"``).
     column_scale : ndarray of shape (n_units * m,) or None
         Column divisors (None: raw scale).
-    block_entries : int
+    block_entries : int, optional
         Entries per block (default :data:`BLOCK_ENTRIES`).
     """
 
@@ -70,7 +73,7 @@ class LazyFeatures:
     ndim = 2
 
     def __init__(self, trajectory, names, unit_map, kinds, rows, eta=None, column_scale=None,
-                 block_entries=BLOCK_ENTRIES):
+                 block_entries=None):
         self.trajectory = trajectory
         self.kinds = tuple(kinds)
         self.m = len(self.kinds)
@@ -92,6 +95,7 @@ class LazyFeatures:
             offset += idx.size
         self.n_units = offset
         self.shape = (len(self.rows), self.n_units * self.m)
+        block_entries = BLOCK_ENTRIES if block_entries is None else int(block_entries)
         per_block = max(1, block_entries // max(1, len(self.rows) * self.m))
         #: Columns of one block (whole units).
         self.block_columns = per_block * self.m
@@ -119,20 +123,32 @@ class LazyFeatures:
             if step == 1:
                 return self.column_block(start, max(start, stop))
             columns = np.arange(start, stop, step)
+        if isinstance(columns, (int, np.integer)):
+            return self.columns([columns])[:, 0]
         return self.columns(columns)
 
     def __array__(self, dtype=None, copy=None):
-        """The whole design, a float32 ndarray (T x d x 4 bytes: only for small designs)."""
+        """The whole design as a float32 ndarray, up to :data:`MATERIALISE_BYTES`."""
+        if copy is False:
+            raise ValueError("a lazy design has no array to share: np.asarray(X) computes a copy")
+        if 4 * self.size > MATERIALISE_BYTES:
+            raise MemoryError(f"this lazy design is {4 * self.size / 1e9:.1f} GB as an array "
+                              f"(shape {self.shape}): read it by columns (X[:, columns], "
+                              "column_blocks()) or build it to a file (granger_design(..., out=))")
         out = np.concatenate([block for _, block in self.column_blocks()], axis=1)
         return out if dtype is None else out.astype(dtype, copy=False)
 
     def column_blocks(self):
         """Yield ``(start, block)``: ``block`` is ``X[:, start:start + block.shape[1]]``, a new
-        C-ordered float32 array; the next blocks are computed meanwhile by helper threads."""
+        C-ordered float32 array; the next blocks are computed meanwhile by helper threads
+        (stopped when the caller stops early)."""
         starts = range(0, self.shape[1], self.block_columns)
         blocks = in_order((self.column_block, start, min(start + self.block_columns, self.shape[1]))
                           for start in starts)
-        yield from zip(starts, blocks)
+        try:
+            yield from zip(starts, blocks)
+        finally:
+            blocks.close()
 
     def column_block(self, start, stop):
         """``X[:, start:stop]`` as a new float32 array of shape (T, stop - start)."""
@@ -146,7 +162,7 @@ class LazyFeatures:
     def columns(self, index):
         """``X[:, index]`` as a new float32 array of shape (T, len(index)): one gather of the
         steps of the units involved, in row order (the support, a working set)."""
-        index = np.asarray(index, dtype=np.int64).reshape(-1)
+        index = self._column_index(index)
         units, inverse = np.unique(index // self.m, return_inverse=True)
         parts = []
         for offset, tensor in zip(self._offsets, self._tensors):
@@ -156,6 +172,23 @@ class LazyFeatures:
         gathered = (np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]) if parts else \
             np.empty((self.shape[0], 0), dtype=np.float32)
         return np.ascontiguousarray(gathered[:, inverse * self.m + index % self.m])
+
+    def _column_index(self, index):
+        """``index`` (integers, negatives counting from the end, or a boolean mask of the
+        columns) as non-negative int64 positions; ``IndexError`` when out of range."""
+        index = np.asarray(index)
+        d = self.shape[1]
+        if index.dtype == bool:
+            if index.shape != (d,):
+                raise IndexError(f"a boolean index of the columns needs shape ({d},), got {index.shape}")
+            return np.flatnonzero(index)
+        if index.size and not np.issubdtype(index.dtype, np.integer):
+            raise IndexError(f"column indices must be integers or a boolean mask, got {index.dtype}")
+        index = index.astype(np.int64).reshape(-1)
+        if index.size and (index.min() < -d or index.max() >= d):
+            raise IndexError(f"column index out of range for a design of {d} columns "
+                             f"(got {int(index.min())} to {int(index.max())})")
+        return np.where(index < 0, index + d, index)
 
     def raw_summaries(self, exact=False):
         """One pass over the store: per row the sum of the ``"dtheta_sq"`` features (float64,
@@ -225,7 +258,8 @@ class LazyFeatures:
 def in_order(calls, helpers=HELPER_THREADS):
     """Yield ``function(*args)`` for every ``(function, *args)`` of ``calls``, in order, with
     up to ``helpers`` of the next ones computed meanwhile on helper threads."""
-    with ThreadPoolExecutor(helpers, "granger-prune-design") as pool:
+    pool = ThreadPoolExecutor(helpers, "granger-prune-design")
+    try:
         pending = collections.deque()
         for function, *args in calls:
             pending.append(pool.submit(function, *args))
@@ -233,6 +267,8 @@ def in_order(calls, helpers=HELPER_THREADS):
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+    finally:  # also when the caller stops early: what is not started is not computed
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def read_steps(steps, first, stop, columns):

@@ -147,7 +147,8 @@ class ImplicitDesign:
 
 
 def is_blocked(X):
-    """Whether ``X`` is read a block of columns at a time (it has ``column_blocks()``)."""
+    """Whether ``X`` is read a block of columns at a time (it has ``column_blocks()``,
+    ``block_columns`` and ``columns(index)``)."""
     return hasattr(X, "column_blocks")
 
 
@@ -177,6 +178,11 @@ def groups_by_block(X, columns):
         yield X, np.arange(columns.shape[0]), columns
         return
     low, high = columns.min(axis=1), columns.max(axis=1)
+    width = X.block_columns  # blocks start at multiples of it: check before reading any
+    spanning = int(np.count_nonzero(low // width != high // width))
+    if spanning:
+        raise ValueError(f"{spanning} groups of columns span two blocks of X; group the columns "
+                         "of one unit only")
     covered = np.zeros(columns.shape[0], dtype=bool)
     for start, block in X.column_blocks():
         members = np.flatnonzero((low >= start) & (high < start + block.shape[1]))
@@ -184,8 +190,7 @@ def groups_by_block(X, columns):
         if members.size:
             yield block, members, columns[members] - start
     if not covered.all():
-        raise ValueError(f"{int((~covered).sum())} groups of columns span two blocks of X; "
-                         "group the columns of one unit only")
+        raise IndexError(f"{int((~covered).sum())} groups hold columns beyond X's {X.shape[1]}")
 
 
 def take_columns(X, index, xp):
@@ -195,7 +200,7 @@ def take_columns(X, index, xp):
     C-ordered ``X`` and far slower on a Fortran-ordered one.
     """
     if is_blocked(X):
-        return X.columns(as_numpy_index(index))
+        return X.columns(index.get() if hasattr(index, "get") else np.asarray(index))  # as given
     if X.flags.f_contiguous and not X.flags.c_contiguous:
         return X[:, index]
     return xp.take(X, index, axis=1)

@@ -37,12 +37,14 @@ import json
 import os
 import re
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
 from numpy.lib import format as npy_format
 
 from .._atomic import atomic_write_text
+from ..exceptions import GrangerPruneWarning
 from . import bfloat16
 from .trajectory import Trajectory
 
@@ -187,7 +189,11 @@ class DiskTrajectory(Trajectory):
         if shapes is None:
             if not meta_path.exists():
                 raise FileNotFoundError(f"{self.path} holds no trajectory (no meta.json)")
-            meta = json.loads(meta_path.read_text())
+            try:
+                meta = json.loads(meta_path.read_text())
+            except ValueError:
+                raise ValueError(f"{meta_path} is not readable JSON (damaged, or cut by a power "
+                                 "failure while recording): the steps cannot be read") from None
             if meta.get("format") != FORMAT or meta.get("version") != VERSION:
                 raise ValueError(f"{meta_path} is not a {FORMAT} version {VERSION} file: "
                                  f"format={meta.get('format')!r}, version={meta.get('version')!r}")
@@ -220,14 +226,17 @@ class DiskTrajectory(Trajectory):
         self._grad_norms = _AppendableArray(self.path / "grad_norms.npy", (), np.float64, create)
         self._step_sizes = _AppendableArray(self.path / "step_sizes.npy", (len(self.shapes),),
                                             np.float64, create)
+        shortest = min(array.n_rows for array in self._all_arrays())
+        if shortest < n_steps:  # only after a power cut: meta.json is written after the arrays
+            warnings.warn(f"{self.path}: meta.json says {n_steps} steps, its files hold {shortest} "
+                          f"(a power cut while recording?); reading the first {shortest}",
+                          GrangerPruneWarning, stacklevel=3)
+            n_steps = shortest
         self._n_steps = n_steps
         for array in self._all_arrays():
-            if array.n_rows < n_steps:
-                raise ValueError(f"{array.path} holds {array.n_rows} steps, meta.json says "
-                                 f"{n_steps}: the folder is truncated")
             array.n_rows = n_steps  # rows past the last committed block are ignored
         if create:
-            self._write_meta()
+            self._write_meta(durable=True)
 
     @classmethod
     def open(cls, path):
@@ -237,14 +246,14 @@ class DiskTrajectory(Trajectory):
     def _all_arrays(self):
         return [*self._arrays.values(), self._losses, self._grad_norms, self._step_sizes]
 
-    def _write_meta(self):
+    def _write_meta(self, durable=False):
         meta = {"format": FORMAT, "version": VERSION, "n_steps": self._n_steps,
                 "dtype": self.dtype,
                 "tensors": [{"name": name, "shape": list(shape), "file": self._files[name]}
                             for name, shape in self.shapes.items()]}
-        # atomic for a crashed process, not flushed: an fsync per block would also flush the
-        # steps just written, holding the recording up by the disk's latency every block
-        atomic_write_text(self.path / "meta.json", json.dumps(meta, indent=1), durable=False)
+        # after every block: atomic for a crashed process, not flushed (an fsync per block would
+        # also flush the steps just written, holding the recording up by the disk's latency)
+        atomic_write_text(self.path / "meta.json", json.dumps(meta, indent=1), durable=durable)
 
     @property
     def n_steps(self):

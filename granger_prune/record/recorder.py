@@ -44,7 +44,8 @@ def optimizer_step(model, optimizer, loss_fn, inputs, targets, step=None, *, sca
     """One ordinary training step; returns ``(loss, taken)``: the minibatch loss as a
     float, and whether the optimizer took the step; with ``return_grad_norms``,
     ``(loss, taken, norms)`` with the :func:`gradient_norms` of the step (taken from
-    the check, so they cost nothing more; under a scaler, of the unscaled gradients).
+    the check, so they cost nothing more; under a scaler, of the unscaled gradients after
+    the step).
 
     Recorded and unrecorded training both go through this function, so the
     recorder cannot drift from plain training.  With a ``torch.amp.GradScaler``
@@ -102,19 +103,25 @@ def gradient_norms(optimizer):
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         device = params[0].device if params else torch.device("cpu")
-        return torch.zeros(len(params), device=device)
+        return torch.zeros(len(params), dtype=torch.float32, device=device)
     device, dtype = grads[0].device, grads[0].dtype
     if (hasattr(torch, "_foreach_norm") and
             all(g.device == device and g.dtype == dtype and not g.is_sparse for g in grads)):
-        norms = torch.stack(torch._foreach_norm(grads)).to(torch.float32)
+        norms = torch.stack(torch._foreach_norm(grads, 2, dtype=_norm_dtype(dtype))).float()
     else:
-        norms = torch.stack([torch.linalg.vector_norm(g.coalesce().values() if g.is_sparse else g)
-                             .to(device, torch.float32) for g in grads])
+        norms = torch.stack([torch.linalg.vector_norm(g.coalesce().values() if g.is_sparse else g,
+                                                      dtype=_norm_dtype(g.dtype)).to(device, torch.float32)
+                             for g in grads])
     if len(grads) == len(params):
         return norms
-    out = torch.zeros(len(params), device=device)
-    out[[k for k, p in enumerate(params) if p.grad is not None]] = norms
-    return out
+    has_grad = torch.tensor([p.grad is not None for p in params], device=device)
+    return torch.zeros(len(params), dtype=torch.float32, device=device).masked_scatter_(has_grad, norms)
+
+
+def _norm_dtype(dtype):
+    """float32 for half-precision gradients (their own dtype would overflow at norms of
+    ~6e4, as float16 gradients of 1e3 reach), else None (their own)."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else None
 
 
 def _checked_gradient_norms(model, optimizer, where, loss):

@@ -25,6 +25,8 @@ This module works on plain NumPy arrays and never imports torch.
 
 import numpy as np
 
+from ..lasso._operator import over_columns
+
 SCORES = ("gamma", "standardised", "loss_share", "marginal")
 
 
@@ -44,7 +46,8 @@ def marginal_scores(design, data):
 
 def loss_share_scores(design, gamma):
     """``|Σ_{j∈u} γ_j · mean_t X[t, j]|`` per unit; ``gamma`` of shape (d,) on the design's scale."""
-    share = np.asarray(gamma, dtype=np.float64) * design.X.mean(axis=0, dtype=np.float64)
+    means = over_columns(design.X, lambda block: block.mean(axis=0, dtype=np.float64), np)  # lazy X too
+    share = np.asarray(gamma, dtype=np.float64) * means
     return np.abs(share.reshape(design.n_units, -1).sum(axis=1))
 
 

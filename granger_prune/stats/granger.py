@@ -57,6 +57,12 @@ def granger_f_tests(design, units=None, rows=None, *, inference="ols", factors=N
     """
     m = design.features_per_unit
     X, y, Z = design.X, design.y, design.Z
+    if hasattr(X, "column_blocks") and (inference == "prewhiten" or factors is not None
+                                        or rows is not None):
+        raise ValueError("a lazy design (granger_design(..., lazy=True)) is tested with "
+                         "inference='ols' or 'hac', on all rows, without factors: a prewhitened, "
+                         "factor-adjusted or row-cut X is a new copy of it; build the design in "
+                         "memory or to a file (out=) for those")
     # what the factors are taken from: every unit's steps, and the recorded summaries
     source, summaries = None, None
     if factors is not None:
