@@ -5,6 +5,7 @@ from torch import nn
 
 from granger_prune.exceptions import GrangerPruneWarning, NonFiniteLossError
 from granger_prune.network.pruning import prunable_parameters
+from granger_prune.record import buffer as buffer_module
 from granger_prune.record.recorder import TrajectoryRecorder, optimizer_step
 from granger_prune.record.trajectory import InMemoryTrajectory
 
@@ -101,6 +102,21 @@ def test_recording_leaves_training_bit_identical():
     for (name, a), (_, b) in zip(plain.state_dict().items(), recorded.state_dict().items()):
         assert torch.equal(a, b), name  # weights, BatchNorm running statistics and counters
     assert torch.equal(plain_rng, recorded_rng)
+
+
+def test_the_copy_beside_the_forward_pass_records_the_same_steps(monkeypatch):
+    _, sync_recorder, _ = train_noisy(record=True)
+    assert sync_recorder._buffer._copier is None  # small tensors: copied on the training thread
+    monkeypatch.setattr(buffer_module, "ASYNC_COPY_ENTRIES", 1)  # now on the helper thread
+    plain, _, _ = train_noisy(record=False)
+    recorded, recorder, _ = train_noisy(record=True)
+    assert recorder._buffer._copier is not None
+    for name in recorder.trajectory.shapes:
+        np.testing.assert_array_equal(recorder.trajectory.deltas(name),
+                                      sync_recorder.trajectory.deltas(name))
+    for (name, a), (_, b) in zip(plain.state_dict().items(), recorded.state_dict().items()):
+        assert torch.equal(a, b), name
+    recorder.close()
 
 
 def test_after_step_pass_sees_the_same_dropout_mask():

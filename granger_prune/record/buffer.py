@@ -37,6 +37,10 @@ from ..exceptions import NonFiniteLossError
 #: (at least 1, at most :data:`MAX_CHUNK_STEPS`).
 CHUNK_BYTES = {"cpu": 1 << 26, "cuda": 1 << 29}
 MAX_CHUNK_STEPS = 256
+#: Recorded entries from which, on the CPU, a step's copy into the block runs on a helper
+#: thread beside the extra forward pass (which only reads the parameters); below it the
+#: hand-over to the thread costs more than the copy.
+ASYNC_COPY_ENTRIES = 1 << 18
 
 
 def default_chunk_steps(sizes, device_type="cpu"):
@@ -84,6 +88,9 @@ class StepBuffer:
         self._on_cuda = self.device.type == "cuda"
         self._side = torch.cuda.Stream(self.device) if self._on_cuda else None
         self._writer = ThreadPoolExecutor(1, "granger-prune-writer")
+        self._copier = (ThreadPoolExecutor(1, "granger-prune-copier")
+                        if not self._on_cuda and sum(self.sizes) >= ASYNC_COPY_ENTRIES else None)
+        self._copying, self._snapshotted = None, False
         self._pending = None
         self._have_previous = False
         # (parameters after each step, parameters before the block's first step); two on
@@ -111,6 +118,7 @@ class StepBuffer:
 
     def begin(self, tensors):
         """Before a step: keep ``θ`` as the start of the chain, if there is none."""
+        self._copied()
         if not self._have_previous:
             _copy_rows(self._previous, self._flat(tensors))
             self._have_previous = True
@@ -135,14 +143,37 @@ class StepBuffer:
         self.flush(wait=False)
         self._have_previous = False
 
+    def snapshot(self, tensors):
+        """Right after a step: start copying ``θ`` into the next row (stream-ordered on
+        CUDA; on a helper thread for large tensors on the CPU, so that the copy runs
+        beside the extra forward pass; the parameters must not change until
+        :meth:`commit`)."""
+        self._copied()
+        rows, flat = self._row_views[self._row], self._flat(tensors)
+        if self._copier is None:
+            _copy_rows(rows, flat)
+        else:
+            self._copying = self._copier.submit(_copy_rows, rows, flat)
+        self._snapshotted = True
+
+    def _copied(self):
+        """Wait for the copy :meth:`snapshot` started, if one runs."""
+        copying, self._copying = self._copying, None
+        if copying is not None:
+            copying.result()
+
     def commit(self, tensors, loss_before, loss_after, rates, grad_norm):
-        """After a step: keep ``θ`` and the step's scalars in the next row.
+        """After a step: keep ``θ`` (copied by :meth:`snapshot`, or now) and the step's
+        scalars in the next row.
 
         ``loss_after`` and ``grad_norm`` may be device tensors (kept on the device
         on CUDA), ``rates`` is one learning rate per tensor.  A full block is flushed.
         """
         row = self._row
-        _copy_rows(self._row_views[row], self._flat(tensors))
+        if not self._snapshotted:
+            _copy_rows(self._row_views[row], self._flat(tensors))
+        self._copied()
+        self._snapshotted = False
         if self._on_cuda:
             self._loss_after[row] = loss_after
             self._grad_norms[row] = grad_norm
@@ -158,6 +189,7 @@ class StepBuffer:
 
     def flush(self, wait=True):
         """Hand the rows committed so far to the store; with ``wait``, until it has them."""
+        self._copied()
         n = self._row
         if n:
             first = self.n_steps - n
@@ -258,6 +290,8 @@ class StepBuffer:
             self.flush(wait=True)
         finally:
             self._writer.shutdown(wait=True)
+            if self._copier is not None:
+                self._copier.shutdown(wait=True)
 
 
 def _copy_rows(rows, tensors):
