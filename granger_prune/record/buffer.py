@@ -11,7 +11,10 @@ copy of each tensor per step, where a clone and a subtraction cost three passes.
 * On the CPU two blocks alternate: while the training thread copies the next
   steps' parameters into one, the writer thread takes the differences of the
   other (torch releases the GIL inside the subtraction, so on two cores it runs
-  beside training) and appends them to the store.
+  beside training) and appends them to the store.  From
+  :data:`ASYNC_COPY_ENTRIES` recorded entries, a step's copy itself runs on a
+  helper thread while the extra forward pass reads the same parameters
+  (:meth:`StepBuffer.snapshot`, waited for in :meth:`StepBuffer.commit`).
 * On CUDA everything is stream-ordered on the device (copies, norms, the
   differences) and nothing synchronises; a flushed block goes to one of two
   pinned host staging blocks on a side stream, and the store's thread copies it
