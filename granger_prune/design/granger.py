@@ -321,6 +321,30 @@ def step_features(current, previous, kinds):
     return out
 
 
+def needs_previous(kinds):
+    """Whether the feature types ``kinds`` use ``Δθ^{t-1}`` (the momentum features)."""
+    return any(kind != "dtheta_sq" for kind in kinds)
+
+
+def step_window(rows, lagged):
+    """``(first, stop)``: the recorded steps that the design rows ``rows`` (consecutive) read,
+    from ``rows[0] - 1`` when ``lagged`` (``Δθ^{t-1}``) or ``rows[0]``, to ``rows[-1]``."""
+    return int(rows[0]) - (1 if lagged else 0), int(rows[-1]) + 1
+
+
+def current_and_previous(steps, first, rows, lagged, eta=None):
+    """``(Δθ^t, Δθ^{t-1})`` of the design rows ``rows`` from ``steps``, one tensor's steps
+    from step ``first`` on (shape (n, k)), divided by the step sizes ``eta`` (shape
+    (n_steps,)) when given.  Slices of ``steps`` (or of its division); ``Δθ^{t-1}`` is
+    None unless ``lagged``."""
+    if eta is not None:
+        steps = steps / eta[first:first + len(steps), None]
+    start = int(rows[0]) - first
+    current = steps[start:start + len(rows)]
+    previous = steps[start - 1:start - 1 + len(rows)] if lagged else None
+    return current, previous
+
+
 def first_row(features, lags):
     """Index of the first step that has all its lags (and previous step)."""
     return max(int(lags) - 1, 1 if features == "momentum" else 0, 0)
@@ -559,9 +583,8 @@ def _unit_features(trajectory, names, unit_map, n_units, kinds, rows, eta, moved
 
     Reads the steps ``rows[0] - 1`` (momentum features) to ``rows[-1]`` of each tensor only.
     """
-    lagged = any(kind != "dtheta_sq" for kind in kinds)  # features of Δθ^{t-1} too
-    first = int(rows[0]) - 1 if lagged else int(rows[0])
-    stop = int(rows[-1]) + 1
+    lagged = needs_previous(kinds)
+    first, stop = step_window(rows, lagged)
     X = np.zeros((len(rows), n_units, len(kinds)))
     sq_steps, n_params = np.zeros(len(rows)), 0
     for name in names:
@@ -572,11 +595,7 @@ def _unit_features(trajectory, names, unit_map, n_units, kinds, rows, eta, moved
         delta = np.asarray(trajectory.deltas(name)[first:stop])
         if idx.size < delta.shape[1]:  # a gather only when some parameters are left out
             delta = delta[:, idx]
-        if eta is not None:
-            delta = delta / eta[first:stop, None]
-        start = int(rows[0]) - first  # rows are consecutive: slices, no copies
-        current = delta[start:start + len(rows)]
-        previous = delta[start - 1:start - 1 + len(rows)] if lagged else None
+        current, previous = current_and_previous(delta, first, rows, lagged, eta)
         add_unit_features(X, current, previous, unit[idx], kinds)
         row_sq = np.einsum("ij,ij->i", current, current, dtype=np.float64)
         sq_steps += row_sq
@@ -605,8 +624,7 @@ def _unit_features_to_file(path, trajectory, names, unit_map, n_units, kinds, ro
     if scale == "raw":
         column_scale = np.ones(d)
     else:
-        mean_sq = col_sq.sum() / (len(rows) * d) if scale == "layer" else col_sq / len(rows)
-        column_scale = _scale_from_mean_squares(mean_sq, d)
+        column_scale = _scale_from_column_sq(col_sq, len(rows), scale)
         for start in range(0, len(rows), step):
             X[start:start + step] /= column_scale.astype(np.float32)
     X.flush()
@@ -622,11 +640,9 @@ def _lazy_features(trajectory, names, unit_map, kinds, rows, eta, scale, moved):
     raw = LazyFeatures(trajectory, names, unit_map, kinds, rows, eta)
     sq_steps, col_sq, tensors_moved = raw.raw_summaries(exact=scale != "raw")
     moved.update(tensors_moved)
-    d = raw.shape[1]
     if scale == "raw":
-        return raw, sq_steps, raw.n_units, np.ones(d)
-    column_scale = _scale_from_mean_squares(
-        col_sq.sum() / (len(rows) * d) if scale == "layer" else col_sq / len(rows), d)
+        return raw, sq_steps, raw.n_units, np.ones(raw.shape[1])
+    column_scale = _scale_from_column_sq(col_sq, len(rows), scale)
     return (LazyFeatures(trajectory, names, unit_map, kinds, rows, eta, column_scale), sq_steps,
             raw.n_units, column_scale)
 
@@ -747,6 +763,13 @@ def _column_scale(X, scale):
     if scale == "raw":
         return np.ones(d)
     return _scale_from_mean_squares(np.mean(X * X) if scale == "layer" else np.mean(X * X, axis=0), d)
+
+
+def _scale_from_column_sq(col_sq, n_rows, scale):
+    """The column scale (d,) of ``scale`` (``"layer"`` or ``"column"``) from the columns'
+    sums of squares ``col_sq`` (d,) over ``n_rows`` rows."""
+    d = col_sq.size
+    return _scale_from_mean_squares(col_sq.sum() / (n_rows * d) if scale == "layer" else col_sq / n_rows, d)
 
 
 def _scale_from_mean_squares(mean_sq, d):

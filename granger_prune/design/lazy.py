@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .granger import FEATURE_SETS, step_features
+from .granger import FEATURE_SETS, current_and_previous, needs_previous, step_features, step_window
 
 #: float32 entries of one block of columns (256 MB).
 BLOCK_ENTRIES = 1 << 26
@@ -80,7 +80,7 @@ class LazyFeatures:
         self.rows = np.asarray(rows)
         self.eta = eta
         self.column_scale = column_scale
-        self._lagged = any(kind != "dtheta_sq" for kind in self.kinds)
+        self._lagged = needs_previous(self.kinds)
         # per tensor: (name, its alive entries), and its first unit
         self._tensors, self._offsets, offset = [], [], 0
         for name in names:
@@ -229,8 +229,7 @@ class LazyFeatures:
         float32 of shape (T, n * m); with ``exact``, float64 and not divided by the column
         scale."""
         name, idx = tensor
-        first = int(self.rows[0]) - (1 if self._lagged else 0)
-        stop = int(self.rows[-1]) + 1
+        first, stop = step_window(self.rows, self._lagged)
         entries = idx[local]
         consecutive = entries.size and entries[-1] - entries[0] == entries.size - 1
         columns = slice(int(entries[0]), int(entries[-1]) + 1) if consecutive else entries
@@ -238,11 +237,7 @@ class LazyFeatures:
         if self._fast and not exact:
             return np.multiply(steps, steps, out=steps)
         T, n, m = self.shape[0], entries.size, self.m
-        if self.eta is not None:
-            steps = steps / self.eta[first:stop, None]
-        start = int(self.rows[0]) - first
-        current = steps[start:start + T]
-        previous = steps[start - 1:start - 1 + T] if self._lagged else None
+        current, previous = current_and_previous(steps, first, self.rows, self._lagged, self.eta)
         out = np.empty((T, n, m))
         for i, feature in enumerate(step_features(current, previous, self.kinds)):
             out[:, :, i] = feature

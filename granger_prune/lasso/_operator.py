@@ -214,10 +214,14 @@ def binary_exponent(value):
     return math.frexp(value)[1]
 
 
+def max_abs(block, xp):
+    """``max |block|`` as a float (two reductions, no temporary)."""
+    return max(abs(float(xp.max(block))), abs(float(xp.min(block))))
+
+
 def max_abs_exponent(X, xp):
-    """:func:`binary_exponent` of ``max |X|`` (two reductions, no temporary)."""
-    return binary_exponent(max(max(abs(float(xp.max(b))), abs(float(xp.min(b))))
-                               for _, b in column_blocks(X)))
+    """:func:`binary_exponent` of ``max |X|``, block by block for a blocked ``X``."""
+    return binary_exponent(max(max_abs(block, xp) for _, block in column_blocks(X)))
 
 
 def transpose_product(X, V, xp, x_exponent=0):

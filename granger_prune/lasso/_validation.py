@@ -4,7 +4,7 @@ import numbers
 
 import numpy as np
 
-from ._operator import binary_exponent, column_blocks, over_columns
+from ._operator import binary_exponent, column_blocks, max_abs, over_columns
 
 
 def check_real(value, name, *, low=None, low_open=False, high=None):
@@ -119,7 +119,7 @@ def column_sums_and_exponent(X, xp):
     parts, largest = [], 0.0
     for _, block in column_blocks(X):
         parts.append(xp.sum(block, axis=0, dtype=xp.float64))
-        largest = max(largest, abs(float(xp.max(block))), abs(float(xp.min(block))))
+        largest = max(largest, max_abs(block, xp))
     sums = parts[0] if len(parts) == 1 else xp.concatenate(parts)
     if not bool(xp.all(xp.isfinite(sums))):
         column_sums(X, xp)  # raises, saying why

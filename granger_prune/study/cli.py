@@ -103,21 +103,24 @@ def main(argv=None):
         print(f"granger-prune: error: {err}", file=sys.stderr)
         for note in getattr(err, "__notes__", []):
             print(note, file=sys.stderr)
-        if _unfinished(out) and not getattr(err, "__notes__", None):
-            print(f"granger-prune: {out} is kept unfinished; the same command continues it",
-                  file=sys.stderr)
+        if not getattr(err, "__notes__", None):  # the notes say it already
+            _say_if_kept(out)
         return 2
     except KeyboardInterrupt:
         print("granger-prune: interrupted", file=sys.stderr)
-        if _unfinished(out):
-            print(f"granger-prune: {out} is kept unfinished; the same command continues it",
-                  file=sys.stderr)
+        _say_if_kept(out)
         return 130
     table = phase_shift_table(results)["accuracy_mean"].unstack("sparsity_target")
     print(table.to_string(float_format=lambda v: f"{v:.4f}"))
     print(f"granger-prune: finished in {time.perf_counter() - tic:.1f} s; results in {out}",
           file=sys.stderr)
     return 0
+
+
+def _say_if_kept(out):
+    """Tell that an unfinished run folder is kept and how it continues."""
+    if _unfinished(out):
+        print(f"granger-prune: {out} is kept unfinished; the same command continues it", file=sys.stderr)
 
 
 def _unfinished(folder):
