@@ -2,6 +2,7 @@
 
 import dataclasses
 import threading
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,10 +13,17 @@ from granger_prune.design import lazy as lazy_module
 from granger_prune.design.lazy import LazyFeatures
 from granger_prune.exceptions import DegenerateLayerWarning
 from granger_prune.lasso import alpha_max
+from granger_prune.lasso.estimator import unit_sd_scale
 from granger_prune.record import DiskTrajectory
 from granger_prune.stats import granger_f_tests
 
+from _tolerances import (FLOAT32_BLOCK, assert_f_close, assert_same_enet_solution, assert_tests_close,
+                         reduction_atol)
+
 SHAPES = {"a": (6, 50), "b": (40,)}
+#: F from float32 products summed in another order: the float32 reduction constant
+#: (``FLOAT32_BLOCK + 1`` epsilons, times 4 as in ``reduction_atol``).
+FLOAT32_PRODUCTS_TOL = 4 * (FLOAT32_BLOCK + 1) * float(np.finfo(np.float32).eps)
 
 
 def stored_trajectory(path, dtype, n_steps=60, frozen=(), seed=0):
@@ -54,8 +62,12 @@ def test_lazy_features_are_the_in_memory_design_rounded_to_float32_bit_for_bit(t
     # float64 squaring then rounding does; everything else is float64 rounded last
     # (a scaled design's mean squares are summed in another order: its column scale may
     # differ in the last bit, its features by one float32 rounding)
-    exact = options.get("scale", "raw") == "raw"
-    np.testing.assert_allclose(lazy.column_scale, memory.column_scale, rtol=0 if exact else 1e-15, atol=0)
+    scale = options.get("scale", "raw")
+    exact = scale == "raw"
+    T, d = memory.X.shape
+    summed = {"raw": 0, "layer": T * d, "column": T}[scale]  # squares in one mean square
+    np.testing.assert_allclose(lazy.column_scale, memory.column_scale,
+                               rtol=summed * np.finfo(float).eps, atol=0)
     np.testing.assert_allclose(np.asarray(lazy.X), memory.X.astype(np.float32),
                                rtol=0 if exact else 2.0 ** -23, atol=0)
     np.testing.assert_array_equal(lazy.y, memory.y)
@@ -79,9 +91,10 @@ def test_the_summary_pass_splits_tensors_into_blocks_too(tmp_path, monkeypatch):
     monkeypatch.setattr(lazy_module, "BLOCK_ENTRIES", 7 * 60 * 3)  # 7 units a block: 43 of a
     lazy = granger_design(traj, features="momentum", scale="column", lazy=True)
     assert lazy.X.block_columns == 21
-    np.testing.assert_allclose(lazy.column_scale, memory.column_scale, rtol=1e-15, atol=0)
+    # sums of 60 squares per column, and of 340 per row, in other orders
+    np.testing.assert_allclose(lazy.column_scale, memory.column_scale, rtol=60 * np.finfo(float).eps, atol=0)
     np.testing.assert_allclose(lazy.summaries["mean_sq_step"], memory.summaries["mean_sq_step"],
-                               rtol=1e-12, atol=0)
+                               rtol=340 * np.finfo(float).eps, atol=0)
 
 
 def test_lazy_columns_take_numpy_indices_and_refuse_what_numpy_refuses(tmp_path, monkeypatch):
@@ -116,26 +129,30 @@ def test_a_lasso_and_f_tests_on_lazy_features_match_those_on_the_array(tmp_path)
     traj = stored_trajectory(tmp_path / "t", "bfloat16")
     lazy = several_blocks(granger_design(traj, lazy=True))
     X = np.asarray(lazy.X)
-    a_max = alpha_max(X, lazy.y)
-    # X^T v per block of columns: the same float32 products, BLAS may order them otherwise
-    np.testing.assert_allclose(alpha_max(lazy.X, lazy.y), a_max, rtol=1e-6, atol=0)
+    y = lazy.y
+    a_max = alpha_max(X, y)
+    # X^T v per block of columns: the same float32 products, which BLAS may sum in another order
+    atol = np.max(reduction_atol(X - X.mean(0), y - y.mean(), X.dtype)) / len(y)
+    np.testing.assert_allclose(alpha_max(lazy.X, y), a_max, rtol=0, atol=atol)
     for standardize in (False, "std"):
-        dense = CausalLasso(alpha=0.05 * a_max, standardize=standardize).fit(X, lazy.y)
-        blocked = CausalLasso(alpha=0.05 * a_max, standardize=standardize).fit(lazy.X, lazy.y)
-        assert dense.support_.sum() > 0
-        np.testing.assert_array_equal(blocked.support_, dense.support_)
-        # both within the solver's duality-gap tolerance of the optimum
-        np.testing.assert_allclose(blocked.coef_, dense.coef_, rtol=1e-4,
-                                   atol=1e-4 * np.abs(dense.coef_).max())
+        fits = [CausalLasso(alpha=0.05 * a_max, standardize=standardize).fit(A, y) for A in (X, lazy.X)]
+        assert fits[0].support_.sum() > 0
+        # both within their duality gaps of the one optimum (of the standardised problem)
+        sd = unit_sd_scale(X, np) if standardize else np.ones(X.shape[1])
+        assert_same_enet_solution(X / sd, y, *[SimpleNamespace(w=f.coef_.astype(np.float64) * sd,
+                                                               intercept=f.intercept_, dual_gap=f.dual_gap_)
+                                               for f in fits], alpha=0.05 * a_max)
+        blocked = fits[1]
         # the prediction, block by block in float64, is the float64 product with the array
-        exact = X.astype(np.float64) @ blocked.coef_.astype(np.float64) + blocked.intercept_
-        np.testing.assert_allclose(blocked.predict(lazy.X), exact, rtol=1e-12, atol=0)
+        w = blocked.coef_.astype(np.float64)
+        exact = X.astype(np.float64) @ w + blocked.intercept_
+        atol = 4 * X.shape[1] * np.finfo(float).eps * (np.abs(X) @ np.abs(w) + abs(blocked.intercept_))
+        assert np.all(np.abs(blocked.predict(lazy.X) - exact) <= atol)
     dense_tests = granger_f_tests(dataclasses.replace(lazy, X=X))  # the same float32 X, in memory
     lazy_tests = granger_f_tests(lazy)
     assert np.isfinite(dense_tests.fvalue).all()
-    # the same products per block of columns; F is a ratio of sums of squares of them
-    np.testing.assert_allclose(lazy_tests.fvalue, dense_tests.fvalue, rtol=1e-6, atol=0)
-    np.testing.assert_allclose(lazy_tests.pvalue, dense_tests.pvalue, rtol=1e-5, atol=1e-12)
+    # the single-column tests project X with float32 products (another BLAS order per block)
+    assert_tests_close(lazy_tests, dense_tests.fvalue, tol=FLOAT32_PRODUCTS_TOL)
 
 
 def test_lazy_refuses_groups_and_out_and_warns_of_a_frozen_tensor(tmp_path):
@@ -160,13 +177,13 @@ def test_f_tests_with_lagged_losses_on_lazy_features(tmp_path):
     dense = granger_f_tests(dataclasses.replace(lazy, X=np.asarray(lazy.X)))
     blocked = granger_f_tests(lazy)
     assert dense.df_num.max() == 3 and np.isfinite(dense.fvalue).all()
-    np.testing.assert_allclose(blocked.fvalue, dense.fvalue, rtol=1e-6, atol=0)
+    # a group's columns are taken to float64 and projected group by group, wherever it lies
+    assert_tests_close(blocked, dense.fvalue, tol=1e-10)
     hac_dense = granger_f_tests(dataclasses.replace(lazy, X=np.asarray(lazy.X)), inference="hac")
     hac_blocked = granger_f_tests(lazy, inference="hac")
-    np.testing.assert_allclose(hac_blocked.fvalue, hac_dense.fvalue, rtol=1e-6, atol=0)
+    assert_tests_close(hac_blocked, hac_dense.fvalue, tol=1e-10)
     for refused in (dict(inference="prewhiten"), dict(factors="scale"), dict(rows=np.arange(30))):
         with pytest.raises(ValueError, match="lazy design .* is tested with"):
             granger_f_tests(lazy, **refused)
     some = np.array([3, 40, 77])  # a few units: their columns gathered
-    np.testing.assert_allclose(granger_f_tests(lazy, units=some).fvalue, dense.fvalue[some],
-                               rtol=1e-6, atol=0)
+    assert_f_close(granger_f_tests(lazy, units=some).fvalue, dense.fvalue[some], tol=1e-10)
