@@ -53,6 +53,9 @@ class RoundInputs:
         Minibatches of the training data, for gradient scores.
     loss_fn : callable(outputs, targets) -> scalar tensor, optional
         The training loss.
+    device : str, optional
+        The device the model trained on (``"cpu"``, ``"cuda:0"``); a criterion's
+        statistics may run there (:func:`granger_prune.select_causal`).
     """
 
     weights: dict
@@ -63,6 +66,7 @@ class RoundInputs:
     params: Optional[dict] = None
     batches: Optional[Iterable] = None
     loss_fn: Optional[Callable] = None
+    device: Optional[str] = None
 
 
 @dataclass(frozen=True)

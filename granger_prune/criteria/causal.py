@@ -79,4 +79,4 @@ class Causal(PruningMethod):
     def _select(self, alive, density, inputs):
         return select_causal(inputs.trajectory, alive, design=self.design, rule=self.rule,
                              density=density, scope=self.scope, weights=inputs.weights,
-                             groups=inputs.groups)
+                             groups=inputs.groups, device=inputs.device)

@@ -223,9 +223,9 @@ class CausalLasso(RegressorMixin, BaseEstimator):
         check_is_fitted(self)
         if is_torch_tensor(X):
             X = from_torch(X)
-        if is_blocked(X):  # a lazy design: block by block, no copy
+        if is_blocked(X):  # a lazy or streamed design: block by block, no copy
             coef = self.coef_.astype(np.float64)
-            return sum(block @ coef[start:start + block.shape[1]]
+            return sum(block @ get_namespace(block).asarray(coef[start:start + block.shape[1]])
                        for start, block in X.column_blocks()) + self.intercept_
         xp = get_namespace(X)
         if xp is np:

@@ -22,13 +22,14 @@ import pandas as pd
 
 from .._progress import progress
 from ..design import DesignSpec
+from ..placement import statistics_device
 from .causal_rules import CausalRule, Problem, Rank
 from .keep import check_density, problems
 from .result import Selection
 
 
 def select_causal(trajectory, alive, *, design=DesignSpec(), rule=Rank(), density=None, scope="layer",
-                  weights=None, groups=None):
+                  weights=None, groups=None, device=None):
     """Fit the Granger lasso or test per problem, and keep the causal units.
 
     Parameters
@@ -63,6 +64,13 @@ def select_causal(trajectory, alive, *, design=DesignSpec(), rule=Rank(), densit
         :func:`granger_prune.network.structure.structured_parameters`): each
         group is one unit whose feature is the sum of its members' features,
         kept or pruned whole.  None: every parameter is a unit.
+    device : None, "cpu", "cuda" or "cuda:N"
+        Where the lasso fits and the OLS/HAC tests run.  The designs are built
+        on the host from the trajectory; on a CUDA device (with CuPy installed)
+        each problem's design is copied there whole when it fits, else streamed
+        a block of columns at a time (:mod:`granger_prune.placement`).  Without
+        CuPy a CUDA device warns and everything runs on the host.  The ridge fit
+        and the marginal scores run on the host.
 
     Returns
     -------
@@ -87,6 +95,7 @@ def select_causal(trajectory, alive, *, design=DesignSpec(), rule=Rank(), densit
         if density is None:
             raise ValueError("the rank rule needs density, the fraction of units to keep")
         check_density(density)
+    device = statistics_device(device)
     masks, scores, pvalue, rows = {}, {}, {}, []
     for tensors in progress(problems(list(alive), scope, groups), desc="causal selection",
                             unit="problem"):
@@ -97,7 +106,7 @@ def select_causal(trajectory, alive, *, design=DesignSpec(), rule=Rank(), densit
             continue
         problem_design = design.build(trajectory, tensors, alive=alive, groups=groups)
         decision = rule.decide(problem_design, _problem(problem_design, tensors, alive, density,
-                                                         weights, groups, rule))
+                                                         weights, groups, rule, device))
         tensor_masks = problem_design.to_tensors(decision.keep, fill=False)
         masks.update(tensor_masks)
         scores.update(problem_design.to_tensors(decision.score))
@@ -115,10 +124,10 @@ def select_causal(trajectory, alive, *, design=DesignSpec(), rule=Rank(), densit
                      pvalue=pvalue if rule.tests else None)
 
 
-def _problem(design, tensors, alive, density, weights, groups, rule):
-    """What the rule sees of one problem: its budget, floors, weights and groups."""
+def _problem(design, tensors, alive, density, weights, groups, rule, device):
+    """What the rule sees of one problem: its budget, floors, weights, groups and device."""
     if not rule.targets_sparsity:
-        return Problem(tensors, weights=weights, groups=groups)
+        return Problem(tensors, weights=weights, groups=groups, device=device)
     if groups is None:
         n_keep = int(round(sum(np.size(alive[n]) for n in tensors) * density))
         layer_units = ()
@@ -127,4 +136,5 @@ def _problem(design, tensors, alive, density, weights, groups, rule):
         layer_units = tuple(
             np.unique(np.concatenate([design.unit_map[n][design.unit_map[n] >= 0] for n in layer]))
             for layer in groups.floored_layers(tensors))
-    return Problem(tensors, n_keep=n_keep, layer_units=layer_units, weights=weights, groups=groups)
+    return Problem(tensors, n_keep=n_keep, layer_units=layer_units, weights=weights, groups=groups,
+                   device=device)

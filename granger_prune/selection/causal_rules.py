@@ -48,6 +48,7 @@ from ..design import MIN_ROWS
 from ..exceptions import SupportLimitWarning
 from ..lasso import CausalLasso, alpha_max
 from ..lasso.estimator import unit_sd_scale
+from ..placement import place, running_on
 from ..stats import METHODS as CORRECTIONS
 from ..stats import INFERENCES, adjust_pvalues, granger_f_tests
 from ..stats.hac import check_bandwidth
@@ -104,6 +105,9 @@ class Problem:
     weights : mapping of str to ndarray or None
         Current parameter values (the magnitude tie-breaker).
     groups : ParameterGroups or None
+    device : str or None
+        Where the lasso and the tests run: None for the host, a CUDA device
+        (``"cuda"``, ``"cuda:1"``) for CuPy (see :mod:`granger_prune.placement`).
     """
 
     tensors: list
@@ -111,6 +115,7 @@ class Problem:
     layer_units: tuple = ()
     weights: Optional[dict] = None
     groups: Optional[object] = None
+    device: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -168,25 +173,32 @@ class CausalRule(OptionSet):
         """The :class:`UnitDecision` for ``design`` (one problem's units)."""
         raise NotImplementedError
 
-    def fit_lasso(self, design, data):
+    def fit_lasso(self, design, data, device=None):
         """Per-unit lasso coefficient and a diagnostics row; ``data`` is
-        ``design.partialled(rows)``."""
-        gamma, row = self.fit_penalised(design, data)
+        ``design.partialled(rows)``, fitted on ``device`` (None: the host)."""
+        gamma, row = self.fit_penalised(design, data, device=device)
         # signed γ for one-column units, the norm of the unit's coefficients otherwise
         return (gamma if design.features_per_unit == 1 else design.unit_norms(gamma)), row
 
-    def fit_penalised(self, design, data, *, l1_ratio=1.0, column_sd=None):
+    def fit_penalised(self, design, data, *, l1_ratio=1.0, column_sd=None, device=None):
         """Per-column coefficients (shape (d,), on the design's scale) of the elastic net
 
             (1 / (2T)) ||ỹ - X̃ γ||² + alpha (l1_ratio ||S γ||_1 + (1 - l1_ratio) / 2 ||S γ||²)
 
         (the lasso at ``l1_ratio=1``; ``S = diag(column_sd)`` for the fit on
         unit-variance columns, else the identity) and a diagnostics row;
-        ``alpha_ratio`` is relative to that problem's ``alpha_max``."""
-        X, y, fit_intercept = data
+        ``alpha_ratio`` is relative to that problem's ``alpha_max``.  On a CUDA
+        ``device`` the fit (and ``alpha_max``) runs there, the design copied whole
+        or streamed (:func:`granger_prune.placement.place`)."""
+        with running_on(device) as xp:
+            return self._fit_penalised(design, data, l1_ratio, column_sd, xp)
+
+    def _fit_penalised(self, design, data, l1_ratio, column_sd, xp):
+        _, _, fit_intercept = data
+        X, y = place(data[0], xp, data[1])
         if column_sd is None:
             a_max = alpha_max(X, y, fit_intercept=fit_intercept, l1_ratio=l1_ratio)
-        else:  # alpha_max of X / sd, without the scaled copy
+        else:  # alpha_max of X / sd, without the scaled copy (on the host)
             a_max = float(np.max(np.abs(column_covariances(data)) / column_sd, initial=0.0)) / l1_ratio
         if self.l1_coeff is not None:  # Σ_t r_t² + c ||γ||_1 = 2T ((1/2T) Σ_t r_t² + c/(2T) ||γ||_1)
             a = self.l1_coeff / (2 * X.shape[0])
@@ -293,7 +305,8 @@ class Rank(CausalRule):
                 gamma, row = fit_ridge(design, data, self.alpha_ratio, column_sd)
             else:
                 gamma, row = self.fit_penalised(design, data, column_sd=column_sd,
-                                                l1_ratio=1.0 if self.fit == "lasso" else self.l1_ratio)
+                                                l1_ratio=1.0 if self.fit == "lasso" else self.l1_ratio,
+                                                device=problem.device)
             primary = unit_scores(design, gamma, self.score, column_sd)
             # the signed coefficient of one-column units is what the default reports
             signed = self.score == "gamma" and design.features_per_unit == 1
@@ -326,7 +339,7 @@ class Zero(CausalRule):
     targets_sparsity = False
 
     def decide(self, design, problem):
-        unit_gamma, row = self.fit_lasso(design, design.partialled())
+        unit_gamma, row = self.fit_lasso(design, design.partialled(), problem.device)
         keep = unit_gamma != 0
         _warn_if_support_bound(int(keep.sum()), design, problem.tensors)
         return UnitDecision(keep, unit_gamma, dict(row, kept_by_tiebreak=0))
@@ -414,7 +427,8 @@ class Significance(CausalRule):
                 raise ValueError(f"split={self.split} of T={design.n_steps} rows leaves "
                                  f"{n_screen} rows to screen and {design.n_steps - n_screen} to "
                                  f"test; each part needs at least {MIN_ROWS}")
-            unit_gamma, row = self.fit_lasso(design, design.partialled(np.arange(n_screen)))
+            unit_gamma, row = self.fit_lasso(design, design.partialled(np.arange(n_screen)),
+                                             problem.device)
             candidates = np.flatnonzero(unit_gamma)
             test_rows = np.arange(n_screen, design.n_steps)
         unit_p = np.ones(n_units)
@@ -425,7 +439,8 @@ class Significance(CausalRule):
         if candidates.size:
             result = granger_f_tests(design, units=candidates, rows=test_rows,
                                      inference=self.inference, factors=self.factors,
-                                     maxlags=self.maxlags, max_ar_order=self.max_ar_order)
+                                     maxlags=self.maxlags, max_ar_order=self.max_ar_order,
+                                     device=problem.device)
             reject, _ = adjust_pvalues(result.pvalue, alpha=self.q, method=self.correction)
             unit_p[candidates] = result.pvalue
             keep[candidates[reject]] = True
@@ -491,10 +506,12 @@ class Stability(CausalRule):
 
     def decide(self, design, problem):
         X, y, fit_intercept = design.partialled()
-        result = stability_selection(X, y, threshold=self.threshold, max_false=self.max_false,
-                                     n_pairs=self.n_pairs, block_length=self.block_length,
-                                     fit_intercept=fit_intercept, standardize=self.standardize,
-                                     tol=self.tol)
+        with running_on(problem.device) as xp:  # subsamples select rows: whole, or on the host
+            X, y = place(X, xp, y, stream=False)
+            result = stability_selection(X, y, threshold=self.threshold, max_false=self.max_false,
+                                         n_pairs=self.n_pairs, block_length=self.block_length,
+                                         fit_intercept=fit_intercept, standardize=self.standardize,
+                                         tol=self.tol)
         m = design.features_per_unit
         keep = result.selected.reshape(design.n_units, m).any(axis=1)
         score = result.probability.reshape(design.n_units, m).max(axis=1)

@@ -535,14 +535,24 @@ def _group_explained(X, groups, Q, e, sq, n_samples, k, xp):
                 explained[same_size[part]], rank[same_size[part]] = compiled_projections(
                     block, local, Q, e, sq[columns[part]], DEGENERACY)
             continue
-        step = max(1, GROUP_CHUNK_DEVICE // m)
-        for first in range(0, same_size.size, step):
-            members = same_size[first:first + step]
-            cols = columns[first:first + step]
-            block = _feature_major(X, cols, xp)
-            explained[members], rank[members] = _orthogonal_projections(
-                block, Q, e, sq[xp.asarray(cols)], xp)
+        for chosen, block in device_group_chunks(X, columns, xp):
+            explained[same_size[chosen]], rank[same_size[chosen]] = _orthogonal_projections(
+                block, Q, e, sq[xp.asarray(columns[chosen])], xp)
     return explained, rank, sizes
+
+
+def device_group_chunks(X, columns, xp):
+    """The groups ``columns`` (G, m) of ``X`` in chunks for the batched CuPy kernels.
+
+    Yields ``(chosen, block)``: ``chosen`` indexes rows of ``columns`` (at most
+    :data:`GROUP_CHUNK_DEVICE` columns' worth), ``block`` their columns as
+    :func:`_feature_major` gives them; a blocked ``X`` (streamed to the device)
+    block by block, in one pass.
+    """
+    step = max(1, GROUP_CHUNK_DEVICE // columns.shape[1])
+    for block, part, local in groups_by_block(X, columns):  # a whole X is one block
+        for first in range(0, part.size, step):
+            yield part[first:first + step], _feature_major(block, local[first:first + step], xp)
 
 
 def _feature_major(X, cols, xp):

@@ -17,11 +17,12 @@ restricted residuals, and one warning says when they are bad.
 
 import numpy as np
 
+from ..placement import place, running_on
 from .inference import granger_tests, warn_if_untrustworthy
 
 
 def granger_f_tests(design, units=None, rows=None, *, inference="ols", factors=None,
-                    warn=True, **options):
+                    warn=True, device=None, **options):
     """Test ``y ~ Z`` against ``y ~ Z + X_u`` for every unit ``u``.
 
     Parameters
@@ -45,6 +46,11 @@ def granger_f_tests(design, units=None, rows=None, *, inference="ols", factors=N
     warn : bool, default=True
         Warn once when the diagnostics say the p-values cannot be trusted
         (:func:`granger_prune.stats.inference.warn_if_untrustworthy`).
+    device : None, "cpu", "cuda" or "cuda:N"
+        Where the OLS and HAC tests without factors run: a CUDA device takes
+        the tested columns whole when they fit, else streams them
+        (:func:`granger_prune.placement.place`; CuPy).  Prewhitened and
+        factor-adjusted tests run on the host.
     **options
         ``maxlags``, ``max_ar_order``, ``ar_criterion``, ``max_factors`` of
         :func:`~granger_prune.stats.granger_tests`.
@@ -79,8 +85,11 @@ def granger_f_tests(design, units=None, rows=None, *, inference="ols", factors=N
             source, summaries = source[rows], summaries[rows]
     n_units = X.shape[1] // m
     groups = None if m == 1 else np.repeat(np.arange(n_units), m)
-    result = granger_tests(y, X, Z, groups=groups, inference=inference, factors=factors,
-                           source=source, summaries=summaries, **options)
+    on_host = inference == "prewhiten" or factors is not None
+    with running_on(None if on_host else device) as xp:
+        X, y, Z = place(X, xp, y, Z, multiple=m)
+        result = granger_tests(y, X, Z, groups=groups, inference=inference, factors=factors,
+                               source=source, summaries=summaries, **options)
     if warn:
         warn_if_untrustworthy(result, stacklevel=2)
     return result

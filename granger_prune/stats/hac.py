@@ -44,9 +44,9 @@ import numpy as np
 from ..backend import get_namespace, to_numpy
 from ..lasso._operator import groups_by_block
 from ._grouped import compiled_hac
-from .ftests import (DEGENERACY, FIT_RTOL, GROUP_CHUNK_DEVICE, SQUARES_FLOOR, _feature_major,
-                     _orthogonal_projections, check_rows, columns_by_size, f_test_results,
-                     prepare_tests, quadratic_forms)
+from .ftests import (DEGENERACY, FIT_RTOL, SQUARES_FLOOR, _orthogonal_projections, check_rows,
+                     columns_by_size, device_group_chunks, f_test_results, prepare_tests,
+                     quadratic_forms)
 
 #: A pivot of the score covariance ``S_q`` at most this fraction of its diagonal entry
 #: drops its direction from the Wald statistic (``S_q`` is positive semi-definite).
@@ -127,11 +127,10 @@ def _hac_tests(y, X, Z, groups, maxlags, use_correction, squares_in_kernel):
                 chosen = members[part]
                 wald[chosen], explained[chosen], rank[chosen], lags[chosen] = out
             continue
-        step = max(1, GROUP_CHUNK_DEVICE // m)
-        for first in range(0, members.size, step):
-            part, cols = members[first:first + step], columns[first:first + step]
-            out = hac_wald_arrays(_feature_major(prep.X, cols, xp), prep.Q, prep.e,
-                                  prep.sq[xp.asarray(cols)], maxlags, auto, cap, xp)
+        for chosen, block in device_group_chunks(prep.X, columns, xp):
+            out = hac_wald_arrays(block, prep.Q, prep.e, prep.sq[xp.asarray(columns[chosen])],
+                                  maxlags, auto, cap, xp)
+            part = members[chosen]
             wald[part], explained[part], rank[part], lags[part] = out
     df_denom = n_samples - k - rank
     correction = df_denom / n_samples if use_correction else np.ones(sizes.size)

@@ -310,7 +310,8 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
         if recorder is not None:
             recorder.close()  # every step in the store, the writer thread stopped
         inputs = RoundInputs(weights=weights_numpy(params), groups=groups, rng=rng,
-                             trajectory=recorder.trajectory if recorder else None)
+                             trajectory=recorder.trajectory if recorder else None,
+                             device=str(model_device(model)))
         if "model" in method.needs:
             inputs.model, inputs.params, inputs.loss_fn = model, params, objective.loss_fn
             inputs.batches = gradient_batches(data, sgd, rng)

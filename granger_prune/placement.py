@@ -1,0 +1,205 @@
+"""Where the statistics of a pruning round run: the host, or a CUDA device through CuPy.
+
+A causal round's design is built on the host from the trajectory store; its
+lasso and F-tests can then run on the GPU the model trained on.  A design that
+fits in :data:`DEVICE_SHARE` of the device's free memory is copied there whole
+(one host-to-device transfer, after which every pass of the lasso or the tests
+reads device memory); a larger one, or a lazy one that does not fit either, is
+streamed: :class:`StreamedColumns` copies one block of columns to the device
+whenever a pass reads it, so each pass costs one transfer of the design and the
+device holds two blocks at a time.
+
+This module is torch-free; CuPy is imported only for a CUDA device.  Devices
+are named as torch names them (``"cpu"``, ``"cuda"``, ``"cuda:1"``, or a
+``torch.device``).
+"""
+
+import contextlib
+import importlib.util
+import re
+import warnings
+
+import numpy as np
+
+from .exceptions import GrangerPruneWarning
+from .lasso._operator import is_blocked
+
+#: Share of the device's free memory a design may take whole (the rest is left to
+#: the solver's vectors, the gathered working sets and the tests' blocks).
+DEVICE_SHARE = 0.5
+#: Bytes of one streamed block of columns.
+STREAM_BLOCK_BYTES = 1 << 28
+
+_CUDA = re.compile(r"cuda(?::(\d+))?")
+
+
+def cuda_index(device):
+    """The CUDA device index of ``device``: an int, ``-1`` for ``"cuda"`` (the current
+    one), ``None`` for the host (``None`` or ``"cpu"``).
+
+    Raises
+    ------
+    ValueError
+        For another kind of device.
+    """
+    if device is None:
+        return None
+    name = str(device)
+    if name == "cpu":
+        return None
+    match = _CUDA.fullmatch(name)
+    if match is None:
+        raise ValueError(f"device must be None, 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    return -1 if match.group(1) is None else int(match.group(1))
+
+
+def statistics_device(device):
+    """The device the statistics of a model on ``device`` run on: ``device`` itself for a
+    CUDA device when CuPy is installed, else ``None`` (the host).
+
+    A CUDA device without CuPy warns once (:class:`GrangerPruneWarning`) that the
+    statistics run on the CPU: the training runs on the GPU either way.
+    """
+    if cuda_index(device) is None:
+        return None
+    if importlib.util.find_spec("cupy") is None:
+        warnings.warn(f"the model is on {device} but CuPy is not installed: the lasso and the "
+                      "tests run on the CPU (pip install 'granger_prune[gpu]' runs them on the GPU)",
+                      GrangerPruneWarning, stacklevel=2)
+        return None
+    return str(device)
+
+
+@contextlib.contextmanager
+def running_on(device):
+    """Context in which the statistics run on ``device``; yields its array module.
+
+    ``numpy`` for the host; ``cupy`` with ``device`` the current CUDA device
+    (every array CuPy allocates inside is on it).
+    """
+    index = cuda_index(device)
+    if index is None:
+        yield np
+        return
+    import cupy  # a CUDA device only
+
+    with (cupy.cuda.Device(index) if index >= 0 else contextlib.nullcontext()):
+        yield cupy
+
+
+def free_device_bytes(xp):
+    """Bytes the current device can still allocate: its free memory and what CuPy's pool
+    holds unused."""
+    free, _ = xp.cuda.runtime.memGetInfo()
+    return int(free) + int(xp.get_default_memory_pool().free_bytes())
+
+
+def fits_whole(nbytes, free_bytes, share=DEVICE_SHARE):
+    """Whether a design of ``nbytes`` is copied to a device with ``free_bytes`` whole."""
+    return nbytes <= share * free_bytes
+
+
+def design_nbytes(X):
+    """Bytes of ``X`` as an array (also of a lazy design, which holds none)."""
+    return int(np.prod(X.shape)) * np.dtype(X.dtype).itemsize
+
+
+def place(X, xp, *arrays, stream=True, multiple=1, free_bytes=None):
+    """``X`` and ``arrays`` in namespace ``xp``: the same objects for NumPy; for CuPy,
+    ``X`` whole when it fits (:func:`fits_whole`), else as :class:`StreamedColumns`
+    (or, with ``stream=False``, everything left on the host), and ``arrays``
+    (``y``, ``Z``: small) copied; None stays None.
+
+    Parameters
+    ----------
+    X : ndarray or LazyFeatures of shape (T, d)
+        A host design.
+    xp : module
+        ``numpy`` or ``cupy`` (inside :func:`running_on`).
+    *arrays : ndarray or None
+    stream : bool, default=True
+        Stream a design that does not fit; False for a caller that selects rows
+        of ``X``, which a streamed design cannot give.
+    multiple : int, default=1
+        Streamed blocks hold a multiple of this many columns (a unit's ``m``
+        columns, which the grouped tests read from one block).
+    free_bytes : int, optional
+        The device memory to judge the fit by (default :func:`free_device_bytes`).
+
+    Returns
+    -------
+    tuple
+        ``(X, *arrays)`` placed.
+    """
+    if xp is np:
+        return (X, *arrays)
+    free = free_device_bytes(xp) if free_bytes is None else free_bytes
+    if not fits_whole(design_nbytes(X), free):
+        if not stream:
+            return (X, *arrays)
+        placed = StreamedColumns(X, xp, multiple=multiple)
+    elif is_blocked(X):  # a lazy design that fits: its blocks, assembled on the device
+        placed = xp.empty(X.shape, dtype=X.dtype)
+        for start, block in X.column_blocks():
+            placed[:, start:start + block.shape[1]] = xp.asarray(block)
+    else:
+        placed = xp.asarray(X)
+    return (placed, *(None if a is None else xp.asarray(a) for a in arrays))
+
+
+class StreamedColumns:
+    """A host design read by the device a block of columns at a time.
+
+    Implements the blocked-design protocol of
+    :func:`granger_prune.lasso._operator.column_blocks` (``column_blocks``,
+    ``block_columns``, ``columns``), so the lasso and the F-tests pass over it
+    block by block: each block of the host ``X`` (an array's columns, or a lazy
+    design's own blocks, computed by its helper threads) is copied to the
+    device when it is read and dropped after use.
+
+    Parameters
+    ----------
+    X : ndarray or LazyFeatures of shape (T, d), float32 or float64
+        The host design; never copied whole.
+    xp : module
+        Where the blocks go (``cupy``; ``numpy`` gives host blocks, as a test of
+        the blocking does).
+    block_bytes : int, optional
+        Bytes of a block of an array ``X`` (default :data:`STREAM_BLOCK_BYTES`);
+        a lazy ``X`` keeps its own blocks (whole units).
+    multiple : int, default=1
+        An array ``X``'s blocks hold a multiple of this many columns.
+    """
+
+    ndim = 2
+
+    def __init__(self, X, xp, block_bytes=STREAM_BLOCK_BYTES, multiple=1):
+        if getattr(X, "ndim", None) != 2:
+            raise ValueError(f"X must be 2-D, got shape {getattr(X, 'shape', None)}")
+        self.source, self.xp = X, xp
+        self.shape, self.dtype = tuple(X.shape), np.dtype(X.dtype)
+        column_bytes = max(1, self.shape[0] * self.dtype.itemsize)
+        #: Columns of one block.
+        multiple = int(multiple)
+        self.block_columns = (X.block_columns if is_blocked(X) else
+                              multiple * max(1, int(block_bytes) // (column_bytes * multiple)))
+
+    def __repr__(self):
+        return f"StreamedColumns(shape={self.shape}, dtype={self.dtype}, block_columns={self.block_columns})"
+
+    def column_blocks(self):
+        """Yield ``(start, block)``, ``block`` the device copy of ``X[:, start:start + width]``."""
+        if is_blocked(self.source):
+            for start, block in self.source.column_blocks():
+                yield start, self.xp.asarray(block)
+            return
+        for start in range(0, self.shape[1], self.block_columns):
+            host = np.ascontiguousarray(self.source[:, start:start + self.block_columns])
+            yield start, self.xp.asarray(host)
+
+    def columns(self, index):
+        """``X[:, index]`` on the device, shape (T, len(index)) (a working set, the support)."""
+        index = np.asarray(index.get() if hasattr(index, "get") else index)
+        host = (self.source.columns(index) if is_blocked(self.source)
+                else np.take(self.source, index, axis=1))
+        return self.xp.asarray(host)
