@@ -225,3 +225,23 @@ def test_objective_knows_which_way_its_metric_improves():
     with pytest.raises(ValueError, match="greater_is_better"):
         Objective(metric=lambda o, t: 0.0).improves(1.0, None)
     assert Objective(metric=lambda o, t: 0.0, greater_is_better=False).improves(1.0, 2.0)
+
+
+def test_a_round_tells_the_criterion_its_device(data, monkeypatch):
+    """Causal selection runs where the model trained (here the CPU: the host)."""
+    from granger_prune.criteria import causal
+
+    seen = []
+    original = causal.select_causal
+
+    def spy(*args, device=None, **kwargs):
+        seen.append(device)
+        return original(*args, device=device, **kwargs)
+
+    monkeypatch.setattr(causal, "select_causal", spy)
+    torch.manual_seed(0)
+    model = MLP(64, (16,), 10)
+    schedule = Schedule(n_pre=1, n_iter=1, n_prune=1, n_post=1)
+    state = pretrain(model, data, schedule, SGD, seed=0)
+    prune_and_retrain(model, data, Causal(), 0.5, schedule=schedule, sgd=SGD, seed=0, pretrained_state=state)
+    assert seen == ["cpu"]
