@@ -332,3 +332,126 @@ def test_a_response_in_the_span_of_the_restricted_model_has_nothing_to_test():
         granger_f_tests(granger_design(traj))
     with pytest.raises(ValueError, match="span"):
         replay(traj).f_tests()
+
+
+STREAM_OPTIONS = [
+    dict(),
+    dict(restricted="none", lags=1),
+    dict(features="momentum", lags=2),
+    dict(features="momentum", lags=3, restricted="none", loss_change="consecutive"),
+    dict(lags=1, loss_change="consecutive", groups=GROUPS),
+    dict(features="momentum", groups=GROUPS,
+         alive={"a": np.arange(12).reshape(3, 4) % 3 != 0, "b": np.ones(5, bool)}),
+]
+
+
+def replay_blocks(traj, sizes, **options):
+    """Feed ``traj`` to a StreamingGrangerTests in blocks of ``sizes`` steps (cycled)."""
+    stream = StreamingGrangerTests(traj.shapes, **options)
+    before, after = traj.losses()
+    t, i = 0, 0
+    while t < traj.n_steps:
+        stop = min(traj.n_steps, t + sizes[i % len(sizes)])
+        stream.append_block(before[t:stop], after[t:stop], {n: traj.deltas(n)[t:stop] for n in traj.names})
+        t, i = stop, i + 1
+    return stream
+
+
+@pytest.mark.parametrize("options", STREAM_OPTIONS)
+def test_blocks_of_steps_give_the_tests_of_single_steps(options):
+    """Blocks of any size (one step, blocks across the lag and momentum edges, all at once)
+    merge into the moments that single steps give, to the rounding of the merge."""
+    traj = synthetic_trajectory()
+    if options.get("loss_change") == "consecutive":
+        traj = _without_after_losses(traj)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GrangerPruneWarning)
+        single = replay(traj, **options)
+        reference = single.f_tests()
+        for sizes in ([1], [2, 5, 1, 7], [traj.n_steps]):
+            stream = replay_blocks(traj, sizes, **options)
+            assert (stream.n_rows, stream.n_steps) == (single.n_rows, single.n_steps)
+            assert_tests_close(stream.f_tests(), reference.fvalue, tol=STREAM_TOL)
+    assert not single.takes_device_blocks
+
+
+def test_a_bad_block_is_left_out_whole():
+    traj = synthetic_trajectory(n_steps=30)
+    before, after = traj.losses()
+    stream = replay_blocks(_truncated(traj, 20), [20])
+    moments = {k: v.copy() for k, v in vars(stream).items() if isinstance(v, np.ndarray)}
+    deltas = {n: traj.deltas(n)[20:30].copy() for n in traj.names}
+    deltas["b"][6, 2] = np.inf
+    with pytest.raises(ValueError, match="deltas\\['b'\\] of step 26 is not finite"):
+        stream.append_block(before[20:30], after[20:30], deltas)
+    bad_after = after[20:30].copy()
+    bad_after[3] = np.nan
+    with pytest.raises(ValueError, match="loss change of step 23 is not finite"):
+        stream.append_block(before[20:30], bad_after, {n: traj.deltas(n)[20:30] for n in traj.names})
+    with pytest.raises(ValueError, match="entries per step"):
+        stream.append_block(before[20:30], after[20:30], {"a": np.zeros((10, 11)), "b": np.zeros((10, 5))})
+    assert (stream.n_steps, stream.n_rows) == (20, 20)
+    for k, v in moments.items():
+        assert_array_equal(getattr(stream, k), v)
+    stream.append_block(before[20:30], after[20:30], {n: traj.deltas(n)[20:30] for n in traj.names})
+    assert_tests_close(stream.f_tests(), replay(traj).f_tests().fvalue, tol=STREAM_TOL)
+
+
+@pytest.mark.parametrize("options", [STREAM_OPTIONS[2], STREAM_OPTIONS[4], STREAM_OPTIONS[5]])
+def test_the_device_branch_of_streaming_tests(monkeypatch, numpy_as_device, options):
+    """The device form (moments in the namespace of the device, the scatter-add of
+    weight-shared units) through NumPy posing as CuPy."""
+    import contextlib
+
+    from granger_prune.design import granger as granger_module
+    from granger_prune.stats import streaming
+
+    traj = synthetic_trajectory()
+    if options.get("loss_change") == "consecutive":
+        traj = _without_after_losses(traj)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GrangerPruneWarning)
+        reference = replay(traj, **options).f_tests()
+        monkeypatch.setattr(streaming, "statistics_device", lambda device: device)
+        monkeypatch.setattr(streaming, "running_on", lambda device: contextlib.nullcontext(numpy_as_device))
+        monkeypatch.setattr(granger_module, "get_namespace", lambda *a: numpy_as_device)
+        stream = replay_blocks(traj, [2, 5, 1, 7], device="cuda:0", **options)
+        assert stream.xp is numpy_as_device and stream.takes_device_blocks
+        assert_tests_close(stream.f_tests(), reference.fvalue, tol=STREAM_TOL)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("options", [dict(features="momentum", lags=2), dict(lags=1, groups=GROUPS)])
+def test_streaming_tests_on_the_gpu_equal_those_on_the_host(options):
+    import cupy
+
+    traj = synthetic_trajectory()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GrangerPruneWarning)
+        reference = replay(traj, **options).f_tests()
+        stream = replay_blocks(traj, [2, 5, 1, 7], device="cuda", **options)
+        assert isinstance(stream._cxx, cupy.ndarray)
+        assert_tests_close(stream.f_tests(), reference.fvalue, tol=STREAM_TOL)
+
+
+@pytest.mark.gpu
+def test_a_cuda_recorder_hands_streaming_tests_its_blocks_on_the_device():
+    data = load_dataset("digits")
+    torch.manual_seed(0)
+    model = build_model("mlp", data.input_shape, data.n_classes, hidden=[16]).cuda()
+    params = prunable_parameters(model)
+    shapes = {n: tuple(p.shape) for n, p in params.items()}
+    sinks = [StreamingGrangerTests(shapes, ["3.weight"], lags=1, device=d) for d in (None, "cuda")]
+    assert [s.takes_device_blocks for s in sinks] == [False, True]
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    for sink in sinks:  # the same steps into a host and a device sink
+        model.load_state_dict(state)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+        recorder = TrajectoryRecorder(model, params, trajectory=sink)
+        for t in range(41):
+            start = (t * 16) % (len(data.x_train) - 16)
+            recorder.step(optimizer, nn.functional.cross_entropy, data.x_train[start:start + 16].cuda(),
+                          data.y_train[start:start + 16].cuda())
+        recorder.close()
+    assert sinks[1].n_rows == sinks[0].n_rows == 40  # 41 steps, one lag
+    assert_tests_close(sinks[1].f_tests(), sinks[0].f_tests().fvalue, tol=STREAM_TOL)

@@ -189,24 +189,6 @@ def test_a_lazy_design_fits_on_the_gpu_whole_and_streamed(tmp_path, monkeypatch)
         assert_tests_close(granger_f_tests(design, device="cuda"), host.fvalue, tol=FLOAT32_PRODUCTS_TOL)
 
 
-@pytest.fixture
-def numpy_as_device():
-    """NumPy under another module name: the code's CuPy branches (``xp is not np``) run
-    on the host, so their chunking and blocking are tested without a GPU."""
-    import types
-
-    proxy = types.ModuleType("numpy_as_device")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for name in dir(np):
-            if not name.startswith("__"):
-                try:
-                    setattr(proxy, name, getattr(np, name))
-                except AttributeError:
-                    pass
-    return proxy
-
-
 @pytest.mark.parametrize("features", ["vanilla", "momentum"])
 def test_the_device_branches_of_the_tests_on_streamed_blocks(monkeypatch, numpy_as_device, features):
     from granger_prune.stats import ftests, hac

@@ -64,6 +64,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._checks import check_choice
+from ..backend import get_namespace
 from ..exceptions import DegenerateLayerWarning
 
 LOSS_CHANGES = ("same_batch", "consecutive")
@@ -297,25 +298,27 @@ def step_features(current, previous, kinds):
     Parameters
     ----------
     current, previous : ndarray of the same shape
-        ``Δθ^t`` and ``Δθ^{t-1}`` (``previous`` is unused by ``"dtheta_sq"``).
+        ``Δθ^t`` and ``Δθ^{t-1}`` (``previous`` is unused by ``"dtheta_sq"``);
+        NumPy or CuPy.
     kinds : tuple of str
         Feature types, from :data:`FEATURE_SETS`.
 
     Returns
     -------
     list of ndarray
-        One float64 array shaped like ``current`` per feature type.
+        One float64 array shaped like ``current`` per feature type, in its namespace.
     """
-    current = np.asarray(current, dtype=np.float64)
+    xp = get_namespace(current, previous)
+    current = xp.asarray(current, dtype=xp.float64)
     out = []
     for kind in kinds:
         if kind == "dtheta_sq":
             out.append(current * current)
         elif kind == "dtheta_prev_sq":
-            prev = np.asarray(previous, dtype=np.float64)
+            prev = xp.asarray(previous, dtype=xp.float64)
             out.append(prev * prev)
         elif kind == "dtheta_cross":
-            out.append(current * np.asarray(previous, dtype=np.float64))
+            out.append(current * xp.asarray(previous, dtype=xp.float64))
         else:
             raise ValueError(f"unknown feature type {kind!r}; known: {FEATURE_SETS['momentum']}")
     return out
@@ -720,15 +723,23 @@ def add_to_units(out, values, unit):
     ----------
     out : ndarray of shape (..., n_units)
     values : ndarray of shape (..., n)
+        NumPy, or CuPy with ``out``.
     unit : ndarray of shape (n,), int
+        On the host.
     """
     if unit.size == 0:
         return
+    xp = get_namespace(out, values)
     if unit[-1] - unit[0] == unit.size - 1 and np.all(unit[1:] > unit[:-1]):
         out[..., unit[0]:unit[-1] + 1] += values  # consecutive units: a slice, no gather
         return
     if np.all(unit[1:] > unit[:-1]):  # one member per unit: plain columns
-        out[..., unit] += values
+        out[..., xp.asarray(unit)] += values
+        return
+    if xp is not np:  # no reduceat on the device: a scatter-add into units along axis 0
+        sums = xp.zeros((out.shape[-1],) + values.shape[:-1], dtype=xp.float64)
+        xp.add.at(sums, xp.asarray(unit), xp.moveaxis(values, -1, 0))
+        out += xp.moveaxis(sums, 0, -1)
         return
     order = np.argsort(unit, kind="stable")
     sorted_unit = unit[order]

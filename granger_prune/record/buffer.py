@@ -18,7 +18,10 @@ copy of each tensor per step, where a clone and a subtraction cost three passes.
 * On CUDA everything is stream-ordered on the device (copies, norms, the
   differences) and nothing synchronises; a flushed block goes to one of two
   pinned host staging blocks on a side stream, and the store's thread copies it
-  out into ordinary host memory.
+  out into ordinary host memory.  A store that accumulates on the device
+  (``takes_device_blocks``, a :class:`~granger_prune.stats.StreamingGrangerTests`
+  on the GPU) is handed the block's device tensors instead, on the training
+  thread, with only its losses copied to the host.
 
 The writer thread appends the flushed blocks to the store, so a disk store's
 writes never hold training up beyond one block of backlog.  The chain
@@ -234,6 +237,12 @@ class StepBuffer:
         stream, then to the writer."""
         tensors = self._differences(self._snapshots, self._previous, n) + [loss_after, grad_norms]
         _copy_rows(self._previous, [block[n - 1] for block in self._snapshots])  # stream-ordered
+        if getattr(self.store, "takes_device_blocks", False):  # it accumulates on the device
+            *deltas, loss_after, grad_norms = tensors
+            self._result()  # the blocks before are in the store first
+            self._append(first, None, loss_before, loss_after.cpu().numpy(), dict(zip(self.names, deltas)),
+                         rates, grad_norms.cpu().numpy())  # n losses to the host: one sync per block
+            return
         # the writer finished with this staging block (two flushes ago) before the last
         # flush submitted its job
         host = [h[:n] for h in self._staging_block()]

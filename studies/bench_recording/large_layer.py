@@ -5,6 +5,7 @@ and the lasso fitted from the file (see README.md).
     python studies/bench_recording/large_layer.py --quick        # d = 2e5, T = 200 (a minute)
     python studies/bench_recording/large_layer.py --dtype bfloat16   # steps stored in bfloat16
     python studies/bench_recording/large_layer.py --d 10000000 --dtype bfloat16 --lazy  # no design copy
+    python studies/bench_recording/large_layer.py --d 10000000 --device cuda  # trained and fitted on a GPU
 
 One ``nn.Linear(n_in, d / n_in, bias=False)`` layer (``d`` weights) is trained by SGD
 (momentum 0.9) on a random regression task for ``T`` steps, recorded into a
@@ -19,8 +20,12 @@ read bandwidth measured on the design file with its pages dropped from the page
 cache first (``posix_fadvise(DONTNEED)``).  With ``--lazy`` no design file is
 written: ``granger_design(..., lazy=True)`` computes ``X``'s columns from the store
 on every pass (one pass first, for the row summaries), the passes are over the
-store's bytes and the disk's bandwidth is measured on the store's file.  Writes
-JSON next to this file.
+store's bytes and the disk's bandwidth is measured on the store's file.  With
+``--device cuda`` the layer trains and is recorded on the GPU (the recorder's device
+buffer), and the lasso is fitted there (CuPy): the design copied to the device whole
+when it fits in half its free memory, else streamed a block of columns per pass
+(:mod:`granger_prune.placement`); the copy's time and the peak device memory are
+reported.  Writes JSON next to this file.
 """
 
 import argparse
@@ -104,6 +109,8 @@ def main(argv=None):
                         help="how the store keeps the steps (default float32)")
     parser.add_argument("--lazy", action="store_true",
                         help="no design file: X computed from the store on every pass")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda: where the layer trains and "
+                        "the lasso is fitted (default cpu)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.quick:
@@ -116,6 +123,7 @@ def main(argv=None):
     from granger_prune import CausalLasso
     from granger_prune.design import granger_design
     from granger_prune.lasso.problem import Problem
+    from granger_prune.placement import place, running_on
     from granger_prune.record import DiskTrajectory, TrajectoryRecorder, trajectory_bytes
 
     torch.set_num_threads(2)
@@ -123,8 +131,9 @@ def main(argv=None):
     folder = Path(tempfile.mkdtemp(prefix="large_layer_", dir=args.dir))
     n_out = args.d // args.n_in
     torch.manual_seed(0)
-    model = nn.Linear(args.n_in, n_out, bias=False)
-    teacher = torch.randn(n_out, args.n_in) / np.sqrt(args.n_in)
+    device = torch.device(args.device)
+    model = nn.Linear(args.n_in, n_out, bias=False).to(device)
+    teacher = (torch.randn(n_out, args.n_in) / np.sqrt(args.n_in)).to(device)
     params = {"weight": model.weight}
     store = DiskTrajectory(folder / "trajectory", {"weight": tuple(model.weight.shape)},
                            expected_steps=args.T, dtype=args.dtype)
@@ -133,10 +142,11 @@ def main(argv=None):
     g = torch.Generator().manual_seed(1)
     start = time.perf_counter()
     for _ in range(args.T):
-        x = torch.randn(args.batch, args.n_in, generator=g)
+        x = torch.randn(args.batch, args.n_in, generator=g).to(device)
         recorder.step(optimizer, nn.functional.mse_loss, x, x @ teacher.T)
-    recorder.flush()
+    recorder.close()
     record_s = time.perf_counter() - start
+    record_device_gb = torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else 0.0
     record_peak = memory.phase()
     store_bytes = trajectory_bytes(store.shapes, store.n_steps, args.dtype)
     print(f"recorded {args.T} steps of {args.d:,} weights ({store_bytes / 1e9:.1f} GB) in "
@@ -155,17 +165,29 @@ def main(argv=None):
     read_files = [max(read_files, key=lambda f: f.stat().st_size)]  # the steps (or the design)
     disk_gbs = cold_read_gbs(read_files[0])
     drop_from_cache(read_files[0])
-    start = time.perf_counter()
-    problem = Problem(X, y)  # what alpha_max(X, y) does, with its passes counted
-    a_max = problem.alpha_max()
-    model_fit = CausalLasso(alpha=0.05 * a_max).fit(X, y)
-    fit_s = time.perf_counter() - start
+    del model, optimizer, recorder  # the device memory training held, for the fit
+    with running_on(None if device.type == "cpu" else str(device)) as xp:
+        start = time.perf_counter()
+        X_fit, y_fit = place(X, xp, y)  # the same arrays on the host
+        if xp is not np:
+            xp.cuda.Device().synchronize()
+        place_s = time.perf_counter() - start
+        start = time.perf_counter()
+        problem = Problem(X_fit, y_fit)  # what alpha_max(X, y) does, with its passes counted
+        a_max = problem.alpha_max()
+        model_fit = CausalLasso(alpha=0.05 * a_max).fit(X_fit, y_fit)
+        fit_s = time.perf_counter() - start
+        fit_device_gb = xp.get_default_memory_pool().total_bytes() / 1e9 if xp is not np else 0.0
+        placed = type(X_fit).__name__
+        passes = int(model_fit.n_passes_) + problem.design.n_passes  # and alpha_max's passes
+        del X_fit, y_fit, problem
     fit_peak = memory.phase()
     x_bytes = X.size * 4
     read_bytes = store_bytes if args.lazy else x_bytes  # what one pass reads
-    passes = int(model_fit.n_passes_) + problem.design.n_passes  # and alpha_max's passes
     result = dict(
         d=args.d, T=args.T, store_dtype=args.dtype, lazy=args.lazy, rows=int(X.shape[0]),
+        device=str(device), fit_design=placed, place_s=place_s, record_device_gb=record_device_gb,
+        fit_device_pool_gb=fit_device_gb,
         store_gb=store_bytes / 1e9, design_gb=0.0 if args.lazy else x_bytes / 1e9,
         read_per_pass_gb=read_bytes / 1e9, design_decoded_gbs=x_bytes * passes / fit_s / 1e9,
         record_s=record_s, record_write_gbs=store_bytes / record_s / 1e9, design_s=design_s,
@@ -178,7 +200,8 @@ def main(argv=None):
     out = args.out or (Path(tempfile.mkdtemp(prefix="large_layer_quick_")) / "results.json"
                        if args.quick else HERE / ("results-large-layer" +
                                                   ("" if args.dtype == "float32" else f"-{args.dtype}") +
-                                                  ("-lazy" if args.lazy else "") + ".json"))
+                                                  ("-lazy" if args.lazy else "") +
+                                                  ("" if args.device == "cpu" else "-cuda") + ".json"))
     out.write_text(json.dumps(result, indent=1))
     if not args.keep:
         shutil.rmtree(folder)
