@@ -15,7 +15,7 @@ are named as torch names them (``"cpu"``, ``"cuda"``, ``"cuda:1"``, or a
 """
 
 import contextlib
-import importlib.util
+import importlib
 import re
 import warnings
 
@@ -31,6 +31,8 @@ DEVICE_SHARE = 0.5
 STREAM_BLOCK_BYTES = 1 << 28
 
 _CUDA = re.compile(r"cuda(?::(\d+))?")
+#: How torch names a device: its type, and optionally an index.
+_DEVICE = re.compile(r"[a-z_]+(?::\d+)?")
 
 
 def cuda_index(device):
@@ -55,19 +57,46 @@ def cuda_index(device):
 
 def statistics_device(device):
     """The device the statistics of a model on ``device`` run on: ``device`` itself for a
-    CUDA device when CuPy is installed, else ``None`` (the host).
+    CUDA device when CuPy works there, else ``None`` (the host).
 
-    A CUDA device without CuPy warns once (:class:`GrangerPruneWarning`) that the
-    statistics run on the CPU: the training runs on the GPU either way.
+    Any other device torch names (``"cpu"``, ``"mps"``, ``"xpu:0"``, ...) runs them on
+    the host.  A CUDA device without a working CuPy (not installed, or without a
+    driver it can use) warns (:class:`GrangerPruneWarning`) that the statistics run on
+    the CPU: the training runs on the GPU either way.
+
+    Raises
+    ------
+    ValueError
+        For something that is not a device name.
     """
-    if cuda_index(device) is None:
+    if device is None:
         return None
-    if importlib.util.find_spec("cupy") is None:
-        warnings.warn(f"the model is on {device} but CuPy is not installed: the lasso and the "
-                      "tests run on the CPU (pip install 'granger_prune[gpu]' runs them on the GPU)",
+    name = str(device)
+    if _DEVICE.fullmatch(name) is None:
+        raise ValueError(f"device must be None or a torch device name ('cpu', 'cuda', 'cuda:N', "
+                         f"...), got {device!r}")
+    if _CUDA.fullmatch(name) is None:
+        return None
+    problem = _cupy_problem()
+    if problem is not None:
+        warnings.warn(f"the model is on {name} but {problem}: the lasso and the tests run on the "
+                      "CPU (pip install 'granger_prune[gpu]' runs them on the GPU)",
                       GrangerPruneWarning, stacklevel=2)
         return None
-    return str(device)
+    return name
+
+
+def _cupy_problem():
+    """Why CuPy cannot run the statistics (a sentence), or None when it can."""
+    try:
+        cupy = importlib.import_module("cupy")
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return "CuPy finds no CUDA device"
+    except ImportError:
+        return "CuPy is not installed"
+    except Exception as error:  # a CuPy built for another CUDA, no driver it can use
+        return f"CuPy cannot use the GPU ({type(error).__name__}: {error})"
+    return None
 
 
 @contextlib.contextmanager
@@ -134,17 +163,27 @@ def place(X, xp, *arrays, stream=True, multiple=1, free_bytes=None):
     if xp is np:
         return (X, *arrays)
     free = free_device_bytes(xp) if free_bytes is None else free_bytes
-    if not fits_whole(design_nbytes(X), free):
+    placed = None
+    if fits_whole(design_nbytes(X), free):
+        try:
+            placed = _whole(X, xp)
+        except xp.cuda.memory.OutOfMemoryError:  # free memory is an estimate: stream instead
+            xp.get_default_memory_pool().free_all_blocks()
+    if placed is None:
         if not stream:
             return (X, *arrays)
         placed = StreamedColumns(X, xp, multiple=multiple)
-    elif is_blocked(X):  # a lazy design that fits: its blocks, assembled on the device
-        placed = xp.empty(X.shape, dtype=X.dtype)
-        for start, block in X.column_blocks():
-            placed[:, start:start + block.shape[1]] = xp.asarray(block)
-    else:
-        placed = xp.asarray(X)
     return (placed, *(None if a is None else xp.asarray(a) for a in arrays))
+
+
+def _whole(X, xp):
+    """``X`` copied to the device (a lazy design assembled from its blocks there)."""
+    if not is_blocked(X):
+        return xp.asarray(X)
+    placed = xp.empty(X.shape, dtype=X.dtype)
+    for start, block in X.column_blocks():
+        placed[:, start:start + block.shape[1]] = xp.asarray(block)
+    return placed
 
 
 class StreamedColumns:

@@ -390,6 +390,9 @@ def test_a_bad_block_is_left_out_whole():
         stream.append_block(before[20:30], bad_after, {n: traj.deltas(n)[20:30] for n in traj.names})
     with pytest.raises(ValueError, match="entries per step"):
         stream.append_block(before[20:30], after[20:30], {"a": np.zeros((10, 11)), "b": np.zeros((10, 5))})
+    with pytest.raises(ValueError, match="loss_after has 1 steps, loss_before 10"):
+        stream.append_block(before[20:30], after[20:21], {n: traj.deltas(n)[20:30] for n in traj.names})
+    stream.append_block([], [], {n: traj.deltas(n)[:0] for n in traj.names})  # an empty block: nothing
     assert (stream.n_steps, stream.n_rows) == (20, 20)
     for k, v in moments.items():
         assert_array_equal(getattr(stream, k), v)
@@ -414,6 +417,7 @@ def test_the_device_branch_of_streaming_tests(monkeypatch, numpy_as_device, opti
         reference = replay(traj, **options).f_tests()
         monkeypatch.setattr(streaming, "statistics_device", lambda device: device)
         monkeypatch.setattr(streaming, "running_on", lambda device: contextlib.nullcontext(numpy_as_device))
+        monkeypatch.setattr(StreamingGrangerTests, "xp", property(lambda self: numpy_as_device))
         monkeypatch.setattr(granger_module, "get_namespace", lambda *a: numpy_as_device)
         stream = replay_blocks(traj, [2, 5, 1, 7], device="cuda:0", **options)
         assert stream.xp is numpy_as_device and stream.takes_device_blocks
@@ -455,3 +459,36 @@ def test_a_cuda_recorder_hands_streaming_tests_its_blocks_on_the_device():
         recorder.close()
     assert sinks[1].n_rows == sinks[0].n_rows == 40  # 41 steps, one lag
     assert_tests_close(sinks[1].f_tests(), sinks[0].f_tests().fvalue, tol=STREAM_TOL)
+
+
+def test_streaming_tests_pickle_and_go_on():
+    import pickle
+
+    traj = synthetic_trajectory(n_steps=40)
+    before, after = traj.losses()
+    stream = replay_blocks(_truncated(traj, 25), [7], features="momentum", lags=1)
+    copy = pickle.loads(pickle.dumps(stream))
+    for s in (stream, copy):
+        s.append_block(before[25:], after[25:], {n: traj.deltas(n)[25:] for n in traj.names})
+    assert_tests_close(copy.f_tests(), stream.f_tests().fvalue, tol=0)
+
+
+@pytest.mark.gpu
+def test_streaming_tests_on_another_gpu_take_blocks_from_any_device():
+    import cupy
+
+    if cupy.cuda.runtime.getDeviceCount() < 2:
+        pytest.skip("needs two GPUs")
+    traj = synthetic_trajectory()
+    reference = replay(traj, lags=1).f_tests()
+    stream = StreamingGrangerTests(traj.shapes, lags=1, device="cuda:1")
+    before, after = traj.losses()
+    for start in range(0, traj.n_steps, 9):  # blocks on GPU 0, on the host, as torch tensors
+        block = slice(start, start + 9)
+        kind = (start // 9) % 3
+        with cupy.cuda.Device(0):
+            deltas = {n: (cupy.asarray(traj.deltas(n)[block]) if kind == 0 else
+                          torch.from_numpy(traj.deltas(n)[block].copy()) if kind == 1 else
+                          traj.deltas(n)[block]) for n in traj.names}
+        stream.append_block(before[block], after[block], deltas)
+    assert_tests_close(stream.f_tests(), reference.fvalue, tol=STREAM_TOL)

@@ -1,6 +1,7 @@
 """Where the statistics run: the host, or a CUDA device (whole or streamed designs)."""
 
 import importlib.util
+import re
 import warnings
 from types import SimpleNamespace
 
@@ -49,25 +50,39 @@ def test_cuda_index_reads_torch_device_names():
             cuda_index(bad)
 
 
-def test_a_cuda_model_without_cupy_runs_the_statistics_on_the_host(monkeypatch):
-    assert statistics_device(None) is None and statistics_device("cpu") is None
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "cupy" else find_spec(name, *a))
-    with pytest.warns(GrangerPruneWarning, match="CuPy is not installed"):
-        assert statistics_device("cuda:0") is None
-    with pytest.raises(ValueError, match="device must be"):
-        statistics_device("tpu")
+def without_cupy(monkeypatch, why="CuPy is not installed"):
+    monkeypatch.setattr(placement, "_cupy_problem", lambda: why)
 
 
-find_spec = importlib.util.find_spec
+def test_a_cuda_model_without_a_working_cupy_runs_the_statistics_on_the_host(monkeypatch):
+    for why in ("CuPy is not installed", "CuPy cannot use the GPU (CUDARuntimeError: no driver)"):
+        without_cupy(monkeypatch, why)
+        with pytest.warns(GrangerPruneWarning, match=re.escape(why)):
+            assert statistics_device("cuda:0") is None
+
+
+def test_other_devices_run_the_statistics_on_the_host(monkeypatch):
+    without_cupy(monkeypatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning: nothing to install
+        for device in (None, "cpu", "mps", "xpu:1", "meta"):
+            assert statistics_device(device) is None
+    for bad in ("not a device", "cuda:", 3.5):
+        with pytest.raises(ValueError, match="device must be"):
+            statistics_device(bad)
 
 
 def test_with_cupy_a_cuda_model_keeps_its_device(monkeypatch):
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: object() if name == "cupy" else find_spec(name, *a))
+    monkeypatch.setattr(placement, "_cupy_problem", lambda: None)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert statistics_device("cuda:1") == "cuda:1"
+
+
+def test_without_cupy_installed_the_problem_says_so(monkeypatch):
+    if importlib.util.find_spec("cupy") is not None:
+        pytest.skip("CuPy is installed")
+    assert placement._cupy_problem() == "CuPy is not installed"
 
 
 def test_a_design_goes_whole_up_to_its_share_of_the_free_memory():
@@ -148,8 +163,7 @@ def test_select_causal_on_a_cuda_device_without_cupy_is_the_host_selection(monke
     traj = planted(InMemoryTrajectory({"w": (60,)}))
     alive = {"w": np.ones(60, bool)}
     host = select_causal(traj, alive, rule=rule, density=0.1)
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "cupy" else find_spec(name, *a))
+    without_cupy(monkeypatch)
     with pytest.warns(GrangerPruneWarning, match="CuPy is not installed"):
         fallback = select_causal(traj, alive, rule=rule, density=0.1, device="cuda")
     np.testing.assert_array_equal(fallback.masks["w"], host.masks["w"])  # the same code, on the host
@@ -223,3 +237,25 @@ def test_place_copies_whole_or_streams(tmp_path, numpy_as_device):
     assert X is dense  # no room and no streaming: left on the host
     X, y = place(dense, numpy_as_device, design.y, free_bytes=nbytes, multiple=3)
     assert isinstance(X, StreamedColumns) and X.block_columns % 3 == 0
+
+
+def test_a_design_the_device_cannot_hold_after_all_is_streamed(numpy_as_device):
+    """The free memory is an estimate: an out-of-memory error copying X whole streams it."""
+    class OutOfMemory(Exception):
+        pass
+
+    freed = []
+    numpy_as_device.cuda = SimpleNamespace(memory=SimpleNamespace(OutOfMemoryError=OutOfMemory))
+    numpy_as_device.get_default_memory_pool = lambda: SimpleNamespace(
+        free_all_blocks=lambda: freed.append(True))
+
+    def asarray(a, *args, **kwargs):
+        if np.ndim(a) == 2:
+            raise OutOfMemory("out of memory allocating 4,096 bytes")
+        return np.asarray(a, *args, **kwargs)
+
+    numpy_as_device.asarray = asarray
+    X, y = np.ones((8, 64), np.float32), np.zeros(8)
+    placed, placed_y = place(X, numpy_as_device, y, free_bytes=10 ** 9)
+    assert isinstance(placed, StreamedColumns) and freed == [True]
+    assert place(X, numpy_as_device, y, free_bytes=10 ** 9, stream=False)[0] is X

@@ -21,7 +21,8 @@ copy of each tensor per step, where a clone and a subtraction cost three passes.
   out into ordinary host memory.  A store that accumulates on the device
   (``takes_device_blocks``, a :class:`~granger_prune.stats.StreamingGrangerTests`
   on the GPU) is handed the block's device tensors instead, on the training
-  thread, with only its losses copied to the host.
+  thread, with only its losses copied to the host (and the device synchronised
+  once per block, after the store's kernels).
 
 The writer thread appends the flushed blocks to the store, so a disk store's
 writes never hold training up beyond one block of backlog.  The chain
@@ -241,7 +242,10 @@ class StepBuffer:
             *deltas, loss_after, grad_norms = tensors
             self._result()  # the blocks before are in the store first
             self._append(first, None, loss_before, loss_after.cpu().numpy(), dict(zip(self.names, deltas)),
-                         rates, grad_norms.cpu().numpy())  # n losses to the host: one sync per block
+                         rates, grad_norms)  # the losses to the host, for their check
+            # the store's kernels (CuPy's stream) read these tensors: done before torch's
+            # allocator may reuse their memory
+            torch.cuda.synchronize(self.device)
             return
         # the writer finished with this staging block (two flushes ago) before the last
         # flush submitted its job

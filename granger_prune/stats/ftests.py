@@ -357,6 +357,9 @@ def _safely_scaled(X, xp):
     top = float(xp.max(sq)) if finite else float("inf")
     if X.dtype == xp.float64 and not (finite and top >= SQUARES_FLOOR):
         exponent = max_abs_exponent(X, xp)
+        if exponent and hasattr(X, "column_blocks"):
+            raise ValueError(f"max |X| = 2**{exponent}: the squares of this blocked float64 design "
+                             "leave the float64 range; multiply X by a power of two (F is invariant)")
         if exponent:
             X = xp.ldexp(X, -exponent)
             sq = raw_column_sq_sums(X, xp)

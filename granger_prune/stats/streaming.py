@@ -42,6 +42,8 @@ The moments are float64 sums of float64 products of the (float32) steps, so
 features down to about 1e-77 keep their squares in range.
 """
 
+import importlib
+
 import numpy as np
 
 from .._checks import check_choice
@@ -113,7 +115,6 @@ class StreamingGrangerTests:
         self.n_steps = 0
         self.n_rows = 0
         with running_on(self.device) as xp:
-            self.xp = xp
             self._gather = {n: None if i.size == self.unit_map[n].size else xp.asarray(i)
                             for n, i in self._members.items()}  # None: every entry is in a unit
             # means and co-moments of x (per unit, on the device), w = (z', y) (shared, host)
@@ -128,6 +129,11 @@ class StreamingGrangerTests:
         self._before = []  # the last max(lags, 1) losses before a step
         self._previous = None  # the previous step's deltas (momentum)
         self._pending = None  # (x, z) of the last step, awaiting its consecutive loss change
+
+    @property
+    def xp(self):
+        """The array module of the moments: ``numpy``, or ``cupy`` on a CUDA device."""
+        return np if self.device is None else importlib.import_module("cupy")
 
     @property
     def takes_device_blocks(self):
@@ -151,9 +157,10 @@ class StreamingGrangerTests:
             On a missing or wrongly sized tensor, a non-finite step or a
             non-finite loss change; the statistics are then left unchanged.
         """
-        self.append_block([loss_before], [loss_after],
-                          {n: _as_array(deltas[n], self.xp)[None] if n in deltas else None
-                           for n in self.tensor_names})
+        with running_on(self.device) as xp:
+            self.append_block([loss_before], [loss_after],
+                              {n: _as_array(deltas[n], xp)[None] if n in deltas else None
+                               for n in self.tensor_names})
 
     def append_block(self, loss_before, loss_after, deltas, step_sizes=None, grad_norms=None):
         """Add ``n`` consecutive optimizer steps at once.
@@ -175,12 +182,19 @@ class StreamingGrangerTests:
         Raises
         ------
         ValueError
-            As :meth:`append`; the whole block is then left out.
+            As :meth:`append`, or when the losses and the steps differ in length; the
+            whole block is then left out.
         """
-        xp, t0 = self.xp, self.n_steps
+        with running_on(self.device) as xp:  # every array of the block on the moments' device
+            self._append_block(loss_before, loss_after, deltas, xp)
+
+    def _append_block(self, loss_before, loss_after, deltas, xp):
+        t0 = self.n_steps
         loss_before = np.asarray(to_numpy(loss_before), dtype=np.float64).reshape(-1)
         loss_after = np.asarray(to_numpy(loss_after), dtype=np.float64).reshape(-1)
         n = loss_before.size
+        if loss_after.size != n:
+            raise ValueError(f"loss_after has {loss_after.size} steps, loss_before {n}")
         current = {}
         for name in self.tensor_names:
             if deltas.get(name) is None:
@@ -197,6 +211,8 @@ class StreamingGrangerTests:
                 bad = int(np.flatnonzero(~to_numpy(xp.all(xp.isfinite(block), axis=1)))[0])
                 raise ValueError(f"deltas[{name!r}] of step {t0 + bad} is not finite")
             current[name] = block
+        if n == 0:
+            return
         if self.loss_change == "same_batch":
             y = loss_after - loss_before
         else:  # the change from the previous step's loss (none yet at the first step)

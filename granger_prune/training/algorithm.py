@@ -309,9 +309,12 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
         enforcer.detach()
         if recorder is not None:
             recorder.close()  # every step in the store, the writer thread stopped
+        device = model_device(model)
+        if recorder is not None and device.type == "cuda":
+            torch.cuda.empty_cache()  # torch's cached blocks, for the statistics on the device
         inputs = RoundInputs(weights=weights_numpy(params), groups=groups, rng=rng,
                              trajectory=recorder.trajectory if recorder else None,
-                             device=str(model_device(model)))
+                             device=str(device))
         if "model" in method.needs:
             inputs.model, inputs.params, inputs.loss_fn = model, params, objective.loss_fn
             inputs.batches = gradient_batches(data, sgd, rng)
