@@ -161,7 +161,7 @@ def autocast(model, dtype):
 def rng_states(device):
     """torch's global random states ``(cpu, cuda)`` as tensors; ``cuda`` is None unless
     ``device`` is a CUDA device."""
-    cpu = torch.get_rng_state()
+    cpu = torch.default_generator.get_state()  # what torch.get_rng_state() returns, less a call
     cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
     return cpu, cuda
 
@@ -169,7 +169,7 @@ def rng_states(device):
 def set_rng_states(states, device):
     """Restore what :func:`rng_states` returned."""
     cpu, cuda = states
-    torch.set_rng_state(cpu)
+    torch.default_generator.set_state(cpu)
     if cuda is not None:
         torch.cuda.set_rng_state(cuda, device)
 
