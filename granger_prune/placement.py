@@ -21,6 +21,7 @@ import warnings
 
 import numpy as np
 
+from .design.lazy import in_order
 from .exceptions import GrangerPruneWarning
 from .lasso._operator import is_blocked
 
@@ -192,9 +193,10 @@ class StreamedColumns:
     Implements the blocked-design protocol of
     :func:`granger_prune.lasso._operator.column_blocks` (``column_blocks``,
     ``block_columns``, ``columns``), so the lasso and the F-tests pass over it
-    block by block: each block of the host ``X`` (an array's columns, or a lazy
-    design's own blocks, computed by its helper threads) is copied to the
-    device when it is read and dropped after use.
+    block by block: each block of the host ``X`` (an array's columns, gathered
+    into a contiguous block by helper threads while the device works on the one
+    before, or a lazy design's own blocks, computed by its helper threads) is
+    copied to the device when it is read and dropped after use.
 
     Parameters
     ----------
@@ -232,9 +234,14 @@ class StreamedColumns:
             for start, block in self.source.column_blocks():
                 yield start, self.xp.asarray(block)
             return
-        for start in range(0, self.shape[1], self.block_columns):
-            host = np.ascontiguousarray(self.source[:, start:start + self.block_columns])
-            yield start, self.xp.asarray(host)
+        starts = range(0, self.shape[1], self.block_columns)
+        blocks = in_order((_contiguous_columns, self.source, start, start + self.block_columns)
+                          for start in starts)
+        try:
+            for start, host in zip(starts, blocks):
+                yield start, self.xp.asarray(host)
+        finally:
+            blocks.close()  # helper threads stop when a caller stops early
 
     def columns(self, index):
         """``X[:, index]`` on the device, shape (T, len(index)) (a working set, the support)."""
@@ -242,3 +249,8 @@ class StreamedColumns:
         host = (self.source.columns(index) if is_blocked(self.source)
                 else np.take(self.source, index, axis=1))
         return self.xp.asarray(host)
+
+
+def _contiguous_columns(X, start, stop):
+    """``X[:, start:stop]`` as a new C-ordered array (what a host-to-device copy reads)."""
+    return np.ascontiguousarray(X[:, start:stop])
