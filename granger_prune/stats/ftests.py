@@ -63,6 +63,8 @@ SQUARES_FLOOR = 2.0 ** -960
 #: kernel launches of one chunk (about 10 per column of a group) are not the cost,
 #: small enough for the chunk's float64 copy, (T, GROUP_CHUNK_DEVICE), to stay small.
 GROUP_CHUNK_DEVICE = 65536
+#: ... and at most this many bytes of that copy (fewer columns for long trajectories).
+GROUP_CHUNK_DEVICE_BYTES = 1 << 29
 
 
 @dataclass(frozen=True)
@@ -548,11 +550,12 @@ def device_group_chunks(X, columns, xp):
     """The groups ``columns`` (G, m) of ``X`` in chunks for the batched CuPy kernels.
 
     Yields ``(chosen, block)``: ``chosen`` indexes rows of ``columns`` (at most
-    :data:`GROUP_CHUNK_DEVICE` columns' worth), ``block`` their columns as
-    :func:`_feature_major` gives them; a blocked ``X`` (streamed to the device)
-    block by block, in one pass.
+    :data:`GROUP_CHUNK_DEVICE` columns' worth, and :data:`GROUP_CHUNK_DEVICE_BYTES`
+    of float64), ``block`` their columns as :func:`_feature_major` gives them; a
+    blocked ``X`` (streamed to the device) block by block, in one pass.
     """
-    step = max(1, GROUP_CHUNK_DEVICE // columns.shape[1])
+    width = min(GROUP_CHUNK_DEVICE, GROUP_CHUNK_DEVICE_BYTES // (8 * max(1, X.shape[0])))
+    step = max(1, width // columns.shape[1])
     for block, part, local in groups_by_block(X, columns):  # a whole X is one block
         for first in range(0, part.size, step):
             yield part[first:first + step], _feature_major(block, local[first:first + step], xp)
