@@ -220,8 +220,8 @@ class StreamedColumns:
         self.source, self.xp = X, xp
         self.shape, self.dtype = tuple(X.shape), np.dtype(X.dtype)
         column_bytes = max(1, self.shape[0] * self.dtype.itemsize)
-        #: Columns of one block.
         multiple = int(multiple)
+        #: Columns of one block.
         self.block_columns = (X.block_columns if is_blocked(X) else
                               multiple * max(1, int(block_bytes) // (column_bytes * multiple)))
 

@@ -259,3 +259,12 @@ def test_a_design_the_device_cannot_hold_after_all_is_streamed(numpy_as_device):
     placed, placed_y = place(X, numpy_as_device, y, free_bytes=10 ** 9)
     assert isinstance(placed, StreamedColumns) and freed == [True]
     assert place(X, numpy_as_device, y, free_bytes=10 ** 9, stream=False)[0] is X
+
+
+def test_granger_f_tests_on_a_cuda_device_without_cupy_run_on_the_host(monkeypatch):
+    design = granger_design(planted(InMemoryTrajectory({"w": (60,)})))
+    host = granger_f_tests(design, inference="hac")
+    without_cupy(monkeypatch)
+    with pytest.warns(GrangerPruneWarning, match="CuPy is not installed"):
+        fallback = granger_f_tests(design, inference="hac", device="cuda")
+    np.testing.assert_array_equal(fallback.fvalue, host.fvalue)

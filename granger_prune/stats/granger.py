@@ -17,7 +17,7 @@ restricted residuals, and one warning says when they are bad.
 
 import numpy as np
 
-from ..placement import place, running_on
+from ..placement import place, running_on, statistics_device
 from .inference import granger_tests, warn_if_untrustworthy
 
 
@@ -86,7 +86,7 @@ def granger_f_tests(design, units=None, rows=None, *, inference="ols", factors=N
     n_units = X.shape[1] // m
     groups = None if m == 1 else np.repeat(np.arange(n_units), m)
     on_host = inference == "prewhiten" or factors is not None
-    with running_on(None if on_host else device) as xp:
+    with running_on(None if on_host else statistics_device(device)) as xp:
         X, y, Z = place(X, xp, y, Z, multiple=m)
         result = granger_tests(y, X, Z, groups=groups, inference=inference, factors=factors,
                                source=source, summaries=summaries, **options)
