@@ -214,9 +214,18 @@ class StepBuffer:
 
     @staticmethod
     def _differences(snapshots, previous, n):
-        """``Δθ`` of the first ``n`` rows of ``snapshots`` (after ``previous``), float32."""
-        return [torch.diff(block[:n], dim=0, prepend=start[None]).to(torch.float32)
-                for block, start in zip(snapshots, previous)]
+        """``Δθ`` of the first ``n`` rows of ``snapshots`` (after ``previous``), float32.
+
+        Each row minus the one before, in the tensor's dtype, written into one new
+        array (``torch.diff`` with ``prepend`` would first copy the block whole into a
+        second one)."""
+        out = []
+        for block, start in zip(snapshots, previous):
+            delta = torch.empty_like(block[:n])
+            torch.sub(block[1:n], block[:n - 1], out=delta[1:])
+            torch.sub(block[0], start, out=delta[0])
+            out.append(delta.to(torch.float32))
+        return out
 
     def _flush_host(self, first, n, loss_before, loss_after, grad_norms, rates):
         """On the CPU: the writer takes the differences of this block and appends them,
