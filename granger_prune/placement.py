@@ -7,7 +7,9 @@ fits in :data:`DEVICE_SHARE` of the device's free memory is copied there whole
 reads device memory); a larger one, or a lazy one that does not fit either, is
 streamed: :class:`StreamedColumns` copies one block of columns to the device
 whenever a pass reads it, so each pass costs one transfer of the design and the
-device holds two blocks at a time.
+device holds about two blocks at a time.  A whole copy that runs out of device
+memory streams instead.  A model on another device, or a CUDA device without a
+working CuPy, runs the statistics on the host (:func:`statistics_device`).
 
 This module is torch-free; CuPy is imported only for a CUDA device.  Devices
 are named as torch names them (``"cpu"``, ``"cuda"``, ``"cuda:1"``, or a
