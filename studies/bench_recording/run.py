@@ -164,7 +164,10 @@ def child_memory(name, kind, device, n_steps, threads):
 def run_child(args, *child_args):
     command = [sys.executable, __file__, "--child", *child_args, "--device", args.device,
                "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:  # say why: the child's own error, not only its exit status
+        raise RuntimeError(f"{' '.join(child_args)} failed (exit {done.returncode}):\n"
+                           f"{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
