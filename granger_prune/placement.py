@@ -247,7 +247,7 @@ class StreamedColumns:
 
     def columns(self, index):
         """``X[:, index]`` on the device, shape (T, len(index)) (a working set, the support)."""
-        index = np.asarray(index.get() if hasattr(index, "get") else index)
+        index = np.asarray(index)  # a host index (take_columns hands one over)
         host = (self.source.columns(index) if is_blocked(self.source)
                 else np.take(self.source, index, axis=1))
         return self.xp.asarray(host)

@@ -248,14 +248,14 @@ class GrangerDesign:
             or lagged losses: both need a copy of ``X``.
         """
         X, y, Z = self.X, self.y, self.Z
-        lazy = hasattr(X, "column_blocks")
-        if lazy and (rows is not None or not all(n == "const" for n in self.restricted_names)):
+        intercept_only = all(n == "const" for n in self.restricted_names)
+        if hasattr(X, "column_blocks") and (rows is not None or not intercept_only):  # lazy
             raise ValueError("a lazy design's X cannot be cut to rows or projected off lagged "
                              "losses without a copy of X: build the design in memory or to a file "
                              "(out=), or without lags")
         if rows is not None:
             X, y, Z = X[rows], y[rows], Z[rows]
-        if all(n == "const" for n in self.restricted_names):
+        if intercept_only:
             return X, y, self.fit_intercept
         Q, _ = np.linalg.qr(Z)
         return X - Q @ (Q.T @ X), y - Q @ (Q.T @ y), False

@@ -59,7 +59,8 @@ class Problem:
         self.yc = y - self.y_mean
         self.yc_norm2 = float(self.yc @ self.yc)
         self.scale = None if column_scale is None else _check_scale(column_scale, self.n_features, xp)
-        if X.dtype == xp.float64 and abs(x_exponent) > FLOAT64_EXPONENT_LIMIT and bool(xp.any(X)):
+        # (an exponent this far from 0 means max |X| > 0: binary_exponent(0) is 0)
+        if X.dtype == xp.float64 and abs(x_exponent) > FLOAT64_EXPONENT_LIMIT:
             raise ValueError(
                 f"max |X| = 2**{x_exponent}: the squares of entries this "
                 f"{'large' if x_exponent > 0 else 'small'} leave the float64 range; multiply X "

@@ -194,8 +194,8 @@ class CausalRule(OptionSet):
             return self._fit_penalised(design, data, l1_ratio, column_sd, xp)
 
     def _fit_penalised(self, design, data, l1_ratio, column_sd, xp):
-        _, _, fit_intercept = data
-        X, y = place(data[0], xp, data[1])
+        X, y, fit_intercept = data
+        X, y = place(X, xp, y)  # data stays on the host
         if column_sd is None:
             a_max = alpha_max(X, y, fit_intercept=fit_intercept, l1_ratio=l1_ratio)
         else:  # alpha_max of X / sd, without the scaled copy (on the host)

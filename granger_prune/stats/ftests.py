@@ -31,7 +31,7 @@ from scipy import special
 
 from ..backend import get_namespace, to_numpy
 from ..exceptions import GrangerPruneWarning
-from ..lasso._operator import (binary_exponent, groups_by_block, max_abs_exponent,
+from ..lasso._operator import (binary_exponent, groups_by_block, is_blocked, max_abs_exponent,
                                raw_column_sq_sums, transpose_product)
 from ..lasso._validation import as_design, check_not_complex, column_sums
 from ._grouped import compiled_projections
@@ -359,7 +359,7 @@ def _safely_scaled(X, xp):
     top = float(xp.max(sq)) if finite else float("inf")
     if X.dtype == xp.float64 and not (finite and top >= SQUARES_FLOOR):
         exponent = max_abs_exponent(X, xp)
-        if exponent and hasattr(X, "column_blocks"):
+        if exponent and is_blocked(X):
             raise ValueError(f"max |X| = 2**{exponent}: the squares of this blocked float64 design "
                              "leave the float64 range; multiply X by a power of two (F is invariant)")
         if exponent:

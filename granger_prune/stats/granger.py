@@ -17,6 +17,7 @@ restricted residuals, and one warning says when they are bad.
 
 import numpy as np
 
+from ..lasso._operator import is_blocked
 from ..placement import place, running_on, statistics_device
 from .inference import granger_tests, warn_if_untrustworthy
 
@@ -63,7 +64,7 @@ def granger_f_tests(design, units=None, rows=None, *, inference="ols", factors=N
     """
     m = design.features_per_unit
     X, y, Z = design.X, design.y, design.Z
-    if hasattr(X, "column_blocks") and (inference == "prewhiten" or factors is not None
+    if is_blocked(X) and (inference == "prewhiten" or factors is not None
                                         or rows is not None):
         raise ValueError("a lazy design (granger_design(..., lazy=True)) is tested with "
                          "inference='ols' or 'hac', on all rows, without factors: a prewhitened, "

@@ -157,10 +157,7 @@ class StreamingGrangerTests:
             On a missing or wrongly sized tensor, a non-finite step or a
             non-finite loss change; the statistics are then left unchanged.
         """
-        with running_on(self.device) as xp:
-            self.append_block([loss_before], [loss_after],
-                              {n: _as_array(deltas[n], xp)[None] if n in deltas else None
-                               for n in self.tensor_names})
+        self.append_block([loss_before], [loss_after], deltas)  # a block of one step
 
     def append_block(self, loss_before, loss_after, deltas, step_sizes=None, grad_norms=None):
         """Add ``n`` consecutive optimizer steps at once.
@@ -230,7 +227,7 @@ class StreamingGrangerTests:
         rows = np.arange(first, n)
         z = np.stack([history[offset + rows - j] for j in range(self.lags)], axis=1) \
             if self.lags else np.zeros((rows.size, 0))
-        x = self._unit_features(current, first)
+        x = self._unit_features(current, first, n)
         if self.loss_change == "same_batch":
             self._accumulate(x, z, y[first:])
         else:  # a row's loss change is the next step's: the block's last row waits for it
@@ -242,10 +239,10 @@ class StreamingGrangerTests:
         self._previous = {name: block[-1].copy() for name, block in current.items()}
         self.n_steps += n
 
-    def _unit_features(self, current, first):
-        """The unit features of the block's steps from ``first`` on, shape (n - first, n_units, m)."""
+    def _unit_features(self, current, first, n):
+        """The unit features of the block's ``n`` steps from ``first`` on, shape
+        (n - first, n_units, m)."""
         xp = self.xp
-        n = next(iter(current.values())).shape[0]
         out = xp.zeros((n - first, self.n_units, len(self.kinds)))
         if first == n:
             return out
