@@ -27,6 +27,10 @@ from scipy import special
 #: Rows a float32 product accumulates in float32 before adding in float64
 #: (``granger_prune.lasso._operator.ROW_BLOCK``).
 FLOAT32_BLOCK = 128
+#: Relative F tolerance (of max(F, 1)) between tests of one float32 design whose products
+#: are summed in another order (per block of columns, or by another BLAS): the float32
+#: reduction constant, ``FLOAT32_BLOCK + 1`` epsilons, times 4 as in :func:`reduction_atol`.
+FLOAT32_PRODUCTS_TOL = 4 * (FLOAT32_BLOCK + 1) * float(np.finfo(np.float32).eps)
 
 
 def _f_sf(f, df_num, df_denom):

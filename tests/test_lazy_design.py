@@ -17,13 +17,10 @@ from granger_prune.lasso.estimator import unit_sd_scale
 from granger_prune.record import DiskTrajectory
 from granger_prune.stats import granger_f_tests
 
-from _tolerances import (FLOAT32_BLOCK, assert_f_close, assert_same_enet_solution, assert_tests_close,
+from _tolerances import (FLOAT32_PRODUCTS_TOL, assert_f_close, assert_same_enet_solution, assert_tests_close,
                          reduction_atol)
 
 SHAPES = {"a": (6, 50), "b": (40,)}
-#: F from float32 products summed in another order: the float32 reduction constant
-#: (``FLOAT32_BLOCK + 1`` epsilons, times 4 as in ``reduction_atol``).
-FLOAT32_PRODUCTS_TOL = 4 * (FLOAT32_BLOCK + 1) * float(np.finfo(np.float32).eps)
 
 
 def stored_trajectory(path, dtype, n_steps=60, frozen=(), seed=0):

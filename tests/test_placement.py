@@ -18,10 +18,8 @@ from granger_prune.record import DiskTrajectory, InMemoryTrajectory
 from granger_prune.selection import Rank, Significance, Stability, Zero, select_causal
 from granger_prune.stats import granger_f_tests, hac_f_tests, nested_f_tests
 
-from _tolerances import FLOAT32_BLOCK, assert_same_enet_solution, assert_tests_close, reduction_atol
-
-#: F from float32 products summed in another order (per block, or by another BLAS).
-FLOAT32_PRODUCTS_TOL = 4 * (FLOAT32_BLOCK + 1) * float(np.finfo(np.float32).eps)
+from _tolerances import (FLOAT32_PRODUCTS_TOL, assert_same_enet_solution, assert_tests_close,
+                         reduction_atol)
 
 
 def planted(trajectory, n_steps=120, d=60, causal=(3, 7, 11), seed=0):

@@ -256,13 +256,11 @@ def test_recorded_changes_exclude_steps_taken_outside_the_recorder_and_follow_a_
 def test_a_block_of_steps_is_the_difference_of_its_rows_bit_for_bit(dtype):
     """The buffer's Δθ of a block: each row minus the one before (the first minus the
     parameters before the block) in the tensor's dtype, rounded to float32 once."""
-    from granger_prune.record.buffer import StepBuffer
-
     g = torch.Generator().manual_seed(0)
     blocks = [torch.randn(7, 33, generator=g).to(dtype), torch.randn(7, 5, generator=g).to(dtype)]
     before = [torch.randn(33, generator=g).to(dtype), torch.randn(5, generator=g).to(dtype)]
     for n in (1, 2, 7):
-        for got, block, start in zip(StepBuffer._differences(blocks, before, n), blocks, before):
+        for got, block, start in zip(buffer_module.StepBuffer._differences(blocks, before, n), blocks, before):
             rows = torch.cat([start[None], block[:n]])
             assert got.dtype == torch.float32
             assert torch.equal(got, (rows[1:] - rows[:-1]).to(torch.float32))
