@@ -28,6 +28,7 @@ _LAZY = {
     "TrajectoryRecorder": "record",
     "InMemoryTrajectory": "record",
     "DiskTrajectory": "record",
+    "DeviceTrajectory": "record",
     "Trajectory": "record",
     "MaskEnforcer": "network",
     "prunable_parameters": "network",

@@ -1,7 +1,9 @@
 """Where the statistics of a pruning round run: the host, or a CUDA device through CuPy.
 
-A causal round's design is built on the host from the trajectory store; its
-lasso and F-tests can then run on the GPU the model trained on.  A design that
+A causal round's design is built where its trajectory store keeps the steps: on
+the host, or on the GPU for a :class:`~granger_prune.record.DeviceTrajectory`
+(used there as it is, see :func:`place`).  The lasso and F-tests of a host design
+can then run on the GPU the model trained on.  A design that
 fits in :data:`DEVICE_SHARE` of the device's free memory is copied there whole
 (one host-to-device transfer, after which every pass of the lasso or the tests
 reads device memory); a larger one, or a lazy one that does not fit either, is
@@ -19,10 +21,12 @@ are named as torch names them (``"cpu"``, ``"cuda"``, ``"cuda:1"``, or a
 import contextlib
 import importlib
 import re
+import sys
 import warnings
 
 import numpy as np
 
+from .backend import get_namespace, to_numpy
 from .design.lazy import in_order
 from .exceptions import GrangerPruneWarning
 from .lasso._operator import is_blocked
@@ -89,6 +93,26 @@ def statistics_device(device):
     return name
 
 
+def steps_device(trajectory):
+    """The CUDA device a trajectory keeps its steps on (``"cuda:N"``, for a
+    :class:`~granger_prune.record.DeviceTrajectory` on a GPU), else None."""
+    where = getattr(trajectory, "device", None)
+    return str(where) if getattr(where, "type", None) == "cuda" else None
+
+
+def release_device_memory():
+    """Hand the blocks CuPy's memory pool holds unused back to the device (for torch,
+    after a round's statistics); nothing when CuPy was never imported."""
+    cupy = sys.modules.get("cupy")
+    if cupy is not None:
+        cupy.get_default_memory_pool().free_all_blocks()
+
+
+def cupy_works():
+    """Whether CuPy can run on a CUDA device here."""
+    return _cupy_problem() is None
+
+
 def _cupy_problem():
     """Why CuPy cannot run the statistics (a sentence), or None when it can."""
     try:
@@ -145,7 +169,8 @@ def place(X, xp, *arrays, stream=True, multiple=1, free_bytes=None):
     Parameters
     ----------
     X : ndarray or LazyFeatures of shape (T, d)
-        A host design.
+        A host design, or one built on the device (a CuPy array, used as it is
+        there, and copied to the host for ``xp = numpy``).
     xp : module
         ``numpy`` or ``cupy`` (inside :func:`running_on`).
     *arrays : ndarray or None
@@ -163,6 +188,10 @@ def place(X, xp, *arrays, stream=True, multiple=1, free_bytes=None):
     tuple
         ``(X, *arrays)`` placed.
     """
+    if get_namespace(X) is not np:  # built on the device (from a device store)
+        if xp is np:
+            X = to_numpy(X)
+        return (X, *(None if a is None else xp.asarray(a) for a in arrays))
     if xp is np:
         return (X, *arrays)
     free = free_device_bytes(xp) if free_bytes is None else free_bytes

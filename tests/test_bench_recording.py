@@ -11,13 +11,15 @@ STUDY = Path(__file__).resolve().parents[1] / "studies" / "bench_recording"
 
 
 @pytest.mark.slow
-def test_large_layer_study_records_designs_and_fits_from_disk(tmp_path):
+@pytest.mark.parametrize("store", ["disk", "device"])
+def test_large_layer_study_records_designs_and_fits_from_its_store(tmp_path, store):
     out = tmp_path / "large.json"
     subprocess.run([sys.executable, str(STUDY / "large_layer.py"), "--quick", "--dir", str(tmp_path),
-                    "--out", str(out)], check=True, capture_output=True, timeout=600)
+                    "--store", store, "--out", str(out)], check=True, capture_output=True, timeout=600)
     result = json.loads(out.read_text())
     assert result["rows"] == 200 and result["n_nonzero"] > 0 and result["passes"] >= 3
-    assert result["peak_anonymous_gb"] < result["ram_gb"]
+    assert result["peak_anonymous_gb"] < result["ram_gb"] and result["store"] == store
+    assert (result["disk_read_gbs"] > 0) == (store == "disk")  # NaN: no disk read for a device store
 
 
 @pytest.mark.slow

@@ -272,7 +272,7 @@ def test_flops_plot_needs_the_exported_speedup():
     assert plot_phase_shift(results.assign(speedup_exported=4.0), x="flops").axes[0].get_xlabel().startswith("FLOPs")
 
 
-def test_a_study_recorded_to_disk_gives_the_memory_study_and_refuses_what_does_not_fit(tmp_path):
+def test_a_study_recorded_to_disk_or_the_device_gives_the_memory_study_and_refuses_what_does_not_fit(tmp_path):
     overrides = ["seeds=[0]", "sparsities=[0.9]", "dense_reference=false",
                  'methods=[{"name": "causal"}, {"name": "magnitude"}]']
     memory = run_study(tiny_config().with_overrides(overrides), tmp_path / "memory", progress=None)
@@ -281,6 +281,12 @@ def test_a_study_recorded_to_disk_gives_the_memory_study_and_refuses_what_does_n
     pd.testing.assert_frame_equal(memory.drop(columns=["outputs"]),
                                   disk.drop(columns=["outputs"]))
     assert not (tmp_path / "disk" / "trajectories").exists()  # each round's folder removed
+    on_device = run_study(tiny_config().with_overrides(overrides + ["trajectory_store=device"]),
+                          tmp_path / "device", progress=None)  # the model's device: the CPU here
+    pd.testing.assert_frame_equal(memory.drop(columns=["outputs"]), on_device.drop(columns=["outputs"]))
+    with pytest.raises(MemoryError, match="above the budget"):
+        run_study(tiny_config().with_overrides(overrides + ["trajectory_store=device", "store_budget_gb=1e-6"]),
+                  tmp_path / "device-tight", progress=None)
     tight = disk_config.with_overrides(["store_budget_gb=1e-6", f"store_dir={tmp_path / 'store'}"])
     with pytest.raises(OSError, match="above the budget"):
         run_study(tight, tmp_path / "tight", progress=None)

@@ -57,6 +57,7 @@ support.
 This module works on plain NumPy arrays and never imports torch.
 """
 
+import contextlib
 import operator
 import warnings
 from dataclasses import dataclass, field
@@ -64,7 +65,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._checks import check_choice
-from ..backend import get_namespace
+from ..backend import get_namespace, to_numpy
 from ..exceptions import DegenerateLayerWarning
 
 LOSS_CHANGES = ("same_batch", "consecutive")
@@ -89,7 +90,10 @@ class GrangerDesign:
         Loss changes ``ΔL``.
     X : ndarray of shape (T, n_units * m)
         Features of the unrestricted model (scaled as ``scale`` says); column
-        ``u * m + i`` is feature type ``feature_kinds[i]`` of unit ``u``.
+        ``u * m + i`` is feature type ``feature_kinds[i]`` of unit ``u``.  A
+        CuPy array when built from the steps of a
+        :class:`~granger_prune.record.DeviceTrajectory` on a GPU (everything
+        else of the design is on the host).
     Z : ndarray of shape (T, k)
         Regressors of the restricted model, named by ``restricted_names``.
     restricted_names : tuple of str
@@ -253,12 +257,16 @@ class GrangerDesign:
             raise ValueError("a lazy design's X cannot be cut to rows or projected off lagged "
                              "losses without a copy of X: build the design in memory or to a file "
                              "(out=), or without lags")
-        if rows is not None:
-            X, y, Z = X[rows], y[rows], Z[rows]
-        if intercept_only:
-            return X, y, self.fit_intercept
-        Q, _ = np.linalg.qr(Z)
-        return X - Q @ (Q.T @ X), y - Q @ (Q.T @ y), False
+        xp = get_namespace(X)  # a design built from a device store is on the device
+        with contextlib.nullcontext() if xp is np else X.device:
+            if rows is not None:
+                rows = np.asarray(rows)
+                X, y, Z = X[xp.asarray(rows)], y[rows], Z[rows]
+            if intercept_only:
+                return X, y, self.fit_intercept
+            Q, _ = np.linalg.qr(Z)
+            on_X = xp.asarray(Q)
+            return X - on_X @ (on_X.T @ X), y - Q @ (Q.T @ y), False
 
 
 def loss_changes(loss_before, loss_after, loss_change="same_batch"):
@@ -341,7 +349,7 @@ def current_and_previous(steps, first, rows, lagged, eta=None):
     (n_steps,)) when given.  Slices of ``steps`` (or of its division); ``Δθ^{t-1}`` is
     None unless ``lagged``."""
     if eta is not None:
-        steps = steps / eta[first:first + len(steps), None]
+        steps = steps / get_namespace(steps).asarray(eta[first:first + len(steps), None])
     start = int(rows[0]) - first
     current = steps[start:start + len(rows)]
     previous = steps[start - 1:start - 1 + len(rows)] if lagged else None
@@ -545,13 +553,16 @@ def granger_design(trajectory, tensors=None, *, features="vanilla", lags=0, aliv
         if out is not None or groups is not None:
             raise ValueError("lazy=True keeps no copy of X and has one unit per parameter: "
                              f"it takes neither out= (got {out!r}) nor groups=")
+        if _on_cuda(trajectory):
+            raise ValueError("lazy=True reads a store on the host; this trajectory's steps are on "
+                             "the device, where the design is built whole: use lazy=False")
         X, sq_steps, n_params, column_scale = _lazy_features(trajectory, names, unit_map, kinds, rows,
                                                              eta, scale, moved)
     elif out is None:
-        X, sq_steps, n_params = _unit_features(trajectory, names, unit_map, n_units, kinds, rows, eta,
-                                               moved)
+        X, sq_steps, n_params = _in_memory_features(trajectory, names, unit_map, n_units, kinds, rows,
+                                                    eta, moved)
         column_scale = _column_scale(X, scale)
-        X /= column_scale
+        X /= get_namespace(X).asarray(column_scale)
     else:
         X, sq_steps, n_params, column_scale = _unit_features_to_file(
             out, trajectory, names, unit_map, n_units, kinds, rows, eta, scale, moved)
@@ -579,6 +590,32 @@ def _warn_unmoved(names, unit_map, moved, n_rows):
                 "against any of its parameters", DegenerateLayerWarning, stacklevel=3)
 
 
+def _on_cuda(trajectory):
+    """Whether a store keeps its steps on a CUDA device (a DeviceTrajectory there)."""
+    return getattr(getattr(trajectory, "device", None), "type", None) == "cuda"
+
+
+def _in_memory_features(trajectory, names, unit_map, n_units, kinds, rows, eta, moved):
+    """:func:`_unit_features`; for a store whose steps are CuPy arrays, on their device, a
+    block of rows at a time (:data:`DESIGN_BLOCK_ENTRIES`), so that the float64
+    temporaries of the features stay small beside ``X``."""
+    steps = trajectory.deltas(names[0]) if _on_cuda(trajectory) else None
+    xp = get_namespace(steps)
+    if xp is np:  # a host store (or a CUDA one without CuPy, whose reads are host copies)
+        return _unit_features(trajectory, names, unit_map, n_units, kinds, rows, eta, moved)
+    d = n_units * len(kinds)
+    step = max(1, DESIGN_BLOCK_ENTRIES // max(d, 1))
+    sq_steps, n_params = np.zeros(len(rows)), 0
+    with steps.device:  # every array on the steps' device (a model on cuda:N)
+        X = xp.empty((len(rows), d))
+        for start in range(0, len(rows), step):
+            block, sq, n_params = _unit_features(trajectory, names, unit_map, n_units, kinds,
+                                                 rows[start:start + step], eta, moved)
+            X[start:start + block.shape[0]] = block
+            sq_steps[start:start + block.shape[0]] = sq
+    return X, sq_steps, n_params
+
+
 def _unit_features(trajectory, names, unit_map, n_units, kinds, rows, eta, moved=None):
     """``X`` (len(rows), n_units * m) in float64 for the design rows ``rows`` (consecutive),
     the sum over parameters of ``(Δθ^t)²`` per row, and the number of parameters; the names
@@ -588,19 +625,23 @@ def _unit_features(trajectory, names, unit_map, n_units, kinds, rows, eta, moved
     """
     lagged = needs_previous(kinds)
     first, stop = step_window(rows, lagged)
-    X = np.zeros((len(rows), n_units, len(kinds)))
+    X = None  # in the namespace of the steps: on the device for a device store
     sq_steps, n_params = np.zeros(len(rows)), 0
     for name in names:
         unit = unit_map[name]
         idx = np.flatnonzero(unit >= 0)
         if idx.size == 0:
             continue
-        delta = np.asarray(trajectory.deltas(name)[first:stop])
+        delta = trajectory.deltas(name)[first:stop]
+        xp = get_namespace(delta)
+        delta = xp.asarray(delta)
+        if X is None:
+            X = xp.zeros((len(rows), n_units, len(kinds)))
         if idx.size < delta.shape[1]:  # a gather only when some parameters are left out
-            delta = delta[:, idx]
+            delta = delta[:, xp.asarray(idx)]
         current, previous = current_and_previous(delta, first, rows, lagged, eta)
         add_unit_features(X, current, previous, unit[idx], kinds)
-        row_sq = np.einsum("ij,ij->i", current, current, dtype=np.float64)
+        row_sq = to_numpy(xp.einsum("ij,ij->i", current, current, dtype=xp.float64))
         sq_steps += row_sq
         n_params += idx.size
         if moved is not None and np.any(row_sq > 0):
@@ -620,6 +661,7 @@ def _unit_features_to_file(path, trajectory, names, unit_map, n_units, kinds, ro
     for start in range(0, len(rows), step):
         block, sq, n_params = _unit_features(trajectory, names, unit_map, n_units, kinds,
                                              rows[start:start + step], eta, moved)
+        block = to_numpy(block)  # from a device store
         X[start:start + block.shape[0]] = block
         sq_steps[start:start + block.shape[0]] = sq
         if scale != "raw":
@@ -770,10 +812,18 @@ def _flat_groups(groups, name, shape):
 
 
 def _column_scale(X, scale):
+    """The host column scale (d,) of ``scale`` for an in-memory ``X``; on the device from
+    the columns' sums of squares a block of rows at a time (no squared copy of X)."""
     d = X.shape[1]
     if scale == "raw":
         return np.ones(d)
-    return _scale_from_mean_squares(np.mean(X * X) if scale == "layer" else np.mean(X * X, axis=0), d)
+    xp = get_namespace(X)
+    if xp is np:
+        return _scale_from_mean_squares(np.mean(X * X) if scale == "layer" else np.mean(X * X, axis=0), d)
+    step = max(1, DESIGN_BLOCK_ENTRIES // max(d, 1))
+    with X.device:
+        col_sq = sum(xp.einsum("ij,ij->j", X[a:a + step], X[a:a + step]) for a in range(0, X.shape[0], step))
+        return _scale_from_column_sq(to_numpy(col_sq), X.shape[0], scale)
 
 
 def _scale_from_column_sq(col_sq, n_rows, scale):

@@ -65,6 +65,11 @@ class DesignSpec(OptionSet):
         return n_design_rows(n_steps, self.features, self.lags, self.loss_change)
 
     @property
+    def features_per_parameter(self):
+        """Columns of ``X`` per unit of one parameter: 1 for ``"vanilla"``, 3 for ``"momentum"``."""
+        return len(FEATURE_SETS[self.features])
+
+    @property
     def n_regressors(self):
         """Columns of the unrestricted regression of one unit: ``Z``'s and the unit's features."""
-        return self.lags + (self.restricted == "intercept") + len(FEATURE_SETS[self.features])
+        return self.lags + (self.restricted == "intercept") + self.features_per_parameter

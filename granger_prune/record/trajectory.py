@@ -98,9 +98,10 @@ class Trajectory(ABC):
             raise ValueError(f"deltas lacks recorded tensors {sorted(missing)}")
         blocks = {}
         for name, size in self.sizes().items():
-            block = np.asarray(deltas[name], dtype=np.float32)
-            if block.size != n * size:
-                raise ValueError(f"deltas[{name!r}] has {block.size // max(n, 1)} entries per "
+            block = self._as_rows(deltas[name])
+            entries = int(np.prod(block.shape))
+            if entries != n * size:
+                raise ValueError(f"deltas[{name!r}] has {entries // max(n, 1)} entries per "
                                  f"step, expected {size}")
             blocks[name] = block.reshape(n, size)
         if step_sizes is None or np.isscalar(step_sizes):
@@ -110,6 +111,11 @@ class Trajectory(ABC):
                                        (n,)) for name in self.shapes}
         norms = np.full(n, np.nan) if grad_norms is None else np.asarray(grad_norms, np.float64)
         return loss_before, loss_after, blocks, rates, norms.reshape(n)
+
+    @staticmethod
+    def _as_rows(block):
+        """A block of steps as the store takes it (float32 NumPy here)."""
+        return np.asarray(block, dtype=np.float32)
 
     @abstractmethod
     def _store_block(self, loss_before, loss_after, deltas, step_sizes, grad_norms):

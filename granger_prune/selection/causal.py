@@ -22,7 +22,7 @@ import pandas as pd
 
 from .._progress import progress
 from ..design import DesignSpec
-from ..placement import statistics_device
+from ..placement import running_on, statistics_device, steps_device
 from .causal_rules import CausalRule, Problem, Rank
 from .keep import check_density, problems
 from .result import Selection
@@ -66,11 +66,14 @@ def select_causal(trajectory, alive, *, design=DesignSpec(), rule=Rank(), densit
         kept or pruned whole.  None: every parameter is a unit.
     device : None, "cpu", "cuda" or "cuda:N"
         Where the lasso fits and the OLS/HAC tests run.  The designs are built
-        on the host from the trajectory; on a CUDA device (with CuPy installed)
-        each problem's design is copied there whole when it fits, else streamed
-        a block of columns at a time (:mod:`granger_prune.placement`).  Without
-        CuPy a CUDA device warns and everything runs on the host.  The ridge fit
-        and the marginal scores run on the host.
+        on the host from a host trajectory; on a CUDA device (with CuPy
+        installed) each problem's design is copied there whole when it fits,
+        else streamed a block of columns at a time
+        (:mod:`granger_prune.placement`).  A
+        :class:`~granger_prune.record.DeviceTrajectory` on a GPU sets the
+        device itself: its designs are built there and everything runs there.
+        Without CuPy a CUDA device warns and everything runs on the host.  The
+        ridge fit runs on the host.
 
     Returns
     -------
@@ -95,31 +98,32 @@ def select_causal(trajectory, alive, *, design=DesignSpec(), rule=Rank(), densit
         if density is None:
             raise ValueError("the rank rule needs density, the fraction of units to keep")
         check_density(density)
-    device = statistics_device(device)
+    device = statistics_device(steps_device(trajectory) or device)
     masks, scores, pvalue, rows = {}, {}, {}, []
-    for tensors in progress(problems(list(alive), scope, groups), desc="causal selection",
-                            unit="problem"):
-        if not any(np.any(alive[n]) for n in tensors):  # the zero rule may empty a layer
-            masks.update({n: np.zeros_like(alive[n], dtype=bool) for n in tensors})
-            scores.update({n: np.zeros(np.shape(alive[n])) for n in tensors})
-            pvalue.update({n: np.ones(np.shape(alive[n])) for n in tensors})
-            continue
-        problem_design = design.build(trajectory, tensors, alive=alive, groups=groups)
-        decision = rule.decide(problem_design, _problem(problem_design, tensors, alive, density,
-                                                         weights, groups, rule, device))
-        tensor_masks = problem_design.to_tensors(decision.keep, fill=False)
-        masks.update(tensor_masks)
-        scores.update(problem_design.to_tensors(decision.score))
-        if decision.pvalue is not None:
-            pvalue.update(problem_design.to_tensors(decision.pvalue, fill=1.0))
-        row = dict(decision.row)
-        kept_by_tiebreak = row.pop("kept_by_tiebreak")
-        rows.append(dict(
-            tensors=",".join(tensors), n_steps=problem_design.n_steps, n_units=problem_design.n_units,
-            n_features=problem_design.n_features, **row,
-            kept=sum(int(np.count_nonzero(m)) for m in tensor_masks.values()),
-            kept_units=int(decision.keep.sum()), kept_by_tiebreak=kept_by_tiebreak,
-        ))
+    with running_on(device):  # the current device: where a device store's design is built
+        for tensors in progress(problems(list(alive), scope, groups), desc="causal selection",
+                                unit="problem"):
+            if not any(np.any(alive[n]) for n in tensors):  # the zero rule may empty a layer
+                masks.update({n: np.zeros_like(alive[n], dtype=bool) for n in tensors})
+                scores.update({n: np.zeros(np.shape(alive[n])) for n in tensors})
+                pvalue.update({n: np.ones(np.shape(alive[n])) for n in tensors})
+                continue
+            problem_design = design.build(trajectory, tensors, alive=alive, groups=groups)
+            decision = rule.decide(problem_design, _problem(problem_design, tensors, alive, density,
+                                                             weights, groups, rule, device))
+            tensor_masks = problem_design.to_tensors(decision.keep, fill=False)
+            masks.update(tensor_masks)
+            scores.update(problem_design.to_tensors(decision.score))
+            if decision.pvalue is not None:
+                pvalue.update(problem_design.to_tensors(decision.pvalue, fill=1.0))
+            row = dict(decision.row)
+            kept_by_tiebreak = row.pop("kept_by_tiebreak")
+            rows.append(dict(
+                tensors=",".join(tensors), n_steps=problem_design.n_steps, n_units=problem_design.n_units,
+                n_features=problem_design.n_features, **row,
+                kept=sum(int(np.count_nonzero(m)) for m in tensor_masks.values()),
+                kept_units=int(decision.keep.sum()), kept_by_tiebreak=kept_by_tiebreak,
+            ))
     return Selection(masks=masks, diagnostics=pd.DataFrame(rows), scores=scores,
                      pvalue=pvalue if rule.tests else None)
 

@@ -44,6 +44,7 @@ import numpy as np
 
 from .._checks import check_choice
 from .._options import OptionSet, check_number
+from ..backend import get_namespace, to_numpy
 from ..design import MIN_ROWS
 from ..exceptions import SupportLimitWarning
 from ..lasso import CausalLasso, alpha_max
@@ -231,6 +232,7 @@ def fit_ridge(design, data, alpha_ratio, column_sd=None):
     from sklearn.linear_model import Ridge
 
     X, y, fit_intercept = data
+    X = to_numpy(X)  # scikit-learn's solver: a design on the device is copied to the host
     T, d = X.shape
     if column_sd is not None:
         X = X / column_sd
@@ -300,7 +302,8 @@ class Rank(CausalRule):
                        dual_gap=np.nan, n_iter=0)
             reported = primary
         else:
-            column_sd = unit_sd_scale(data[0], np) if self.score == "standardised" else None
+            column_sd = (to_numpy(unit_sd_scale(data[0], get_namespace(data[0])))
+                         if self.score == "standardised" else None)
             if self.fit == "ridge":
                 gamma, row = fit_ridge(design, data, self.alpha_ratio, column_sd)
             else:

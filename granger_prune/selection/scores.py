@@ -20,11 +20,13 @@ a rank rule can order units by (``d`` columns, ``T`` rows, ``m`` columns per uni
 
 Each score is an ndarray of shape ``(n_units,)``; larger is more important.
 
-This module works on plain NumPy arrays and never imports torch.
+This module works on NumPy arrays (a design's ``X`` may be on the device: what
+is computed from it there comes back as NumPy) and never imports torch.
 """
 
 import numpy as np
 
+from ..backend import get_namespace, to_numpy
 from ..lasso._operator import over_columns
 
 SCORES = ("gamma", "standardised", "loss_share", "marginal")
@@ -36,7 +38,7 @@ def column_covariances(data):
     X, y, fit_intercept = data
     if fit_intercept:
         y = y - y.mean()
-    return X.T @ y / X.shape[0]
+    return to_numpy(X.T @ get_namespace(X).asarray(y)) / X.shape[0]  # X on the device: there
 
 
 def marginal_scores(design, data):
@@ -46,7 +48,8 @@ def marginal_scores(design, data):
 
 def loss_share_scores(design, gamma):
     """``|Σ_{j∈u} γ_j · mean_t X[t, j]|`` per unit; ``gamma`` of shape (d,) on the design's scale."""
-    means = over_columns(design.X, lambda block: block.mean(axis=0, dtype=np.float64), np)  # lazy X too
+    means = to_numpy(over_columns(design.X, lambda block: block.mean(axis=0, dtype=np.float64),
+                                  get_namespace(design.X)))  # a lazy or a device X too
     share = np.asarray(gamma, dtype=np.float64) * means
     return np.abs(share.reshape(design.n_units, -1).sum(axis=1))
 

@@ -17,6 +17,7 @@ restricted residuals, and one warning says when they are bad.
 
 import numpy as np
 
+from ..backend import get_namespace, to_numpy
 from ..lasso._operator import is_blocked
 from ..placement import place, running_on, statistics_device
 from .inference import granger_tests, warn_if_untrustworthy
@@ -70,6 +71,9 @@ def granger_f_tests(design, units=None, rows=None, *, inference="ols", factors=N
                          "inference='ols' or 'hac', on all rows, without factors: a prewhitened, "
                          "factor-adjusted or row-cut X is a new copy of it; build the design in "
                          "memory or to a file (out=) for those")
+    on_host = inference == "prewhiten" or factors is not None
+    if on_host:
+        X = to_numpy(X)  # a design built on the device is copied back for these
     # what the factors are taken from: every unit's steps, and the recorded summaries
     source, summaries = None, None
     if factors is not None:
@@ -78,15 +82,15 @@ def granger_f_tests(design, units=None, rows=None, *, inference="ols", factors=N
                      if design.summaries else np.zeros((design.n_steps, 0)))
     if units is not None:
         units = _indices(units, design.n_units, "units")
-        X = X[:, (units[:, None] * m + np.arange(m)).ravel()]
+        if not np.array_equal(units, np.arange(design.n_units)):  # all units: no copy of X
+            X = X[:, get_namespace(X).asarray((units[:, None] * m + np.arange(m)).ravel())]
     if rows is not None:
         rows = _indices(rows, design.n_steps, "rows")
-        X, y, Z = X[rows], y[rows], Z[rows]
+        X, y, Z = X[get_namespace(X).asarray(rows)], y[rows], Z[rows]
         if factors is not None:
             source, summaries = source[rows], summaries[rows]
     n_units = X.shape[1] // m
     groups = None if m == 1 else np.repeat(np.arange(n_units), m)
-    on_host = inference == "prewhiten" or factors is not None
     with running_on(None if on_host else statistics_device(device)) as xp:
         X, y, Z = place(X, xp, y, Z, multiple=m)
         result = granger_tests(y, X, Z, groups=groups, inference=inference, factors=factors,

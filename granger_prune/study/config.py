@@ -80,12 +80,16 @@ class StudyConfig:
         present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``
         (:func:`granger_prune.training.resolve_device`).  CPU runs are
         bit-identical for a seed; GPU kernels are not deterministic by default.
-    trajectory_store : {"memory", "disk"}
-        Where each pruning round's trajectory is recorded: in memory (default) or
-        in a :class:`~granger_prune.record.DiskTrajectory` under ``store_dir``
-        (default: ``trajectories/`` in the run folder), removed after the round's
-        selection.  With ``"disk"`` a round that would exceed ``store_budget_gb``
-        or the free disk is refused before any training.
+    trajectory_store : {"memory", "disk", "device"}
+        Where each pruning round's trajectory is recorded: in host memory
+        (default); in a :class:`~granger_prune.record.DiskTrajectory` under
+        ``store_dir`` (default: ``trajectories/`` in the run folder), removed
+        after the round's selection; or on the model's device, a
+        :class:`~granger_prune.record.DeviceTrajectory` (on a GPU the steps never
+        reach the host and the design is built there).  With ``"disk"`` a round
+        that would exceed ``store_budget_gb`` or the free disk, with ``"device"``
+        one that would exceed ``store_budget_gb`` or its share of the device's
+        free memory, is refused before any training.
     store_dir : str, optional
     store_budget_gb : float, optional
     store_dtype : {"float32", "bfloat16"}
@@ -152,8 +156,11 @@ class StudyConfig:
             raise ValueError(f"validation_seed must be an integer, got {self.validation_seed!r}")
         if self.compare_to is not None and self.compare_to not in labels:
             raise ValueError(f"compare_to must be one of the labels {labels}, got {self.compare_to!r}")
-        check_choice("trajectory_store", self.trajectory_store, ("memory", "disk"))
+        check_choice("trajectory_store", self.trajectory_store, ("memory", "disk", "device"))
         check_choice("store_dtype", self.store_dtype, tuple(STEP_DTYPES))
+        if self.trajectory_store == "device" and self.store_dtype != "float32":
+            raise ValueError(f"store_dtype={self.store_dtype!r} is how a disk store keeps the steps; "
+                             "trajectory_store='device' keeps them in float32")
         if self.store_dir is not None and not isinstance(self.store_dir, str):
             raise ValueError(f"store_dir must be a path string, got {self.store_dir!r}")
         if self.store_budget_gb is not None and (

@@ -53,6 +53,7 @@ from ..network.pruning import prunable_parameters
 from .._options import format_value
 from ..network.saved import save_pruned_model
 from ..training.algorithm import minibatches, post_train, pretrain, prune_and_retrain
+from ..record.device import DeviceStore
 from ..record.disk import DiskStore
 from ..training.resume import set_torch_random_state, torch_random_state
 from ..training.task import resolve_device
@@ -198,8 +199,12 @@ def _run_grid(config, progress, started, folder):
     out = folder.path
     device = resolve_device(config.device)
     store = None
-    if config.trajectory_store == "disk":
-        budget = None if config.store_budget_gb is None else int(config.store_budget_gb * 1e9)
+    budget = None if config.store_budget_gb is None else int(config.store_budget_gb * 1e9)
+    if config.trajectory_store == "device":
+        store = DeviceStore(device, budget, features_per_parameter=max(
+            (method.design.features_per_parameter for method in config.methods
+             if getattr(method, "design", None) is not None), default=1))
+    elif config.trajectory_store == "disk":
         root = Path(config.store_dir) if config.store_dir else out / "trajectories"
         if root == out / "trajectories":
             shutil.rmtree(root, ignore_errors=True)  # rounds a killed attempt left
@@ -236,7 +241,7 @@ def _run_grid(config, progress, started, folder):
                     cell = _run_cell(config, data, model, state, method, sparsity, seed, store,
                                      example, folder, name)
             report(cell)
-    if store is not None and store.root == out / "trajectories" and store.root.exists():
+    if isinstance(store, DiskStore) and store.root == out / "trajectories" and store.root.exists():
         shutil.rmtree(store.root)  # every round's folder was removed after its selection
     return cells
 

@@ -28,6 +28,7 @@ from ..selection.keep import density_schedule
 from ..network.structure import pruning_units
 from .._checks import check_choice
 from .._progress import progress
+from ..placement import release_device_memory
 from ..record.recorder import TrajectoryRecorder, optimizer_step
 from .resume import RoundState
 from .optim import PHASES, OptimizerSpec, build_phase, mixed_precision
@@ -249,10 +250,10 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
     objective : Objective
         The training loss and the reported metric (cross-entropy and accuracy
         by default; ``Objective("mse", "mse")`` for regression).
-    store : granger_prune.record.DiskStore, optional
-        Record each round's trajectory to disk (a round that would not fit the
-        store's budget or free disk is refused before any training); in memory
-        by default.
+    store : granger_prune.record.DiskStore or DeviceStore, optional
+        Record each round's trajectory to disk, or keep it on the model's device
+        (a round that would not fit the store's budget, free disk or device
+        memory is refused before any training); in host memory by default.
     checkpoint : object, optional
         Where the state between rounds is kept, to continue after a crash: its
         ``load()`` returns the last saved
@@ -321,6 +322,8 @@ def prune_and_retrain(model, data, method, sparsity, *, schedule, sgd, seed, pre
         selection = method.select(alive, density, inputs)
         if store is not None and recorder is not None:
             store.release(inputs.trajectory)
+        if device.type == "cuda":
+            release_device_memory()  # CuPy's unused blocks, for the next round's training
         alive = selection.masks
         if len(selection.diagnostics):
             diagnostics.append(selection.diagnostics.assign(round=round_index))

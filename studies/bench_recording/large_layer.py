@@ -6,6 +6,7 @@ and the lasso fitted from the file (see README.md).
     python studies/bench_recording/large_layer.py --dtype bfloat16   # steps stored in bfloat16
     python studies/bench_recording/large_layer.py --d 10000000 --dtype bfloat16 --lazy  # no design copy
     python studies/bench_recording/large_layer.py --d 10000000 --device cuda  # trained and fitted on a GPU
+    python studies/bench_recording/large_layer.py --d 4000000 --device cuda --store device  # never on the host
 
 One ``nn.Linear(n_in, d / n_in, bias=False)`` layer (``d`` weights) is trained by SGD
 (momentum 0.9) on a random regression task for ``T`` steps, recorded into a
@@ -25,7 +26,11 @@ store's bytes and the disk's bandwidth is measured on the store's file.  With
 buffer), and the lasso is fitted there (CuPy): the design copied to the device whole
 when it fits in half its free memory, else streamed a block of columns per pass
 (:mod:`granger_prune.placement`); the copy's time and the peak device memory are
-reported.  Writes JSON next to this file.
+reported.  With ``--store device`` the steps stay in a
+:class:`~granger_prune.record.DeviceTrajectory` on the layer's device instead of
+going to disk: the design is built there from them (float64, in memory), the steps
+are then freed, and the lasso is fitted from the device design; there is no disk
+read to compare with.  Writes JSON next to this file.
 """
 
 import argparse
@@ -111,8 +116,14 @@ def main(argv=None):
                         help="no design file: X computed from the store on every pass")
     parser.add_argument("--device", default="cpu", help="cpu or cuda: where the layer trains and "
                         "the lasso is fitted (default cpu)")
+    parser.add_argument("--store", default="disk", choices=["disk", "device"],
+                        help="where the steps are recorded: the disk store (default) or the "
+                        "layer's device (DeviceTrajectory; no --lazy or --dtype)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    if args.store == "device" and (args.lazy or args.dtype != "float32"):
+        parser.error("--store device keeps float32 steps and builds the design in memory: "
+                     "no --lazy or --dtype")
     if args.quick:
         args.d, args.T, args.n_in = 200_000, 200, 500
     import tempfile
@@ -124,7 +135,8 @@ def main(argv=None):
     from granger_prune.design import granger_design
     from granger_prune.lasso.problem import Problem
     from granger_prune.placement import place, running_on
-    from granger_prune.record import DiskTrajectory, TrajectoryRecorder, trajectory_bytes
+    from granger_prune.record import (DeviceTrajectory, DiskTrajectory, TrajectoryRecorder,
+                                      trajectory_bytes)
 
     torch.set_num_threads(2)
     memory = PeakMemory()
@@ -135,8 +147,9 @@ def main(argv=None):
     model = nn.Linear(args.n_in, n_out, bias=False).to(device)
     teacher = (torch.randn(n_out, args.n_in) / np.sqrt(args.n_in)).to(device)
     params = {"weight": model.weight}
-    store = DiskTrajectory(folder / "trajectory", {"weight": tuple(model.weight.shape)},
-                           expected_steps=args.T, dtype=args.dtype)
+    shapes = {"weight": tuple(model.weight.shape)}
+    store = (DeviceTrajectory(shapes, device, capacity=args.T) if args.store == "device" else
+             DiskTrajectory(folder / "trajectory", shapes, expected_steps=args.T, dtype=args.dtype))
     recorder = TrajectoryRecorder(model, params, trajectory=store)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     g = torch.Generator().manual_seed(1)
@@ -153,19 +166,32 @@ def main(argv=None):
           f"{record_s:.1f} s", file=sys.stderr, flush=True)
 
     start = time.perf_counter()
-    stored = DiskTrajectory.open(folder / "trajectory")
-    design = (granger_design(stored, lazy=True) if args.lazy else
-              granger_design(stored, out=folder / "X.npy"))
+    if args.store == "device":
+        design = granger_design(store)
+        if device.type == "cuda":
+            import cupy
+
+            cupy.cuda.Device().synchronize()
+    else:
+        stored = DiskTrajectory.open(folder / "trajectory")
+        design = (granger_design(stored, lazy=True) if args.lazy else
+                  granger_design(stored, out=folder / "X.npy"))
     design_s = time.perf_counter() - start
     design_peak = memory.phase()
     X, y = design.X, design.y
     print(f"design {X.shape} {'summarised' if args.lazy else 'written'} in {design_s:.1f} s",
           file=sys.stderr, flush=True)
-    read_files = sorted((folder / "trajectory").rglob("*.npy")) if args.lazy else [folder / "X.npy"]
-    read_files = [max(read_files, key=lambda f: f.stat().st_size)]  # the steps (or the design)
-    disk_gbs = cold_read_gbs(read_files[0])
-    drop_from_cache(read_files[0])
+    disk_gbs = float("nan")
+    if args.store == "disk":
+        read_files = sorted((folder / "trajectory").rglob("*.npy")) if args.lazy else [folder / "X.npy"]
+        read_files = [max(read_files, key=lambda f: f.stat().st_size)]  # the steps (or the design)
+        disk_gbs = cold_read_gbs(read_files[0])
+        drop_from_cache(read_files[0])
+    else:
+        store.clear()  # the design holds what the fit needs
     del model, optimizer, recorder  # the device memory training held, for the fit
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     with running_on(None if device.type == "cpu" else str(device)) as xp:
         start = time.perf_counter()
         X_fit, y_fit = place(X, xp, y)  # the same arrays on the host
@@ -182,10 +208,10 @@ def main(argv=None):
         passes = int(model_fit.n_passes_) + problem.design.n_passes  # and alpha_max's passes
         del X_fit, y_fit, problem
     fit_peak = memory.phase()
-    x_bytes = X.size * 4
+    x_bytes = int(np.prod(X.shape)) * np.dtype(X.dtype).itemsize  # float32, or float64 on the device
     read_bytes = store_bytes if args.lazy else x_bytes  # what one pass reads
     result = dict(
-        d=args.d, T=args.T, store_dtype=args.dtype, lazy=args.lazy, rows=int(X.shape[0]),
+        d=args.d, T=args.T, store=args.store, store_dtype=args.dtype, lazy=args.lazy, rows=int(X.shape[0]),
         device=str(device), fit_design=placed, place_s=place_s, record_device_gb=record_device_gb,
         fit_device_pool_gb=fit_device_gb,
         store_gb=store_bytes / 1e9, design_gb=0.0 if args.lazy else x_bytes / 1e9,
@@ -201,6 +227,7 @@ def main(argv=None):
                        if args.quick else HERE / ("results-large-layer" +
                                                   ("" if args.dtype == "float32" else f"-{args.dtype}") +
                                                   ("-lazy" if args.lazy else "") +
+                                                  ("-device-store" if args.store == "device" else "") +
                                                   ("" if args.device == "cpu" else "-cuda") + ".json"))
     out.write_text(json.dumps(result, indent=1))
     if not args.keep:
