@@ -11,6 +11,7 @@ from torch import nn
 from granger_prune.exceptions import GrangerPruneWarning
 from granger_prune.record import (DiskTrajectory, InMemoryTrajectory, TrajectoryRecorder,
                                   check_room, optimizer_step, trajectory_bytes)
+from granger_prune.record import disk as disk_module
 
 SHAPES = {"0.weight": (4, 3), "layer/1": (5,)}
 
@@ -318,3 +319,43 @@ def test_a_bfloat16_store_keeps_the_rounded_steps_in_half_the_bytes(tmp_path, mo
                                rtol=np.finfo(np.float32).eps, atol=0)
     with pytest.raises(ValueError, match="dtype must be one of"):
         DiskTrajectory(tmp_path / "other", SHAPES, dtype="float16")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("readahead_off, threads", [(True, 1), (True, 3), (False, 1)],
+                         ids=["preadv", "preadv-3-threads", "memory-map"])
+def test_a_block_of_columns_is_read_as_the_memory_map_gives_it(tmp_path, monkeypatch, dtype,
+                                                                 readahead_off, threads):
+    """``read_steps`` (positioned reads with readahead off, by one or several threads, or
+    the memory map where the system lacks them) gives exactly the memory map's rows and
+    columns, as new writable float32 arrays."""
+    monkeypatch.setattr(disk_module, "READS_WITHOUT_READAHEAD",
+                        readahead_off and disk_module.READS_WITHOUT_READAHEAD)
+    monkeypatch.setattr(disk_module, "READ_THREADS", threads)
+    monkeypatch.setattr(disk_module, "SPAN_GAP_BYTES", 8)  # indices 3 apart: separate runs
+    rng = np.random.default_rng(0)
+    traj = DiskTrajectory(tmp_path / "t", {"a": (3, 5), "b": (7,)}, dtype=dtype)
+    for _ in range(3):
+        traj.append_block(rng.normal(size=4), rng.normal(size=4),
+                          {"a": rng.normal(size=(4, 15)) * 1e-6, "b": rng.normal(size=(4, 7))})
+    reference = np.asarray(traj.deltas("a")[:], dtype=np.float32)
+    for first, stop, columns in [(0, 12, slice(None)), (2, 9, slice(4, 11)), (5, 6, slice(14, 15)),
+                                 (1, 12, np.array([0, 3, 4, 13])), (3, 3, slice(2, 5)),
+                                 (0, 12, np.array([0, 14])),  # scattered: the memory map
+                                 (0, 20, slice(0, 15, 2)), (0, 12, np.array([], dtype=np.int64))]:
+        block = traj.read_steps("a", first, stop, columns)
+        assert block.dtype == np.float32 and block.flags.writeable
+        np.testing.assert_array_equal(block, reference[first:stop, columns])
+    np.testing.assert_array_equal(traj.read_steps("b", 0, 12, slice(1, 6)),
+                                  np.asarray(traj.deltas("b")[:, 1:6], dtype=np.float32))
+
+
+def test_sorted_indices_make_runs_of_near_neighbours_laid_side_by_side():
+    index = np.array([2, 3, 5, 9, 10, 30, 30, 31])
+    starts, ends, placed = disk_module._index_runs(index, gap=2)
+    np.testing.assert_array_equal(starts, [2, 9, 30])
+    np.testing.assert_array_equal(ends, [6, 11, 32])
+    laid = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)])
+    np.testing.assert_array_equal(laid[placed], index)  # every index found where it lies
+    starts, ends, placed = disk_module._index_runs(np.array([7]), gap=0)
+    assert list(starts) == [7] and list(ends) == [8] and list(placed) == [0]
