@@ -350,12 +350,12 @@ def test_a_block_of_columns_is_read_as_the_memory_map_gives_it(tmp_path, monkeyp
                                   np.asarray(traj.deltas("b")[:, 1:6], dtype=np.float32))
 
 
-def test_sorted_indices_make_runs_of_near_neighbours_laid_side_by_side():
-    index = np.array([2, 3, 5, 9, 10, 30, 30, 31])
-    starts, ends, placed = disk_module._index_runs(index, gap=2)
-    np.testing.assert_array_equal(starts, [2, 9, 30])
-    np.testing.assert_array_equal(ends, [6, 11, 32])
-    laid = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)])
-    np.testing.assert_array_equal(laid[placed], index)  # every index found where it lies
-    starts, ends, placed = disk_module._index_runs(np.array([7]), gap=0)
-    assert list(starts) == [7] and list(ends) == [8] and list(placed) == [0]
+def test_sorted_indices_are_read_as_pieces_of_near_neighbours():
+    index = np.array([2, 3, 5, 9, 10, 30, 30, 31, 40])
+    pieces = disk_module._index_pieces(index, gap=2, longest=8)
+    assert [(start, stop) for start, stop, _, _ in pieces] == [(2, 6), (9, 11), (30, 32), (40, 41)]
+    for start, stop, members, within in pieces:  # every index found where it lies in its piece
+        np.testing.assert_array_equal(np.arange(start, stop)[within], index[members])
+    assert sum(len(index[m]) for _, _, m, _ in pieces) == index.size
+    cut = disk_module._index_pieces(np.arange(0, 20, 2), gap=2, longest=8)  # one run, cut in 3
+    assert [(start, stop) for start, stop, _, _ in cut] == [(0, 7), (8, 15), (16, 19)]
