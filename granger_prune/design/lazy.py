@@ -233,7 +233,7 @@ class LazyFeatures:
         entries = idx[local]
         consecutive = entries.size and entries[-1] - entries[0] == entries.size - 1
         columns = slice(int(entries[0]), int(entries[-1]) + 1) if consecutive else entries
-        steps = read_steps(self.trajectory, name, first, stop, columns)
+        steps = self.trajectory.read_steps(name, first, stop, columns)
         if self._fast and not exact:
             return np.multiply(steps, steps, out=steps)
         T, n, m = self.shape[0], entries.size, self.m
@@ -264,19 +264,3 @@ def in_order(calls, helpers=HELPER_THREADS):
             yield pending.popleft().result()
     finally:  # also when the caller stops early: what is not started is not computed
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def read_steps(trajectory, name, first, stop, columns):
-    """Rows ``first:stop`` of ``columns`` (a slice, or sorted indices: a gather in row
-    order) of the stored steps of tensor ``name``, as a new writable float32 array.  A
-    store's own ``read_steps`` reads them if it has one (a disk store, without the
-    memory map's readahead); an ndarray (a memory map) is copied; an array-like that
-    decodes on read (bfloat16 bits) already returns a new array."""
-    reader = getattr(trajectory, "read_steps", None)
-    if reader is not None:
-        return reader(name, first, stop, columns)
-    steps = trajectory.deltas(name)
-    if isinstance(steps, np.ndarray):
-        return np.array(steps[first:stop, columns], dtype=np.float32)
-    block = np.asarray(steps[first:stop, columns], dtype=np.float32)
-    return block if block.flags.writeable else block.copy()

@@ -221,10 +221,10 @@ class DeviceStore:
         return DeviceTrajectory(shapes, self.device, capacity=n_steps)
 
     def release(self, trajectory):
-        """Done with a round's trajectory: its device memory is freed (it is empty after),
-        with what CuPy's pool holds unused, for the next round's training."""
+        """Done with a round's trajectory: its device memory is freed (it is empty after)
+        and torch's cache emptied, for the next round's training (Algorithm 1 then
+        frees CuPy's unused pool, whatever the store)."""
         if isinstance(trajectory, DeviceTrajectory):
             trajectory.clear()
-        placement.release_device_memory()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()

@@ -194,7 +194,7 @@ class _AppendableArray:
         """Rows ``first:stop`` of the entries ``columns`` of each row (a ``(start, end)``
         pair, or sorted indices), a new array of shape (stop - first, n).
 
-        Positioned reads with the kernel's readahead off for them
+        Indices must not be empty.  Positioned reads with the kernel's readahead off for them
         (:data:`READS_WITHOUT_READAHEAD`), by ``threads`` threads at once (each reads a
         share of the rows; the reads release the GIL): one read per row of a range; for
         indices, one per piece of :func:`_index_pieces` (at most
@@ -203,7 +203,7 @@ class _AppendableArray:
         if isinstance(columns, tuple):
             pieces, width = None, columns[1] - columns[0]
         else:
-            span = int(columns[-1]) - int(columns[0]) + 1 if columns.size else 0
+            span = int(columns[-1]) - int(columns[0]) + 1
             gap = max(SPAN_GAP_BYTES // self.dtype.itemsize, span // PIECES_PER_ROW)
             pieces, width = _index_pieces(columns, gap, PIECE_ENTRIES), columns.size
         out = np.empty((stop - first, width), dtype=self.dtype)
@@ -424,8 +424,7 @@ class DiskTrajectory(Trajectory):
         else:
             index = np.asarray(columns, dtype=np.int64)
         if not READS_WITHOUT_READAHEAD or stop <= first or (index is not None and index.size == 0):
-            steps = self.deltas(name)[first:stop, columns]  # a decoded bfloat16 block is new
-            return np.array(steps, dtype=np.float32) if self.dtype == "float32" else steps
+            return super().read_steps(name, first, stop, columns)  # through the memory map
         block = self._arrays[name].read_columns(first, stop, (start, end) if index is None else index,
                                                 threads=READ_THREADS)
         return block if self.dtype == "float32" else bfloat16.from_bfloat16_bits(block)

@@ -138,6 +138,18 @@ class Trajectory(ABC):
         """Return ``Δθ`` of tensor ``name``, float32 of shape (T, size): an ndarray, or an
         array-like whose indexing returns ndarrays (a store that decodes on read)."""
 
+    def read_steps(self, name, first, stop, columns):
+        """Steps ``first:stop`` of the entries ``columns`` (a slice, or sorted indices: a
+        gather in row order) of tensor ``name``, as a new writable float32 array of shape
+        (stop - first, n): what a pass over a block of columns reads.  An ndarray from
+        :meth:`deltas` (a memory map) is copied; an array-like that decodes on read
+        (bfloat16 bits) already returns a new array."""
+        steps = self.deltas(name)
+        if isinstance(steps, np.ndarray):
+            return np.array(steps[first:stop, columns], dtype=np.float32)
+        block = np.asarray(steps[first:stop, columns], dtype=np.float32)
+        return block if block.flags.writeable else block.copy()
+
     def _check_name(self, name):
         if name not in self.shapes:
             raise KeyError(f"no recorded tensor named {name!r}; recorded: {list(self.shapes)}")
