@@ -104,21 +104,6 @@ def test_recording_leaves_training_bit_identical():
     assert torch.equal(plain_rng, recorded_rng)
 
 
-def test_the_copy_beside_the_forward_pass_records_the_same_steps(monkeypatch):
-    _, sync_recorder, _ = train_noisy(record=True)
-    assert sync_recorder._buffer._copier is None  # small tensors: copied on the training thread
-    monkeypatch.setattr(buffer_module, "ASYNC_COPY_ENTRIES", 1)  # now on the helper thread
-    plain, _, _ = train_noisy(record=False)
-    recorded, recorder, _ = train_noisy(record=True)
-    assert recorder._buffer._copier is not None
-    for name in recorder.trajectory.shapes:
-        np.testing.assert_array_equal(recorder.trajectory.deltas(name),
-                                      sync_recorder.trajectory.deltas(name))
-    for (name, a), (_, b) in zip(plain.state_dict().items(), recorded.state_dict().items()):
-        assert torch.equal(a, b), name
-    recorder.close()
-
-
 def test_after_step_pass_sees_the_same_dropout_mask():
     torch.manual_seed(3)
     model = nn.Sequential(nn.Dropout(0.5), nn.Linear(4, 1))

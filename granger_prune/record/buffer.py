@@ -11,10 +11,9 @@ copy of each tensor per step, where a clone and a subtraction cost three passes.
 * On the CPU two blocks alternate: while the training thread copies the next
   steps' parameters into one, the writer thread takes the differences of the
   other (torch releases the GIL inside the subtraction, so on two cores it runs
-  beside training) and appends them to the store.  From
-  :data:`ASYNC_COPY_ENTRIES` recorded entries, a step's copy itself runs on a
-  helper thread while the extra forward pass reads the same parameters
-  (:meth:`StepBuffer.snapshot`, waited for in :meth:`StepBuffer.commit`).
+  beside training) and appends them to the store.  The step's copy into the
+  block runs on the training thread: a helper thread for it, beside the extra
+  forward pass, cost more than it saved (``studies/bench_recording``).
 * On CUDA everything is stream-ordered on the device (copies, norms, the
   differences) and nothing synchronises; a flushed block goes to one of two
   pinned host staging blocks on a side stream, and the store's thread copies it
@@ -44,10 +43,6 @@ from ..exceptions import NonFiniteLossError
 #: (at least 1, at most :data:`MAX_CHUNK_STEPS`).
 CHUNK_BYTES = {"cpu": 1 << 26, "cuda": 1 << 29}
 MAX_CHUNK_STEPS = 256
-#: Recorded entries from which, on the CPU, a step's copy into the block runs on a helper
-#: thread beside the extra forward pass (which only reads the parameters); below it the
-#: hand-over to the thread costs more than the copy.
-ASYNC_COPY_ENTRIES = 1 << 18
 
 
 def default_chunk_steps(sizes, device_type="cpu"):
@@ -95,9 +90,6 @@ class StepBuffer:
         self._on_cuda = self.device.type == "cuda"
         self._side = torch.cuda.Stream(self.device) if self._on_cuda else None
         self._writer = ThreadPoolExecutor(1, "granger-prune-writer")
-        self._copier = (ThreadPoolExecutor(1, "granger-prune-copier")
-                        if not self._on_cuda and sum(self.sizes) >= ASYNC_COPY_ENTRIES else None)
-        self._copying, self._snapshotted = None, False
         self._pending = None
         self._have_previous = False
         # (parameters after each step, parameters before the block's first step); two on
@@ -125,7 +117,6 @@ class StepBuffer:
 
     def begin(self, tensors):
         """Before a step: keep ``θ`` as the start of the chain, if there is none."""
-        self._copied()
         if not self._have_previous:
             _copy_rows(self._previous, self._flat(tensors))
             self._have_previous = True
@@ -150,37 +141,15 @@ class StepBuffer:
         self.flush(wait=False)
         self._have_previous = False
 
-    def snapshot(self, tensors):
-        """Right after a step: start copying ``θ`` into the next row (stream-ordered on
-        CUDA; on a helper thread for large tensors on the CPU, so that the copy runs
-        beside the extra forward pass; the parameters must not change until
-        :meth:`commit`)."""
-        self._copied()
-        rows, flat = self._row_views[self._row], self._flat(tensors)
-        if self._copier is None:
-            _copy_rows(rows, flat)
-        else:
-            self._copying = self._copier.submit(_copy_rows, rows, flat)
-        self._snapshotted = True
-
-    def _copied(self):
-        """Wait for the copy :meth:`snapshot` started, if one runs."""
-        copying, self._copying = self._copying, None
-        if copying is not None:
-            copying.result()
-
     def commit(self, tensors, loss_before, loss_after, rates, grad_norm):
-        """After a step: keep ``θ`` (copied by :meth:`snapshot`, or now) and the step's
-        scalars in the next row.
+        """After a step: copy ``θ`` and the step's scalars into the next row
+        (stream-ordered on CUDA).
 
         ``loss_after`` and ``grad_norm`` may be device tensors (kept on the device
         on CUDA), ``rates`` is one learning rate per tensor.  A full block is flushed.
         """
         row = self._row
-        if not self._snapshotted:
-            _copy_rows(self._row_views[row], self._flat(tensors))
-        self._copied()
-        self._snapshotted = False
+        _copy_rows(self._row_views[row], self._flat(tensors))
         if self._on_cuda:
             self._loss_after[row] = loss_after
             self._grad_norms[row] = grad_norm
@@ -196,7 +165,6 @@ class StepBuffer:
 
     def flush(self, wait=True):
         """Hand the rows committed so far to the store; with ``wait``, until it has them."""
-        self._copied()
         n = self._row
         if n:
             first = self.n_steps - n
@@ -218,13 +186,19 @@ class StepBuffer:
 
         Each row minus the one before, in the tensor's dtype, written into one new
         array (``torch.diff`` with ``prepend`` would first copy the block whole into a
-        second one)."""
+        second one); on the CPU that array is NumPy's (:func:`_host_empty`)."""
         out = []
         for block, start in zip(snapshots, previous):
-            delta = torch.empty_like(block[:n])
+            on_host = block.device.type == "cpu"
+            if on_host and block.dtype == torch.float32:
+                delta = _host_empty((n, block.shape[1]))
+            else:
+                delta = torch.empty_like(block[:n])
             torch.sub(block[1:n], block[:n - 1], out=delta[1:])
             torch.sub(block[0], start, out=delta[0])
-            out.append(delta.to(torch.float32))
+            if delta.dtype != torch.float32:
+                delta = (_host_empty(delta.shape).copy_(delta) if on_host else delta.to(torch.float32))
+            out.append(delta)
         return out
 
     def _flush_host(self, first, n, loss_before, loss_after, grad_norms, rates):
@@ -315,8 +289,17 @@ class StepBuffer:
             self.flush(wait=True)
         finally:
             self._writer.shutdown(wait=True)
-            if self._copier is not None:
-                self._copier.shutdown(wait=True)
+
+
+def _host_empty(shape):
+    """A new float32 CPU tensor on memory NumPy allocated.
+
+    NumPy asks Linux for transparent huge pages on large arrays (``madvise``), torch's
+    CPU allocator does not: where the kernel gives huge pages only on request, the
+    first touch of a fresh block costs a page fault per 4 KiB in torch's memory
+    (measured: 0.66 against 0.12 ms a 300k-entry row, filled from new), and on two
+    cores the writer's faults slowed the training thread beside it."""
+    return torch.from_numpy(np.empty(shape, dtype=np.float32))
 
 
 def _copy_rows(rows, tensors):

@@ -306,7 +306,6 @@ class TrajectoryRecorder:
         if not taken:
             self.n_skipped += 1
             return loss_before
-        self._buffer.snapshot(self._tensors)  # beside the extra forward pass, for large tensors
 
         loss_after = float("nan")
         if self.loss_change == "same_batch":
