@@ -431,3 +431,15 @@ def test_an_interrupted_cli_run_says_that_the_same_command_continues_it(tmp_path
     err = capsys.readouterr().err
     assert "interrupted" in err and "kept unfinished; the same command continues it" in err
     assert status(tmp_path / "run") == "unfinished"
+
+
+def test_the_recorded_gradient_norm_is_nan_when_no_recorded_tensor_has_a_gradient():
+    torch.manual_seed(0)
+    model = MLP(4, (8,), 3)
+    unused = nn.Linear(4, 4)  # recorded, optimised, never in the loss: its gradient stays None
+    optimizer = torch.optim.SGD([*model.parameters(), *unused.parameters()], lr=0.1)
+    recorder = TrajectoryRecorder(model, {"unused.weight": unused.weight})
+    recorder.step(optimizer, nn.functional.cross_entropy, torch.randn(16, 4), torch.randint(0, 3, (16,)))
+    assert unused.weight.grad is None
+    assert np.isnan(recorder.trajectory.grad_norms()).all()
+    assert not recorder.trajectory.deltas("unused.weight").any()

@@ -100,20 +100,24 @@ class StepBuffer:
                           for t in flat], [torch.empty_like(t) for t in flat])
                         for _ in range(1 if self._on_cuda else 2)]
         self._pointers, self._flat_views = None, None
+        # every row's views, made once per block (a view costs about a microsecond)
+        self._block_rows = [[[block[r] for block in snapshots] for r in range(self.chunk_steps)]
+                            for snapshots, _ in self._blocks]
         self._use_block(0)
         self._staging = [None, None]  # CUDA: the two pinned host blocks, allocated when first used
         self._n_flushes = 0
         self._new_scalars()
 
     def _new_scalars(self):
-        n = self.chunk_steps
+        """The block's scalars: Python lists on the host (an append costs less than an
+        item of an array), device tensors for what CUDA computes."""
         if self._on_cuda:
+            n = self.chunk_steps
             self._loss_after = torch.full((n,), float("nan"), dtype=torch.float64, device=self.device)
             self._grad_norms = torch.full((n,), float("nan"), dtype=torch.float64, device=self.device)
         else:
-            self._loss_after, self._grad_norms = np.full(n, np.nan), np.full(n, np.nan)
-        self._loss_before = np.full(n, np.nan)
-        self._rates = np.full((n, len(self.names)), np.nan)
+            self._loss_after, self._grad_norms = [], []
+        self._loss_before, self._rates = [], []
 
     def begin(self, tensors):
         """Before a step: keep ``θ`` as the start of the chain, if there is none."""
@@ -131,9 +135,9 @@ class StepBuffer:
         return [t.detach().reshape(-1) if v is None else v for t, v in zip(tensors, self._flat_views)]
 
     def _use_block(self, index):
-        """Fill block ``index`` next (its rows' views made once)."""
+        """Fill block ``index`` next."""
         self._snapshots, self._previous = self._blocks[index]
-        self._row_views = [[block[r] for block in self._snapshots] for r in range(self.chunk_steps)]
+        self._row_views = self._block_rows[index]
 
     def restart(self):
         """Flush the rows so far and start the chain again at the next :meth:`begin`
@@ -154,10 +158,10 @@ class StepBuffer:
             self._loss_after[row] = loss_after
             self._grad_norms[row] = grad_norm
         else:
-            self._loss_after[row] = float(loss_after)
-            self._grad_norms[row] = float(grad_norm)
-        self._loss_before[row] = loss_before
-        self._rates[row] = rates
+            self._loss_after.append(float(loss_after))
+            self._grad_norms.append(float(grad_norm))
+        self._loss_before.append(loss_before)
+        self._rates.append(rates)
         self._row += 1
         self.n_steps += 1
         if self._row == self.chunk_steps:
@@ -168,8 +172,11 @@ class StepBuffer:
         n = self._row
         if n:
             first = self.n_steps - n
-            scalars = (self._loss_before[:n], self._loss_after[:n], self._grad_norms[:n],
-                       {name: self._rates[:n, k].copy() for k, name in enumerate(self.names)})
+            rates = np.array(self._rates, dtype=np.float64).reshape(n, len(self.names))
+            scalars = (np.array(self._loss_before, dtype=np.float64),
+                       *(np.array(values, dtype=np.float64) if isinstance(values, list) else values[:n]
+                         for values in (self._loss_after, self._grad_norms)),
+                       {name: rates[:, k].copy() for k, name in enumerate(self.names)})
             self._new_scalars()
             self._row = 0
             if self._on_cuda:

@@ -70,13 +70,12 @@ def optimizer_step(model, optimizer, loss_fn, inputs, targets, step=None, *, sca
     with autocast(model, autocast_dtype):
         loss = loss_fn(model(inputs), targets)
     value = loss.item()
-    where = "" if step is None else f" at step {step}"
     if not math.isfinite(value):
-        raise NonFiniteLossError(f"the training loss is {value}{where}; the parameters were not "
+        raise NonFiniteLossError(f"the training loss is {value}{_at_step(step)}; the parameters were not "
                                  "updated (training diverged? a lower learning rate may help)")
     if scaler is None:
         loss.backward()
-        norms = _checked_gradient_norms(model, optimizer, where, value)
+        norms = _checked_gradient_norms(model, optimizer, step, value)
         optimizer.step()
         return (value, True, norms) if return_grad_norms else (value, True)
     scaler.scale(loss).backward()
@@ -124,7 +123,12 @@ def _norm_dtype(dtype):
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else None
 
 
-def _checked_gradient_norms(model, optimizer, where, loss):
+def _at_step(step):
+    """`` at step …`` for an error message, or nothing when ``step`` is None."""
+    return "" if step is None else f" at step {step}"
+
+
+def _checked_gradient_norms(model, optimizer, step, loss):
     """:func:`gradient_norms`, after raising :class:`NonFiniteGradientError` naming the
     first parameter whose gradient holds NaN or inf (one host read of the norms' check:
     a NaN step would wreck the weights it touches).  A norm beyond float32's range with
@@ -132,6 +136,7 @@ def _checked_gradient_norms(model, optimizer, where, loss):
     norms = gradient_norms(optimizer)
     if math.isfinite(float(norms.sum())):  # the norms are >= 0: any NaN or inf shows in the sum
         return norms
+    where = _at_step(step)
     for name, p in model.named_parameters():
         if p.grad is not None and not torch.isfinite(p.grad).all():
             bad = int((~torch.isfinite(p.grad)).sum())
@@ -241,8 +246,7 @@ class TrajectoryRecorder:
         # listed once (a walk over the modules costs more than the copies)
         self._buffers = list(model.buffers())
         self._saved_buffers = [torch.empty_like(b) for b in self._buffers]
-        self._layout_of = (None, None, None)
-        self._device_index = {}
+        self._layout_of = (None,)
         # the optimizer whose steps are recorded, with the hook that counts its steps
         self._hooked, self._hooks = None, []
         self._optimizer_steps = self._expected_steps = 0
@@ -316,9 +320,9 @@ class TrajectoryRecorder:
                     raise NonFiniteLossError(
                         f"the loss after step {step_index} of the recording is {loss_after}")
         self._expected_steps = self._optimizer_steps
-        groups, positions = self._layout(optimizer)
+        groups, inside, outside = self._layout(optimizer)
         self._buffer.commit(self._tensors, loss_before, loss_after, self._group_rates(optimizer, groups),
-                            self._recorded_grad_norm(norms, positions))
+                            self._recorded_grad_norm(norms, inside, outside))
         self.step_sizes.append(float(optimizer.param_groups[0]["lr"]))
         if self.step_sizes[-1] != self.step_sizes[0] and not self._warned_step_size:
             self._warned_step_size = True
@@ -331,13 +335,19 @@ class TrajectoryRecorder:
         return loss_before
 
     def _layout(self, optimizer):
-        """Per recorded tensor, its parameter group and its position among the optimizer's
-        parameters (None when it is not one of them); looked up once per optimizer."""
+        """Per recorded tensor, its parameter group (None when it is in none); the positions
+        among the optimizer's parameters of the recorded tensors in it (on CUDA an index
+        tensor: a host list as index is a copy per step); the recorded tensors outside it.
+        Looked up once per optimizer."""
         if self._layout_of[0] is not optimizer:
             where = {id(p): (k, i) for i, (k, p) in enumerate(
                 (k, p) for k, g in enumerate(optimizer.param_groups) for p in g["params"])}
             found = [where.get(id(p), (None, None)) for p in self._tensors]
-            self._layout_of = (optimizer, [k for k, _ in found], [i for _, i in found])
+            inside = [i for _, i in found if i is not None]
+            if self.device.type == "cuda":
+                inside = torch.tensor(inside, dtype=torch.long, device=self.device)
+            outside = [p for p, (_, i) in zip(self._tensors, found) if i is None]
+            self._layout_of = (optimizer, [k for k, _ in found], inside, outside)
         return self._layout_of[1:]
 
     @staticmethod
@@ -346,26 +356,25 @@ class TrajectoryRecorder:
         param_groups = optimizer.param_groups
         return [float("nan") if k is None else param_groups[k]["lr"] for k in groups]
 
-    def _recorded_grad_norm(self, norms, positions):
+    def _recorded_grad_norm(self, norms, inside, outside):
         """The 2-norm of the recorded tensors' gradients, from the step's :func:`gradient_norms`
-        (a float; a 0-d tensor on CUDA, with no synchronisation); nan when none has one."""
-        with_grad = [k for k, p in enumerate(self._tensors) if p.grad is not None]
-        if not with_grad:
-            return float("nan")
-        inside = [positions[k] for k in with_grad if positions[k] is not None]
-        outside = [self._tensors[k].grad for k in with_grad if positions[k] is None]
+        at positions ``inside`` (0 for a tensor without a gradient) and of the ``outside``
+        tensors' own: a float; a 0-d tensor on CUDA, with no synchronisation; nan when none
+        has a gradient."""
+        outside = [p.grad for p in outside if p.grad is not None]
         if self.device.type == "cuda":
-            key = tuple(inside)
-            if key not in self._device_index:  # made once: a host list as index is a copy per step
-                self._device_index[key] = torch.tensor(key, dtype=torch.long, device=self.device)
-            index = self._device_index[key]
-            total = norms[index].square().sum() if inside else torch.zeros((), device=self.device)
+            if not any(p.grad is not None for p in self._tensors):
+                return float("nan")
+            total = norms[inside].square().sum() if len(inside) else torch.zeros((), device=self.device)
             for g in outside:
                 total = total + torch.linalg.vector_norm(g.float()).square()
             return total.sqrt()
         values = norms.tolist()
-        return math.sqrt(sum(values[i] ** 2 for i in inside) +
-                         sum(float(torch.linalg.vector_norm(g.float())) ** 2 for g in outside))
+        norm = math.hypot(*[values[i] for i in inside],
+                          *[float(torch.linalg.vector_norm(g.float())) for g in outside])
+        if norm == 0 and not any(p.grad is not None for p in self._tensors):
+            return float("nan")  # checked only here: a gradient of norm 0 is rare, the check is not free
+        return norm
 
     def _watch(self, optimizer):
         """Hook ``optimizer``: a step post-hook counts its steps (a step taken outside
