@@ -57,6 +57,17 @@ def peak_rss_bytes():
     return float("nan")
 
 
+def cpu_name():
+    """The CPU's model name (Linux ``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def build(name, device):
     import torch
     from torch import nn
@@ -218,7 +229,7 @@ def main(argv=None):
               + (f"  writes {row['write_gbs']:.3f} GB/s" if row["write_gbs"] else ""))
     import torch
 
-    meta = dict(python=platform.python_version(), torch=torch.__version__, cpu=platform.processor(),
+    meta = dict(python=platform.python_version(), torch=torch.__version__, cpu=cpu_name(),
                 cores=os.cpu_count(), threads=args.threads, steps=args.steps, warmup=args.warmup,
                 rounds=args.rounds, device=args.device)
     out = args.out or (Path(tempfile.mkdtemp(prefix="bench_recording_quick_")) / "results.json"
