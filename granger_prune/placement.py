@@ -200,6 +200,8 @@ def place(X, xp, *arrays, stream=True, multiple=1, free_bytes=None):
         try:
             placed = _whole(X, xp)
         except xp.cuda.memory.OutOfMemoryError:  # free memory is an estimate: stream instead
+            pass
+        if placed is None:  # out of the handler: its traceback held the partial copy
             xp.get_default_memory_pool().free_all_blocks()
     if placed is None:
         if not stream:

@@ -559,13 +559,15 @@ def granger_design(trajectory, tensors=None, *, features="vanilla", lags=0, aliv
         X, sq_steps, n_params, column_scale = _lazy_features(trajectory, names, unit_map, kinds, rows,
                                                              eta, scale, moved)
     elif out is None:
-        X, sq_steps, n_params = _in_memory_features(trajectory, names, unit_map, n_units, kinds, rows,
-                                                    eta, moved)
-        column_scale = _column_scale(X, scale)
-        X /= get_namespace(X).asarray(column_scale)
+        with _steps_device(trajectory, names):
+            X, sq_steps, n_params = _in_memory_features(trajectory, names, unit_map, n_units, kinds,
+                                                        rows, eta, moved)
+            column_scale = _column_scale(X, scale)
+            X /= get_namespace(X).asarray(column_scale)
     else:
-        X, sq_steps, n_params, column_scale = _unit_features_to_file(
-            out, trajectory, names, unit_map, n_units, kinds, rows, eta, scale, moved)
+        with _steps_device(trajectory, names):
+            X, sq_steps, n_params, column_scale = _unit_features_to_file(
+                out, trajectory, names, unit_map, n_units, kinds, rows, eta, scale, moved)
     _warn_unmoved(names, unit_map, moved, len(rows))
     Z, restricted_names = restricted_columns(loss_before, rows, lags, restricted)
     return GrangerDesign(
@@ -595,10 +597,18 @@ def _on_cuda(trajectory):
     return getattr(getattr(trajectory, "device", None), "type", None) == "cuda"
 
 
+def _steps_device(trajectory, names):
+    """Context in which CuPy's current device is that of a store's steps when they are
+    CuPy arrays (a model on cuda:N: every array the design allocates must be there),
+    else nothing."""
+    steps = trajectory.deltas(names[0]) if _on_cuda(trajectory) else None
+    return contextlib.nullcontext() if get_namespace(steps) is np else steps.device
+
+
 def _in_memory_features(trajectory, names, unit_map, n_units, kinds, rows, eta, moved):
-    """:func:`_unit_features`; for a store whose steps are CuPy arrays, on their device, a
-    block of rows at a time (:data:`DESIGN_BLOCK_ENTRIES`), so that the float64
-    temporaries of the features stay small beside ``X``."""
+    """:func:`_unit_features`; for a store whose steps are CuPy arrays, a block of rows at
+    a time (:data:`DESIGN_BLOCK_ENTRIES`), so that the float64 temporaries of the
+    features stay small beside ``X`` (called within :func:`_steps_device`)."""
     steps = trajectory.deltas(names[0]) if _on_cuda(trajectory) else None
     xp = get_namespace(steps)
     if xp is np:  # a host store (or a CUDA one without CuPy, whose reads are host copies)
@@ -606,13 +616,12 @@ def _in_memory_features(trajectory, names, unit_map, n_units, kinds, rows, eta, 
     d = n_units * len(kinds)
     step = max(1, DESIGN_BLOCK_ENTRIES // max(d, 1))
     sq_steps, n_params = np.zeros(len(rows)), 0
-    with steps.device:  # every array on the steps' device (a model on cuda:N)
-        X = xp.empty((len(rows), d))
-        for start in range(0, len(rows), step):
-            block, sq, n_params = _unit_features(trajectory, names, unit_map, n_units, kinds,
-                                                 rows[start:start + step], eta, moved)
-            X[start:start + block.shape[0]] = block
-            sq_steps[start:start + block.shape[0]] = sq
+    X = xp.empty((len(rows), d))
+    for start in range(0, len(rows), step):
+        block, sq, n_params = _unit_features(trajectory, names, unit_map, n_units, kinds,
+                                             rows[start:start + step], eta, moved)
+        X[start:start + block.shape[0]] = block
+        sq_steps[start:start + block.shape[0]] = sq
     return X, sq_steps, n_params
 
 

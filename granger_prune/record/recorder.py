@@ -197,8 +197,9 @@ class TrajectoryRecorder:
         precision); pass the ``GradScaler`` to :meth:`step`.  A step the scaler
         skips is not recorded (it changed nothing); ``n_skipped`` counts them.
     chunk_steps : int, optional
-        Steps kept on the device before a block goes to the store (default:
-        256 MiB of float32 rows, at most 256 steps).
+        Steps kept on the device before a block goes to the store (default: 64 MiB of
+        float32 rows on the CPU, 512 MiB on CUDA, at most 256 steps; see
+        :func:`~granger_prune.record.buffer.default_chunk_steps`).
 
     The steps reach the store a block at a time: :attr:`trajectory` (or
     :meth:`flush`) hands over the steps still in the buffer first.
@@ -365,6 +366,8 @@ class TrajectoryRecorder:
         if self.device.type == "cuda":
             if not any(p.grad is not None for p in self._tensors):
                 return float("nan")
+            if norms.device != self.device:  # the optimizer's first gradient on another GPU
+                norms = norms.to(self.device)
             total = norms[inside].square().sum() if len(inside) else torch.zeros((), device=self.device)
             for g in outside:
                 total = total + torch.linalg.vector_norm(g.float()).square()
