@@ -794,6 +794,48 @@ def test_fit_shared_target_equals_individual_fits(layers):
         assert a.dual_gap <= 1e-8 * np.var(y) and b.dual_gap <= 1e-8 * np.var(y)
 
 
+def test_each_shared_target_fit_runs_on_its_designs_device_and_own_stream():
+    """A worker thread starts on CUDA device 0: the fit enters its design's device, then
+    a stream created there (a stand-in for CuPy records the order)."""
+    from types import SimpleNamespace
+
+    from granger_prune.lasso.batch import _own_stream
+
+    entered = []
+
+    class Device:
+        def __init__(self, index):
+            self.index = index
+
+        def __enter__(self):
+            entered.append(("device", self.index))
+
+        def __exit__(self, *exc):
+            entered.append(("left", self.index))
+
+    class Stream:
+        def __init__(self, non_blocking):
+            entered.append(("stream", non_blocking))
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+    fake = SimpleNamespace(__name__="cupy", cuda=SimpleNamespace(Device=Device, Stream=Stream))
+    with _own_stream(fake, SimpleNamespace(device=Device(2))):
+        entered.append(("fit",))
+    assert entered == [("device", 2), ("stream", True), ("fit",), ("left", 2)]
+    entered.clear()
+    with _own_stream(fake, np.zeros(3)):  # no CuPy device: the current one, a stream on it
+        pass
+    assert entered == [("stream", True)]
+    with _own_stream(np, np.zeros(3)):  # the host: nothing
+        pass
+    assert entered == [("stream", True)]
+
+
 def test_fit_shared_target_with_alphas(layers):
     designs, y = layers
     alphas = [0.05 * alpha_max(designs[0], y), 0.2 * alpha_max(designs[1], y)]

@@ -8,7 +8,7 @@ parallel threads when ``n_jobs > 1``: the passes over ``X`` release the GIL
 """
 
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
@@ -19,11 +19,17 @@ from .problem import Problem
 from .solver import _warn_not_converged, _solve_enet
 
 
-def _stream(xp):
-    """A fresh non-blocking CUDA stream context for CuPy, else a no-op context."""
-    if xp.__name__ == "cupy":
-        return xp.cuda.Stream(non_blocking=True)
-    return nullcontext()
+@contextmanager
+def _own_stream(xp, X):
+    """For CuPy, ``X``'s device made current and a fresh non-blocking stream on it (a
+    worker thread starts on device 0, wrong for a design on cuda:N); else nothing."""
+    if xp.__name__ != "cupy":
+        yield
+        return
+    device = getattr(X, "device", None)  # a CuPy array's; a wrapped design may have none
+    with (device if isinstance(device, xp.cuda.Device) else nullcontext()), \
+            xp.cuda.Stream(non_blocking=True):
+        yield
 
 
 def fit_shared_target(designs, y, *, alpha=None, alpha_ratio=None, l1_ratio=1.0,
@@ -78,7 +84,7 @@ def fit_shared_target(designs, y, *, alpha=None, alpha_ratio=None, l1_ratio=1.0,
     problems = [Problem(X, y, fit_intercept) for X in designs]
 
     def fit(i):
-        with _stream(xp):
+        with _own_stream(xp, designs[i]):
             problem = problems[i]
             a_max = problem.alpha_max(l1_ratio, positive)
             a = alphas[i] if alphas[i] is not None else alpha_ratio * a_max
