@@ -1,6 +1,7 @@
 """The trajectory kept on the model's device: recorded, read, turned into a design and
 selected from as the host stores are (bit for bit on the CPU), and sized before training."""
 
+import contextlib
 from types import SimpleNamespace
 
 import numpy as np
@@ -195,3 +196,24 @@ def test_on_the_gpu_the_steps_stay_there_and_the_design_is_built_there():
                                             dual_gap=float(row["dual_gap"]), alpha=float(row["alpha"])))
             assert fits[0].alpha == pytest.approx(fits[1].alpha, rel=1e-9)  # alpha_max: one reduction
             assert_same_enet_solution(one.X, one.y, fits[0], fits[1], fits[1].alpha)
+
+
+def test_the_design_of_a_cuda_store_is_built_on_its_device_without_reading_it(monkeypatch):
+    """cuda:N made current for the whole build (where CuPy works), decided from the store's
+    device, not from a read of its steps (without CuPy a read is a host copy)."""
+    from granger_prune.design.granger import _steps_device
+
+    class Store:
+        device = torch.device("cuda", 1)
+
+        def deltas(self, name):
+            raise AssertionError("read")
+
+    entered = []
+    monkeypatch.setattr(placement, "running_on", lambda device: entered.append(device) or "on it")
+    monkeypatch.setattr(placement, "cupy_works", lambda: True)
+    assert _steps_device(Store()) == "on it" and entered == ["cuda:1"]
+    monkeypatch.setattr(placement, "cupy_works", lambda: False)
+    assert isinstance(_steps_device(Store()), contextlib.nullcontext)
+    host = InMemoryTrajectory({"w": (3,)})
+    assert isinstance(_steps_device(host), contextlib.nullcontext) and entered == ["cuda:1"]

@@ -559,13 +559,13 @@ def granger_design(trajectory, tensors=None, *, features="vanilla", lags=0, aliv
         X, sq_steps, n_params, column_scale = _lazy_features(trajectory, names, unit_map, kinds, rows,
                                                              eta, scale, moved)
     elif out is None:
-        with _steps_device(trajectory, names):
+        with _steps_device(trajectory):
             X, sq_steps, n_params = _in_memory_features(trajectory, names, unit_map, n_units, kinds,
                                                         rows, eta, moved)
             column_scale = _column_scale(X, scale)
             X /= get_namespace(X).asarray(column_scale)
     else:
-        with _steps_device(trajectory, names):
+        with _steps_device(trajectory):
             X, sq_steps, n_params, column_scale = _unit_features_to_file(
                 out, trajectory, names, unit_map, n_units, kinds, rows, eta, scale, moved)
     _warn_unmoved(names, unit_map, moved, len(rows))
@@ -597,12 +597,16 @@ def _on_cuda(trajectory):
     return getattr(getattr(trajectory, "device", None), "type", None) == "cuda"
 
 
-def _steps_device(trajectory, names):
+def _steps_device(trajectory):
     """Context in which CuPy's current device is that of a store's steps when they are
     CuPy arrays (a model on cuda:N: every array the design allocates must be there),
-    else nothing."""
-    steps = trajectory.deltas(names[0]) if _on_cuda(trajectory) else None
-    return contextlib.nullcontext() if get_namespace(steps) is np else steps.device
+    else nothing.  Asks the store where, without reading its steps (without CuPy a
+    device store's read is a host copy)."""
+    from ..placement import cupy_works, running_on, steps_device  # placement imports design
+
+    if _on_cuda(trajectory) and cupy_works():
+        return running_on(steps_device(trajectory))
+    return contextlib.nullcontext()
 
 
 def _in_memory_features(trajectory, names, unit_map, n_units, kinds, rows, eta, moved):
