@@ -559,9 +559,9 @@ def granger_design(trajectory, tensors=None, *, features="vanilla", lags=0, aliv
         X, sq_steps, n_params, column_scale = _lazy_features(trajectory, names, unit_map, kinds, rows,
                                                              eta, scale, moved)
     elif out is None:
-        with _steps_device(trajectory):
-            X, sq_steps, n_params = _in_memory_features(trajectory, names, unit_map, n_units, kinds,
-                                                        rows, eta, moved)
+        with _steps_device(trajectory) as xp:
+            X, sq_steps, n_params = _in_memory_features(xp, trajectory, names, unit_map, n_units,
+                                                        kinds, rows, eta, moved)
             column_scale = _column_scale(X, scale)
             X /= get_namespace(X).asarray(column_scale)
     else:
@@ -599,23 +599,23 @@ def _on_cuda(trajectory):
 
 def _steps_device(trajectory):
     """Context in which CuPy's current device is that of a store's steps when they are
-    CuPy arrays (a model on cuda:N: every array the design allocates must be there),
-    else nothing.  Asks the store where, without reading its steps (without CuPy a
-    device store's read is a host copy)."""
+    CuPy arrays (a model on cuda:N: every array the design allocates must be there);
+    yields the array module of the steps (``numpy`` for a host store, or a CUDA one
+    where CuPy cannot run, whose reads are host copies).  Asks the store where, without
+    reading its steps."""
     from ..placement import cupy_works, running_on, steps_device  # placement imports design
 
     if _on_cuda(trajectory) and cupy_works():
         return running_on(steps_device(trajectory))
-    return contextlib.nullcontext()
+    return contextlib.nullcontext(np)
 
 
-def _in_memory_features(trajectory, names, unit_map, n_units, kinds, rows, eta, moved):
-    """:func:`_unit_features`; for a store whose steps are CuPy arrays, a block of rows at
-    a time (:data:`DESIGN_BLOCK_ENTRIES`), so that the float64 temporaries of the
-    features stay small beside ``X`` (called within :func:`_steps_device`)."""
-    steps = trajectory.deltas(names[0]) if _on_cuda(trajectory) else None
-    xp = get_namespace(steps)
-    if xp is np:  # a host store (or a CUDA one without CuPy, whose reads are host copies)
+def _in_memory_features(xp, trajectory, names, unit_map, n_units, kinds, rows, eta, moved):
+    """:func:`_unit_features`; for a store whose steps are CuPy arrays (``xp``, what
+    :func:`_steps_device` yields, within it), a block of rows at a time
+    (:data:`DESIGN_BLOCK_ENTRIES`), so that the float64 temporaries of the features stay
+    small beside ``X``."""
+    if xp is np:
         return _unit_features(trajectory, names, unit_map, n_units, kinds, rows, eta, moved)
     d = n_units * len(kinds)
     step = max(1, DESIGN_BLOCK_ENTRIES // max(d, 1))
