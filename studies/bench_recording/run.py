@@ -1,6 +1,6 @@
 """Benchmark of trajectory recording against plain training (see README.md).
 
-    python studies/bench_recording/run.py                 # the digits MLPs on the CPU (about 3 min)
+    python studies/bench_recording/run.py                 # the digits-sized MLPs on the CPU (about 3 min)
     python studies/bench_recording/run.py --quick         # a smoke run (about 30 s)
     python studies/bench_recording/run.py --device cuda   # ResNet-18, CIFAR-shaped batches, on a GPU
 
